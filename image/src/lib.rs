@@ -1,5 +1,7 @@
 //! The cluster image: its manifest, units, and the tarball that carries it.
 
+pub mod archive;
+pub mod layout;
 pub mod manifest;
 pub mod units;
 
