@@ -1,0 +1,324 @@
+#!/bin/bash
+# Build (or find in the cache) the planet system container image.
+#
+#   planet-image/build.sh [--kube-bin DIR] [--format erofs|squashfs]
+#                         [--cache-dir DIR] [--out DIR]
+#
+# The LAST line of stdout is the absolute path of a directory holding exactly
+# planet.<format> and planet.json. Everything else goes to stderr.
+# See planet-image/README.md for the contract with the agent.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+readonly here repo
+readonly suite=bookworm
+mirror=${PLANET_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+security_mirror=${PLANET_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+
+# Files in planet-image/ that do not affect the image and so stay out of the
+# recipe hash. Everything else (this script included) is in it.
+readonly not_recipe=(README.md smoke-runc.sh)
+
+log() { echo "planet-image: $*" >&2; }
+die() {
+	echo "planet-image: ERROR: $*" >&2
+	exit 1
+}
+usage() {
+	sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	exit "${1:-2}"
+}
+
+kube_bin=""
+format=erofs
+cache_root=${GRAVITY_CACHE_DIR:-$repo/.cache}
+out=""
+while (($#)); do
+	case $1 in
+	--kube-bin) kube_bin=${2:?--kube-bin needs a directory}; shift 2 ;;
+	--kube-bin=*) kube_bin=${1#*=}; shift ;;
+	--format) format=${2:?--format needs erofs or squashfs}; shift 2 ;;
+	--format=*) format=${1#*=}; shift ;;
+	--cache-dir) cache_root=${2:?--cache-dir needs a directory}; shift 2 ;;
+	--cache-dir=*) cache_root=${1#*=}; shift ;;
+	--out) out=${2:?--out needs a directory}; shift 2 ;;
+	--out=*) out=${1#*=}; shift ;;
+	-h | --help) usage 0 ;;
+	*) log "unknown argument: $1"; usage ;;
+	esac
+done
+case $format in
+erofs | squashfs) ;;
+*) die "--format must be erofs or squashfs, not '$format'" ;;
+esac
+if [[ -n $kube_bin ]]; then
+	[[ -d $kube_bin ]] || die "--kube-bin $kube_bin is not a directory"
+	kube_bin=$(cd "$kube_bin" && pwd)
+fi
+mkdir -p "$cache_root/planet"
+cache=$(cd "$cache_root/planet" && pwd)
+readonly cache
+
+version=$(tr -d '[:space:]' <"$here/VERSION")
+[[ $version =~ ^[0-9]+\.[0-9]+\.[0-9]+([.-][0-9A-Za-z.-]+)?$ ]] ||
+	die "$here/VERSION holds '$version', not a version like 0.1.0"
+
+# --- recipe hash ----------------------------------------------------------
+# sha256 of: the format, every recipe file (path, executable bit, content) and
+# every --kube-bin file (name, content). Exec bits rather than modes: a git
+# checkout's modes depend on the umask.
+hash_tree() { # DIR [exclude names...] -> "x|- sha256  ./path" lines, sorted
+	local dir=$1
+	shift
+	local -a excl=()
+	local n
+	for n in "$@"; do excl+=(! -path "./$n"); done
+	(
+		cd "$dir"
+		find . -type f ! -path './.*' "${excl[@]}" -print0 | LC_ALL=C sort -z |
+			while IFS= read -r -d '' f; do
+				if [[ -x $f ]]; then printf 'x '; else printf -- '- '; fi
+				sha256sum -- "$f"
+			done
+	)
+}
+# kubelet & co. are ~100 MB each: remember their hashes by (size, mtime,
+# inode) so that a cached run stays well under a second.
+kube_bin_manifest() {
+	local memo=$cache/.kube-bin-hashes key line f
+	touch "$memo"
+	(cd "$kube_bin" && find . -maxdepth 1 -type f -printf '%P\t%s\t%T@\t%i\t%D\n') | LC_ALL=C sort |
+		while IFS= read -r line; do
+			f=${line%%$'\t'*}
+			key="$kube_bin/$line"
+			local sum
+			sum=$(awk -F'\034' -v k="$key" '$1 == k { s = $2 } END { print s }' "$memo")
+			if [[ -z $sum ]]; then
+				sum=$(sha256sum -- "$kube_bin/$f" | cut -d' ' -f1)
+				printf '%s\034%s\n' "$key" "$sum" >>"$memo"
+			fi
+			printf '%s %s\n' "$sum" "$f"
+		done
+}
+recipe=$(
+	{
+		echo "format $format"
+		hash_tree "$here" "${not_recipe[@]}"
+		if [[ -n $kube_bin ]]; then
+			echo "kube-bin"
+			kube_bin_manifest
+		fi
+	} | sha256sum | cut -d' ' -f1
+)
+readonly recipe
+full_version="$version+${recipe:0:12}"
+image_name=planet.$format
+result=$cache/$recipe
+
+emit() { # DIR: copy the result to --out if asked, then print the directory
+	local dir=$1
+	if [[ -n $out ]]; then
+		mkdir -p "$out"
+		out=$(cd "$out" && pwd)
+		if ! cmp -s "$dir/planet.json" "$out/planet.json"; then
+			if [[ -n $(ls -A "$out") ]]; then
+				die "--out $out is not empty and does not hold this image; give an empty or new directory"
+			fi
+			# A hard link when on the same filesystem, else a copy; the json
+			# last, so a reader that sees it sees the whole image too.
+			ln -f "$dir/$image_name" "$out/.$image_name.tmp" 2>/dev/null ||
+				cp "$dir/$image_name" "$out/.$image_name.tmp"
+			mv "$out/.$image_name.tmp" "$out/$image_name"
+			cp "$dir/planet.json" "$out/.planet.json.tmp"
+			mv "$out/.planet.json.tmp" "$out/planet.json"
+		fi
+		dir=$out
+	fi
+	echo "$dir"
+}
+
+if [[ -f $result/planet.json && -f $result/$image_name ]]; then
+	log "cached: $full_version ($result)"
+	emit "$result"
+	exit 0
+fi
+
+# --- build ------------------------------------------------------------------
+((EUID == 0)) || die "building the image needs root (mmdebstrap in root mode, chroot); the cache has no image for recipe $recipe"
+for tool in mmdebstrap flock chroot dpkg-query sha256sum; do
+	command -v "$tool" >/dev/null || die "$tool not found (apt-get install mmdebstrap util-linux coreutils dpkg)"
+done
+case $format in
+erofs) command -v mkfs.erofs >/dev/null || die "mkfs.erofs not found (apt-get install erofs-utils)" ;;
+squashfs) command -v mksquashfs >/dev/null || die "mksquashfs not found (apt-get install squashfs-tools)" ;;
+esac
+
+# One builder per recipe; a second one waits and then finds the result.
+exec 9>"$cache/.lock-$recipe"
+flock 9
+if [[ -f $result/planet.json && -f $result/$image_name ]]; then
+	log "built meanwhile by another process: $result"
+	emit "$result"
+	exit 0
+fi
+
+# Unmount whatever a killed mmdebstrap left mounted, then remove. Never
+# crosses into a mounted filesystem.
+remove_build_dir() {
+	local dir=$1 m mounts
+	[[ -d $dir ]] || return 0
+	mounts=$(findmnt -rn -o TARGET | grep -F -- "$dir/" | sort -r) || true
+	while IFS= read -r m; do
+		[[ -z $m ]] || umount -l -- "$m" || true
+	done <<<"$mounts"
+	rm -rf --one-file-system -- "$dir"
+}
+# Leftovers of builds that were killed (SIGKILL, power loss): this recipe's
+# (we hold its lock) and any whose builder pid is gone.
+for stale in "$cache"/.build-*; do
+	[[ -d $stale ]] || continue
+	pid=${stale##*.}
+	if [[ $stale == "$cache/.build-$recipe."* ]] || ! kill -0 "$pid" 2>/dev/null; then
+		log "removing stale build directory $stale"
+		remove_build_dir "$stale"
+	fi
+done
+
+build=$cache/.build-$recipe.$$
+cleanup() {
+	local rc=$?
+	remove_build_dir "$build"
+	((rc == 0)) || log "build failed (exit $rc); nothing was written to $cache"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+mkdir -p "$build"/{debs-in,debs-out,out}
+rootfs=$build/rootfs
+started=$SECONDS
+
+# Downloaded .debs are kept between builds of different recipes (a cold
+# build is dominated by downloads). Hard links: instant, no extra space.
+debs=$cache/debs
+mkdir -p "$debs"
+(flock -s 8 && cp -al "$debs/." "$build/debs-in/") 8>"$cache/.lock-debs"
+
+mapfile -t packages < <(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$here/packages")
+include=$(
+	IFS=,
+	echo "${packages[*]}"
+)
+log "building $full_version ($format) from Debian $suite: ${packages[*]}"
+
+# shellcheck disable=SC2016 # the hooks' "$1" is for mmdebstrap's shell: the chroot
+mmdebstrap_opts=(
+	--variant=minbase
+	--mode=root
+	--format=directory
+	--aptopt='Apt::Install-Recommends "false"'
+	--aptopt='Acquire::Languages "none"'
+	# No docs, man pages or translations in the image; keep the licences.
+	--dpkgopt='path-exclude=/usr/share/man/*'
+	--dpkgopt='path-exclude=/usr/share/info/*'
+	--dpkgopt='path-exclude=/usr/share/locale/*'
+	--dpkgopt='path-include=/usr/share/locale/locale.alias'
+	--dpkgopt='path-exclude=/usr/share/doc/*'
+	--dpkgopt='path-include=/usr/share/doc/*/copyright'
+	--dpkgopt='path-exclude=/usr/share/lintian/*'
+	--dpkgopt='path-exclude=/usr/share/zsh/*'
+	--dpkgopt='path-exclude=/usr/share/fish/*'
+	# docker.io's libnetwork debugging tools and containerd's legacy v1 shims
+	# (dockerd 20.10 and kubelet use io.containerd.runc.v2): 39 MB.
+	--dpkgopt='path-exclude=/usr/bin/dnet'
+	--dpkgopt='path-exclude=/usr/sbin/ovrouter'
+	--dpkgopt='path-exclude=/usr/bin/containerd-shim'
+	--dpkgopt='path-exclude=/usr/bin/containerd-shim-runc-v1'
+	# merged /usr without the usrmerge package, which drags in perl (~40 MB).
+	--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
+	--include="$include"
+	--skip=essential/unlink
+	--setup-hook='mkdir -p "$1/var/cache/apt/archives"'
+	--setup-hook="sync-in $build/debs-in /var/cache/apt/archives/"
+	--customize-hook="sync-out /var/cache/apt/archives $build/debs-out"
+)
+mmdebstrap "${mmdebstrap_opts[@]}" "$suite" "$rootfs" \
+	"deb $mirror $suite main" \
+	"deb $mirror $suite-updates main" \
+	"deb $security_mirror $suite-security main" >&2
+
+# Publish the downloaded packages for the next build (replace, so the cache
+# holds only what the latest build used).
+(
+	flock 8
+	rm -rf "$debs.new" "$debs.old"
+	mkdir "$debs.new"
+	find "$build/debs-out" -maxdepth 1 -name '*.deb' -exec ln -t "$debs.new" {} +
+	mv "$debs" "$debs.old"
+	mv "$debs.new" "$debs"
+	rm -rf "$debs.old"
+) 8>"$cache/.lock-debs"
+
+"$here/customize.sh" "$rootfs"
+
+if [[ -n $kube_bin ]]; then
+	while IFS= read -r -d '' f; do
+		install -m 0755 "$f" "$rootfs/usr/bin/"
+		log "added $(basename "$f") from --kube-bin"
+	done < <(find "$kube_bin" -maxdepth 1 -type f -print0)
+fi
+kubelet=false
+[[ -x $rootfs/usr/bin/kubelet ]] && kubelet=true
+
+cat >"$rootfs/etc/planet-release" <<EOF
+PLANET_VERSION=$full_version
+PLANET_RECIPE=$recipe
+PLANET_DEBIAN=$suite
+PLANET_KUBELET=$kubelet
+EOF
+
+# Versions of the main runtime packages, for planet.json.
+versions_json=""
+for p in systemd etcd-server containerd runc docker.io docker-registry kubernetes-client iptables; do
+	v=$(dpkg-query --admindir="$rootfs/var/lib/dpkg" -W -f '${Version}' "$p")
+	[[ $v =~ ^[A-Za-z0-9.+~:-]+$ ]] || die "unexpected version '$v' of $p"
+	versions_json+="${versions_json:+, }\"$p\": \"$v\""
+done
+
+rootfs_kib=$(du -sk "$rootfs" | cut -f1)
+log "rootfs: $((rootfs_kib / 1024)) MiB, $(find "$rootfs" | wc -l) inodes, made in $((SECONDS - started)) s"
+
+image=$build/out/$image_name
+mkfs_started=$SECONDS
+case $format in
+erofs)
+	# lz4hc with tail packing: Debian 6.1 kernels (also linux-image-cloud-amd64)
+	# have EROFS_FS_ZIP (lz4) but not EROFS_FS_ZIP_LZMA.
+	mkfs.erofs --quiet -zlz4hc,12 -Eztailpacking -C65536 "$image" "$rootfs" >&2
+	;;
+squashfs)
+	mksquashfs "$rootfs" "$image" -comp zstd -b 1M -noappend -no-progress -quiet >&2
+	;;
+esac
+size=$(stat -c %s "$image")
+sha=$(sha256sum "$image" | cut -d' ' -f1)
+log "$image_name: $((size / 1024 / 1024)) MiB, mkfs $((SECONDS - mkfs_started)) s"
+
+cat >"$build/out/planet.json" <<EOF
+{
+  "version": "$full_version",
+  "format": "$format",
+  "file": "$image_name",
+  "sha256": "$sha",
+  "size": $size,
+  "recipe": "$recipe",
+  "debian": "$suite",
+  "kubelet": $kubelet,
+  "packages": {$versions_json}
+}
+EOF
+
+# Atomic publish: the result directory appears complete or not at all.
+mv -T "$build/out" "$result"
+log "built $full_version in $((SECONDS - started)) s: $result"
+emit "$result"
