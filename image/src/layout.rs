@@ -23,9 +23,10 @@ pub const SCRIPTS: &[(&str, &str)] = &[
     ("run_preflight_checks", "check"),
 ];
 
-/// The text of a top-level script: it runs `./gravity <subcommand>` from the image directory.
+/// The text of a top-level script: it runs `gravity <subcommand>` from the image directory. It
+/// does not `cd` there, so relative paths in arguments (`--values=../custom.yaml`) keep working.
 pub fn script(subcommand: &str) -> String {
     format!(
-        "#!/bin/sh\n# Runs `gravity {subcommand}` from this cluster image; arguments are passed through.\nset -e\ncd \"$(dirname \"$0\")\"\nexec ./gravity {subcommand} \"$@\"\n"
+        "#!/bin/sh\n# Runs `gravity {subcommand}` from this cluster image; arguments are passed through.\nexec \"$(dirname \"$0\")/gravity\" {subcommand} \"$@\"\n"
     )
 }

@@ -1,1 +1,7 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests in `tests/tests/`. Each helper lives in its own module.
+//!
+//! These tests run the real binaries as root and change the host (mounts, namespaces, users,
+//! cgroups); every helper that changes something undoes it on drop, also when a test fails.
+
+pub mod bins;
+pub mod serial;

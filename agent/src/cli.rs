@@ -1,0 +1,82 @@
+//! The command line. Each subcommand's arguments live with the subcommand in `cmd/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::cmd;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gravity",
+    version,
+    about = "Installs a Kubernetes cluster image on this host and runs its planet system container",
+    long_about = "Installs a Kubernetes cluster image on this host and runs its planet system container.\n\n\
+Run it from an unpacked cluster image (`tar xf cluster.tar && ./gravity install`), or give the\n\
+tarball with --image. Every file of the image is verified against its index before use.",
+    propagate_version = true,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Where gravity keeps its state, logs and planet's data
+    #[arg(
+        long,
+        global = true,
+        env = "GRAVITY_STATE_DIR",
+        default_value = "/var/lib/gravity"
+    )]
+    pub state_dir: PathBuf,
+    /// Show debug output on the terminal (the log file always has it)
+    #[arg(long, short = 'd', global = true)]
+    pub debug: bool,
+    /// Format of log lines on the terminal
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How a command prints its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Verify or unpack a cluster image
+    #[command(subcommand)]
+    Image(cmd::image::ImageCommand),
+    /// Print shell completions
+    Completions(cmd::completions::Args),
+}
+
+impl Command {
+    /// A short name for log file names.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Image(_) => "image",
+            Command::Completions(_) => "completions",
+        }
+    }
+
+    /// Commands whose output is for machines, or which run before a state directory exists,
+    /// do not write a log file.
+    pub fn logs_to_file(&self) -> bool {
+        !matches!(self, Command::Completions(_) | Command::Image(_))
+    }
+}

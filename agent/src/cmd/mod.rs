@@ -1,0 +1,15 @@
+//! One module per subcommand.
+
+pub mod completions;
+pub mod image;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Image(c) => image::run(&cli.global, c),
+        Command::Completions(a) => completions::run(a),
+    }
+}

@@ -1,0 +1,63 @@
+//! The `tele` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tele",
+    version,
+    about = "Builds Kubernetes cluster images from an Image Manifest",
+    propagate_version = true,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Show debug output
+    #[arg(long, short = 'd', global = true)]
+    pub debug: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a cluster image tarball from an Image Manifest
+    Build(BuildArgs),
+    /// Print shell completions
+    Completions {
+        /// The shell to print completions for
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// The Image Manifest
+    #[arg(default_value = "app.yaml")]
+    pub manifest: PathBuf,
+    /// The tarball to write: NAME.tar, or NAME.tar.zst for zstd (default: <name>-<version>.tar)
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// Where tele caches what it downloads between builds
+    #[arg(long, env = "TELE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The gravity binary to ship (default: the one next to this tele)
+    #[arg(long, value_name = "FILE")]
+    pub gravity: Option<PathBuf>,
+    /// The planet image directory (holding planet.json), as printed by planet-image/build.sh
+    #[arg(long, value_name = "DIR", env = "TELE_PLANET")]
+    pub planet: Option<PathBuf>,
+    /// Helm values files, recorded for chart rendering
+    #[arg(long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+    /// Helm values on the command line (a.b=c), recorded for chart rendering
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// zstd level for .tar.zst output (1-19)
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub zstd_level: i32,
+    /// Print nothing but errors
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}

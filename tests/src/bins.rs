@@ -1,0 +1,49 @@
+//! The built `gravity` and `tele` binaries, next to the test executable's profile directory.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// `target/<profile>/<name>` for a test running from `target/<profile>/deps/`. `GRAVITY_BIN`
+/// and `TELE_BIN` override.
+pub fn path(name: &str) -> PathBuf {
+    let env = format!("{}_BIN", name.to_uppercase());
+    if let Ok(p) = std::env::var(&env) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let bin = profile_dir.join(name);
+    assert!(
+        bin.is_file(),
+        "{} is not built: run `make release` (or `cargo build --bins` for this profile) before the integration tests, or set {env}",
+        bin.display()
+    );
+    bin
+}
+
+pub fn gravity() -> Command {
+    Command::new(path("gravity"))
+}
+
+pub fn tele() -> Command {
+    Command::new(path("tele"))
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+/// Fails the test with a clear message unless it runs as root.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the integration tests change the host (mounts, namespaces, users) and must run as root"
+    );
+}
