@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod logging;
+pub mod operation;
 pub mod source;
 
 use std::process::ExitCode;

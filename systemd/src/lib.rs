@@ -1,7 +1,9 @@
-//! The host side of systemd: is it PID 1, readiness notification, and (in `units`) the unit
-//! files gravity installs and the `systemctl` calls that control them.
+//! The host side of systemd: is it PID 1, readiness notification, the unit files gravity
+//! installs, and the `systemctl` calls that control them.
 
+pub mod manager;
 pub mod notify;
+pub mod units;
 
 use std::path::Path;
 

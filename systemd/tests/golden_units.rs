@@ -1,0 +1,55 @@
+//! The generated unit files are compared with golden files, so every change is deliberate.
+//! To accept a change: `UPDATE_GOLDEN=1 cargo test -p systemd --test golden_units`.
+
+use std::path::{Path, PathBuf};
+
+use systemd::units::PlanetUnit;
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    pretty_assertions::assert_eq!(
+        expected,
+        actual,
+        "{} differs (UPDATE_GOLDEN=1 to accept)",
+        path.display()
+    );
+}
+
+#[test]
+fn planet_unit() {
+    let unit = PlanetUnit {
+        gravity: PathBuf::from("/var/lib/gravity/bin/gravity"),
+        state_dir: PathBuf::from("/var/lib/gravity"),
+        cluster: "MyCluster".into(),
+        cluster_version: "1.2.3-alpha.1".into(),
+    };
+    golden(
+        "gravity-planet.service",
+        &unit.render().replace(env!("CARGO_PKG_VERSION"), "VERSION"),
+    );
+}
+
+#[test]
+fn planet_unit_with_an_unusual_state_dir() {
+    let unit = PlanetUnit {
+        gravity: PathBuf::from("/opt/my tools/gravity"),
+        state_dir: PathBuf::from("/srv/100%/state"),
+        cluster: "c".into(),
+        cluster_version: "1.0.0".into(),
+    };
+    let text = unit.render();
+    assert!(
+        text.contains(
+            "ExecStart=\"/opt/my tools/gravity\" planet run --state-dir /srv/100%%/state"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("RequiresMountsFor=/srv/100%%/state"));
+}
