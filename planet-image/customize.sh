@@ -102,6 +102,9 @@ for d in var/lib/etcd var/lib/docker var/lib/containerd var/lib/registry var/lib
 done
 chmod 0700 "$root/var/lib/etcd"
 
+# Build-only dpkg setting (see build.sh), not for the running image.
+sed -i '/^force-unsafe-io$/d' "$root/etc/dpkg/dpkg.cfg.d/99mmdebstrap"
+
 # Trim what a read-only runtime image never uses.
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin \
 	"$root"/var/lib/apt/lists/* "$root"/var/cache/debconf/*-old "$root"/var/lib/dpkg/*-old

@@ -172,6 +172,13 @@ linux = spec["linux"]
 # systemd as PID 1.
 linux["namespaces"] = [{"type": t} for t in ("pid", "mount", "uts", "ipc", "cgroup")]
 linux["cgroupsPath"] = "/" + cid
+# Devices: `runc spec` denies all and runc adds its default set. dockerd inside
+# gives every container docker's default set, which also has /dev/console
+# (c 5:1): a v1 device cgroup can only hand down what its parent allows.
+linux["resources"] = {"devices": [
+    {"allow": False, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+]}
 
 mounts = []
 for m in spec["mounts"]:
@@ -227,6 +234,7 @@ while :; do
 done
 boot_ms=$(ms_since "$t_boot")
 log "systemd running $boot_ms ms after runc run"
+inside systemd-analyze blame --no-pager 2>/dev/null | head -8 | sed 's/^/    blame: /' >&2 || true
 
 # --- assertions -------------------------------------------------------------------
 failures=0
@@ -238,11 +246,19 @@ check() { # NAME EXPECTED ACTUAL: ACTUAL must contain EXPECTED
 		failures=$((failures + 1))
 	fi
 }
+check_eq() { # NAME EXPECTED ACTUAL: exact match
+	if [[ $3 == "$2" ]]; then
+		log "ok   $1"
+	else
+		log "FAIL $1: expected '$2', got '$3'"
+		failures=$((failures + 1))
+	fi
+}
 main_pid() { inside systemctl show -p MainPID --value "$1"; }
 cmdline() { inside cat "/proc/$1/cmdline" | tr '\0' ' '; }
 uid_of() { inside stat -c %u "/proc/$1"; }
 
-check "planet.target active" active "$(inside systemctl is-active planet.target || true)"
+check_eq "planet.target active" active "$(inside systemctl is-active planet.target || true)"
 failed_units=$(inside systemctl list-units --failed --plain --no-legend)
 check "no failed units" "<none>" "${failed_units:-<none>}"
 
@@ -263,7 +279,7 @@ check "etcd runs as service uid" "$service_uid" "$(uid_of "$etcd_pid")"
 check "etcd data on the host volume" "$service_uid:$service_gid member" \
 	"$(stat -c %u:%g "$work/data/etcd") $(ls "$work/data/etcd")"
 
-check "docker storage driver" overlay2 "$(inside docker info --format '{{.Driver}}' 2>&1)"
+check_eq "docker storage driver" overlay2 "$(inside docker info --format '{{.Driver}}' 2>&1)"
 docker_cmd=$(cmdline "$(main_pid planet-docker)")
 check "dockerd cmdline has PLANET_DOCKER_ARGS" "--log-level=debug" "$docker_cmd"
 check "dockerd cmdline: no bridge, no iptables" "--bridge=none --iptables=false --ip-masq=false" "$docker_cmd"
@@ -278,7 +294,7 @@ listener=$(ss -Hltnp 'sport = :5000' | grep -o 'pid=[0-9]*' | head -1 | cut -d= 
 check "port 5000 is served from inside planet" "$(readlink "/proc/$init_pid/ns/pid")" \
 	"$(readlink "/proc/${listener:-0}/ns/pid" 2>/dev/null || echo "no listener")"
 
-check "kubelet skipped without /usr/bin/kubelet" "ConditionResult=no" \
+check_eq "kubelet skipped without /usr/bin/kubelet" "ConditionResult=no" \
 	"$(inside systemctl show -p ConditionResult planet-kubelet)"
 check "journal persisted on the /var/log volume" "journal" "$(ls "$work/data/log")"
 
