@@ -42,10 +42,10 @@ esac
 
 # --- image ------------------------------------------------------------------
 image_dir=$("$here/build.sh" "$@" | tail -n1)
-read -r format file sha version < <(python3 -c '
+read -r format file sha version kubelet < <(python3 -c '
 import json, sys
 m = json.load(open(sys.argv[1]))
-print(m["format"], m["file"], m["sha256"], m["version"])' "$image_dir/planet.json")
+print(m["format"], m["file"], m["sha256"], m["version"], str(m["kubelet"]).lower())' "$image_dir/planet.json")
 t=$(date +%s%N)
 actual=$(sha256sum "$image_dir/$file" | cut -d' ' -f1)
 [[ $actual == "$sha" ]] || die "$image_dir/$file: sha256 $actual, planet.json says $sha"
@@ -294,8 +294,21 @@ listener=$(ss -Hltnp 'sport = :5000' | grep -o 'pid=[0-9]*' | head -1 | cut -d= 
 check "port 5000 is served from inside planet" "$(readlink "/proc/$init_pid/ns/pid")" \
 	"$(readlink "/proc/${listener:-0}/ns/pid" 2>/dev/null || echo "no listener")"
 
-check_eq "kubelet skipped without /usr/bin/kubelet" "ConditionResult=no" \
-	"$(inside systemctl show -p ConditionResult planet-kubelet)"
+if [[ $kubelet == true ]]; then
+	# Without cluster configuration a real kubelet may exit and be restarted:
+	# catch a live process.
+	kubelet_pid=0
+	for _ in $(seq 100); do
+		kubelet_pid=$(main_pid planet-kubelet)
+		((kubelet_pid == 0)) || break
+		sleep 0.1
+	done
+	check "kubelet cmdline has hairpin mode and PLANET_KUBELET_ARGS" \
+		"--hairpin-mode=promiscuous-bridge --system-reserved=memory=500Mi" "$(cmdline "$kubelet_pid")"
+else
+	check_eq "kubelet skipped without /usr/bin/kubelet" "ConditionResult=no" \
+		"$(inside systemctl show -p ConditionResult planet-kubelet)"
+fi
 check "journal persisted on the /var/log volume" "journal" "$(ls "$work/data/log")"
 
 # End to end: an image built inside planet goes through registry.local:5000
