@@ -186,8 +186,22 @@ for stale in "$cache"/.build-*; do
 done
 
 build=$cache/.build-$recipe.$$
+# Long steps run as background children in their own process group, so that
+# a SIGTERM to this script is handled at once (bash defers traps until a
+# foreground child exits) and reaches apt/dpkg under mmdebstrap too.
+child=""
+run() {
+	setsid "$@" &
+	child=$!
+	wait "$child"
+	child=""
+}
 cleanup() {
 	local rc=$?
+	if [[ -n $child ]]; then
+		kill -TERM -- "-$child" 2>/dev/null || true
+		wait "$child" 2>/dev/null || true
+	fi
 	remove_build_dir "$build"
 	((rc == 0)) || log "build failed (exit $rc); nothing was written to $cache"
 }
@@ -244,7 +258,7 @@ mmdebstrap_opts=(
 	--setup-hook="sync-in $build/debs-in /var/cache/apt/archives/"
 	--customize-hook="sync-out /var/cache/apt/archives $build/debs-out"
 )
-mmdebstrap "${mmdebstrap_opts[@]}" "$suite" "$rootfs" \
+run mmdebstrap "${mmdebstrap_opts[@]}" "$suite" "$rootfs" \
 	"deb $mirror $suite main" \
 	"deb $mirror $suite-updates main" \
 	"deb $security_mirror $suite-security main" >&2
@@ -296,10 +310,10 @@ case $format in
 erofs)
 	# lz4hc with tail packing: Debian 6.1 kernels (also linux-image-cloud-amd64)
 	# have EROFS_FS_ZIP (lz4) but not EROFS_FS_ZIP_LZMA.
-	mkfs.erofs --quiet -zlz4hc -Eztailpacking -C262144 "$image" "$rootfs" >&2
+	run mkfs.erofs --quiet -zlz4hc -Eztailpacking -C262144 "$image" "$rootfs" >&2
 	;;
 squashfs)
-	mksquashfs "$rootfs" "$image" -comp zstd -b 1M -noappend -no-progress -quiet >&2
+	run mksquashfs "$rootfs" "$image" -comp zstd -b 1M -noappend -no-progress -quiet >&2
 	;;
 esac
 size=$(stat -c %s "$image")
