@@ -63,6 +63,8 @@ pub enum Command {
     Image(cmd::image::ImageCommand),
     /// Print shell completions
     Completions(cmd::completions::Args),
+    /// Check that this host can run a node profile (preflight), or serve peer checks
+    Check(cmd::check::Args),
 }
 
 impl Command {
@@ -71,6 +73,7 @@ impl Command {
         match self {
             Command::Image(_) => "image",
             Command::Completions(_) => "completions",
+            Command::Check(_) => "check",
         }
     }
 

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod check;
 pub mod completions;
 pub mod image;
 
@@ -11,5 +12,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Image(c) => image::run(&cli.global, c),
         Command::Completions(a) => completions::run(a),
+        Command::Check(a) => check::run(&cli.global, a),
     }
 }
