@@ -298,6 +298,20 @@ fn tampered_content_is_refused_by_checksum() {
 }
 
 #[test]
+fn tampered_large_files_are_refused_by_checksum() {
+    // Files over 1 MiB take the pipelined path: hashed by a writer thread, not the reader.
+    let good = vec![1u8; 3 << 20];
+    let mut evil = good.clone();
+    evil[2 << 20] = 2;
+    let a = RawTar::default()
+        .index(&[("planet.erofs", &good)], &[])
+        .file("planet.erofs", &evil)
+        .finish();
+    let e = refused(&a, &UnpackOptions::default(), "checksum mismatch");
+    assert!(e.to_string().starts_with("planet.erofs:"), "{e}");
+}
+
+#[test]
 fn a_file_missing_from_the_archive_is_refused() {
     let a = RawTar::default()
         .index(&[("gravity", b"g"), ("app.yaml", b"a")], &[])

@@ -308,6 +308,88 @@ fn write_small(tree: &Tree, job: Job) -> Result<(), ArchiveError> {
         .map_err(ArchiveError::io(tree.root_path.join(&job.path)))
 }
 
+enum Big {
+    Start {
+        path: String,
+        file: File,
+        expected: Option<String>,
+    },
+    Chunk(Vec<u8>),
+    End,
+}
+
+/// Hashes and writes large files as the reader hands over their chunks.
+fn write_big_files(tree: &Tree, rx: crossbeam_channel::Receiver<Big>, errors: &FirstError) {
+    let mut current: Option<(String, Hashing<std::io::BufWriter<File>>, Option<String>)> = None;
+    for msg in rx {
+        if errors.is_set() {
+            continue;
+        }
+        let result = match msg {
+            Big::Start {
+                path,
+                file,
+                expected,
+            } => {
+                let out = Hashing {
+                    inner: std::io::BufWriter::with_capacity(1 << 20, file),
+                    hasher: Sha256::new(),
+                };
+                current = Some((path, out, expected));
+                Ok(())
+            }
+            Big::Chunk(data) => match current.as_mut() {
+                Some((path, out, _)) => out
+                    .write_all(&data)
+                    .map_err(ArchiveError::io(tree.root_path.join(&*path))),
+                None => Ok(()),
+            },
+            Big::End => match current.take() {
+                Some((path, mut out, expected)) => finish_big(tree, path, &mut out, expected),
+                None => Ok(()),
+            },
+        };
+        if let Err(e) = result {
+            errors.set(e);
+        }
+    }
+}
+
+fn finish_big(
+    tree: &Tree,
+    path: String,
+    out: &mut Hashing<std::io::BufWriter<File>>,
+    expected: Option<String>,
+) -> Result<(), ArchiveError> {
+    out.flush()
+        .map_err(ArchiveError::io(tree.root_path.join(&path)))?;
+    if let Some(expected) = expected {
+        let actual = hex::encode(std::mem::take(&mut out.hasher).finalize());
+        if actual != expected {
+            return Err(ArchiveError::Checksum {
+                path,
+                expected,
+                actual,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads until `buf` is full or the input ends.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 struct Hashing<W> {
     inner: W,
     hasher: Sha256,
@@ -361,8 +443,13 @@ fn unpack_into(
     };
     let errors = FirstError::default();
     let (tx, rx) = crossbeam_channel::bounded::<Job>(64);
+    let (big_tx, big_rx) = crossbeam_channel::bounded::<Big>(8);
 
     let outcome = std::thread::scope(|s| {
+        {
+            let (tree, errors) = (&tree, &errors);
+            s.spawn(move || write_big_files(tree, big_rx, errors));
+        }
         for _ in 0..workers {
             let rx = rx.clone();
             let (tree, errors) = (&tree, &errors);
@@ -386,9 +473,11 @@ fn unpack_into(
             free,
             compressed: &compressed,
             errors: &errors,
+            big: big_tx,
         };
         let r = ctx.read_all(reader, &tx);
         drop(tx);
+        drop(ctx);
         r
     });
     if let Some(e) = errors.take() {
@@ -465,6 +554,9 @@ struct ReadCtx<'a> {
     free: Option<u64>,
     compressed: &'a AtomicU64,
     errors: &'a FirstError,
+    /// Large files go, chunk by chunk, to a writer thread that hashes and writes them while this
+    /// thread decompresses the next chunk.
+    big: crossbeam_channel::Sender<Big>,
 }
 
 impl ReadCtx<'_> {
@@ -722,38 +814,33 @@ impl ReadCtx<'_> {
         bytes_before: u64,
     ) -> Result<(), ArchiveError> {
         let file = self.tree.create_file(path, mode)?;
-        let mut out = Hashing {
-            inner: std::io::BufWriter::with_capacity(1 << 20, file),
-            hasher: Sha256::new(),
+        let started = Big::Start {
+            path: path.to_string(),
+            file,
+            expected,
         };
-        // Copy in chunks so the ratio bound applies inside one huge entry too.
-        let mut buf = vec![0u8; 1 << 20];
+        if self.big.send(started).is_err() {
+            return Ok(());
+        }
         let mut written = 0u64;
         loop {
-            let n = entry.read(&mut buf).map_err(|e| self.corrupt(e))?;
+            let mut chunk = vec![0u8; 1 << 20];
+            let n = read_full(entry, &mut chunk).map_err(|e| self.corrupt(e))?;
             if n == 0 {
                 break;
             }
-            out.write_all(&buf[..n])
-                .map_err(ArchiveError::io(self.tree.root_path.join(path)))?;
+            chunk.truncate(n);
             written += n as u64;
+            // Checked per chunk, so the bound holds inside one huge entry too.
             self.check_ratio(bytes_before + written)?;
+            if self.big.send(Big::Chunk(chunk)).is_err() || self.errors.is_set() {
+                return Ok(());
+            }
         }
-        out.flush()
-            .map_err(ArchiveError::io(self.tree.root_path.join(path)))?;
         if written != size {
             return Err(self.corrupt(format!("`{path}` ends after {written} of {size} bytes")));
         }
-        if let Some(expected) = expected {
-            let actual = hex::encode(out.hasher.finalize());
-            if actual != expected {
-                return Err(ArchiveError::Checksum {
-                    path: path.to_string(),
-                    expected,
-                    actual,
-                });
-            }
-        }
+        let _ = self.big.send(Big::End);
         Ok(())
     }
 
