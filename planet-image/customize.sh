@@ -49,6 +49,8 @@ masked=(
 	systemd-resolved.service
 	systemd-timesyncd.service
 	systemd-hwdb-update.service
+	modprobe@.service                 # no modules from inside (noise: modprobe missing)
+	systemd-repart.service
 	systemd-pstore.service
 	# devices and consoles: the runtime provides /dev
 	systemd-udevd.service
