@@ -34,6 +34,11 @@ def pytest_configure(config):
     config._vm_durations = {}
 
 
+def pytest_collection_modifyitems(session, config, items):
+    # The smoke scenarios first: if the harness itself is broken, say so before anything else.
+    items.sort(key=lambda i: 0 if i.module.__name__.endswith("smoke") else 1)
+
+
 @pytest.fixture(scope="session")
 def harness(request):
     opt = request.config.getoption
@@ -58,6 +63,14 @@ def vm(harness, request):
     """The scenario's machines: `vm.boot(n)`, `vm.payload({...})`; all stopped at teardown."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     s = Scenario(harness, name)
+    yield s
+    s.teardown()
+
+
+@pytest.fixture(scope="module")
+def vm_module(harness, request):
+    """Like `vm`, shared by the tests of one module (for scenarios that build on each other)."""
+    s = Scenario(harness, request.module.__name__)
     yield s
     s.teardown()
 

@@ -100,6 +100,10 @@ class Scenario:
 
     def teardown(self) -> None:
         """Stops every guest (collecting its logs), then removes taps, bridges, namespaces."""
+        for g in self.guests:
+            for secs in g.reboot_times:
+                self.h.metrics.append({"test": self.name, "guest": g.name, "mode": "reboot",
+                                       "seconds": round(secs, 1)})
         for g in reversed(self.guests):
             try:
                 g.stop()

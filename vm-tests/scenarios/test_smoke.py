@@ -17,6 +17,8 @@ def test_two_guests_have_identities_talk_and_take_files(vm):
     node1, node2 = vm.boot(2)
 
     for node in (node1, node2):
+        # The base image boots clean: no failed unit.
+        assert node.boot_state == "running", node.run("systemctl --failed --no-pager").stdout
         # A real host: systemd is PID 1 and the cgroup hierarchy is pure v2.
         assert node.run("ps -p 1 -o comm=").stdout.strip() == "systemd"
         assert node.run("stat -fc %T /sys/fs/cgroup").stdout.strip() == "cgroup2fs"
@@ -52,6 +54,13 @@ def test_two_guests_have_identities_talk_and_take_files(vm):
     r = node2.exec(["ls", "/nonexistent"])
     assert r.rc == 2 and "No such file or directory" in r.stderr
 
+    # A clone reboots like a real host and keeps the identity written to its disk.
+    boot_before = node2.boot_id()
+    assert node2.reboot() == "running"
+    assert node2.boot_id() != boot_before
+    assert node2.run("hostname").stdout.strip() == "node-2"
+    node2.run("ping -c 2 -W 5 node-1")
+
     # A command that outlives its timeout is killed with everything it started.
     with pytest.raises(ExecTimeout):
         node2.exec("sleep 1000 & sleep 1001", timeout=3)
@@ -60,6 +69,7 @@ def test_two_guests_have_identities_talk_and_take_files(vm):
 
 def test_cold_boot_and_cleanup_leaves_nothing(vm):
     (node,) = vm.boot(1, boot="cold")
+    assert node.boot_state == "running", node.run("systemctl --failed --no-pager").stdout
 
     # A cold boot is a first boot: the serial console has the whole story from the kernel on.
     console = node.console_log.read_text(errors="replace")
