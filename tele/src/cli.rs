@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build a cluster image tarball from an Image Manifest
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Print shell completions
     Completions {
         /// The shell to print completions for
@@ -54,6 +54,17 @@ pub struct BuildArgs {
     /// Helm values on the command line (a.b=c), recorded for chart rendering
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Pull from this registry (HOST[:PORT]) over plain HTTP instead of HTTPS; repeatable
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+    /// Take images from here before asking their registry: an OCI image layout directory whose
+    /// index names images by full reference, or a `docker save` tarball; repeatable
+    #[arg(long = "image-source", value_name = "PATH")]
+    pub image_sources: Vec<PathBuf>,
+    /// The platform vendored from multi-platform images (default: linux and this machine's
+    /// architecture)
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
     /// zstd level for .tar.zst output (1-19)
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub zstd_level: i32,

@@ -6,5 +6,7 @@
 pub mod bins;
 pub mod loopdev;
 pub mod netns;
+pub mod oci_fixture;
 pub mod preflight;
+pub mod registry;
 pub mod serial;

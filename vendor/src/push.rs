@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
+pub use oci_client::secrets::RegistryAuth as Auth;
 use tokio::io::AsyncReadExt;
 
 use crate::error::{Error, chain};
@@ -22,7 +22,7 @@ pub struct PushOptions<'a> {
     pub registry: String,
     /// Talk plain HTTP (planet's registry, test registries).
     pub plain_http: bool,
-    pub auth: RegistryAuth,
+    pub auth: Auth,
     /// Blob uploads in flight at once.
     pub concurrency: usize,
     /// Called about twice a second while pushing, and once at the end.
@@ -330,7 +330,7 @@ async fn push_manifests(
         .map_err(|e| fail(format!("manifest {}: {e}", d.digest)))?;
     // The registry must now resolve the name to exactly what we carry.
     let got = client
-        .fetch_manifest_digest(&top, &RegistryAuth::Anonymous)
+        .fetch_manifest_digest(&top, &Auth::Anonymous)
         .await
         .map_err(|e| {
             fail(format!(

@@ -3,6 +3,7 @@
 mod elf;
 mod readme;
 mod resources;
+mod vendor;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -21,6 +22,8 @@ pub struct Built {
     pub output: PathBuf,
     pub files: usize,
     pub bytes: u64,
+    /// Container images vendored under `registry/`.
+    pub images: usize,
 }
 
 pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
@@ -90,6 +93,9 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<Built> {
         .flatten()
         .collect();
     entries.extend(resources::collect(&manifest_dir, &skip)?);
+    // Kept until packing is done: its entries read blobs from its work directory.
+    let vendored = vendor::collect(args, &manifest, &manifest_dir, &skip)?;
+    entries.extend(vendored.entries.iter().cloned());
     if let Some(planet) = &args.planet {
         entries.extend(planet_entries(planet)?);
     } else if !args.quiet {
@@ -139,6 +145,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<Built> {
         output,
         files: index.files.len(),
         bytes: index.total_size(),
+        images: vendored.images.len(),
     })
 }
 

@@ -1,0 +1,177 @@
+//! A real container registry (Debian's `docker-registry`) on a free loopback port, with its
+//! storage in a temporary directory; killed on drop, also when the test fails.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Registry {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts a registry and waits until it answers `GET /v2/`.
+    pub fn start() -> Registry {
+        let dir = tempfile::Builder::new()
+            .prefix("registry-")
+            .tempdir()
+            .expect("temp dir");
+        // The kernel picks a free port and the registry binds it just after: another process
+        // may take it in between, so a failed start is retried on a new port.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let config = dir.path().join("config.yml");
+            std::fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                    dir.path().join("data").display()
+                ),
+            )
+            .expect("registry config");
+            let log = std::fs::File::create(dir.path().join("registry.log")).expect("log");
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log)
+                .spawn()
+                .expect("docker-registry (apt-get install docker-registry)");
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if request(port, "GET", "/v2/", "*/*").is_some_and(|(status, _)| status == 200) {
+                    return Registry { child, port, dir };
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!(
+            "docker-registry did not start: {}",
+            std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default()
+        );
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Where the registry keeps its data: blobs under `docker/registry/v2/blobs`.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A plain HTTP/1.0 request: (status, body).
+    pub fn request(&self, method: &str, path: &str, accept: &str) -> Option<(u16, Vec<u8>)> {
+        request(self.port, method, path, accept)
+    }
+
+    pub fn get(&self, path: &str) -> Option<(u16, Vec<u8>)> {
+        self.request("GET", path, "*/*")
+    }
+
+    /// Every blob the registry stores (its content-addressed store, shared by repositories).
+    pub fn stored_blobs(&self) -> Vec<String> {
+        let root = self.data_dir().join("docker/registry/v2/blobs/sha256");
+        let mut out = Vec::new();
+        for prefix in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            for blob in std::fs::read_dir(prefix.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                out.push(format!("sha256:{}", blob.file_name().to_string_lossy()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The registry's log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn request(port: u16, method: &str, path: &str, accept: &str) -> Option<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: {accept}\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, buf[head_end + 4..].to_vec()))
+}
+
+/// `skopeo copy` between two transports, plain HTTP for registries; panics with skopeo's
+/// output on failure.
+pub fn skopeo_copy(from: &str, to: &str) {
+    let out = Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            from,
+            to,
+        ])
+        .output()
+        .expect("skopeo (apt-get install skopeo)");
+    assert!(
+        out.status.success(),
+        "skopeo copy {from} {to} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether `skopeo` can pull the whole image (manifest, config and every layer, digests
+/// checked) into a scratch OCI layout: what a container runtime's pull needs.
+pub fn pullable(image: &str, scratch: &Path) -> Result<(), String> {
+    let out = Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            &format!("docker://{image}"),
+            &format!("oci:{}:x", scratch.display()),
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
