@@ -44,6 +44,9 @@ pub struct CheckResult {
     /// Longer text: a script's output, the error behind a measurement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// How long the check took, for the ones that measure (rates, latencies, scripts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
     /// Set when `--ignore-preflight-errors` turned this failure into a warning.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ignored: bool,
@@ -59,6 +62,7 @@ impl CheckResult {
             required: None,
             fix: None,
             detail: None,
+            duration_ms: None,
             ignored: false,
         }
     }
@@ -99,6 +103,11 @@ impl CheckResult {
         if !d.trim().is_empty() {
             self.detail = Some(d);
         }
+        self
+    }
+
+    pub fn took(mut self, d: std::time::Duration) -> Self {
+        self.duration_ms = Some(d.as_millis() as u64);
         self
     }
 

@@ -158,7 +158,7 @@ pub fn check_ram(host: &Host, range: &RamRange) -> CheckResult {
             .measured(measured)
             .required(required)
             .fix(format!(
-                "add memory: the host needs {} more ({} in all as the kernel counts it); or pick another profile with --role",
+                "add at least {} of memory (the profile needs {} of MemTotal), or pick another profile with --role",
                 Size(min.value.0 - total),
                 size_text(min)
             ));
@@ -249,7 +249,12 @@ mod tests {
         let r = check_ram(&fx.host(), &min("32GB"));
         assert_eq!(r.status, Status::Fail);
         assert_eq!(r.required.as_deref(), Some("at least 32GB (29.8 GiB)"));
-        assert!(r.fix.unwrap().contains("25.8 GiB more"));
+        assert_eq!(
+            r.fix.as_deref(),
+            Some(
+                "add at least 25.8 GiB of memory (the profile needs 32GB (29.8 GiB) of MemTotal), or pick another profile with --role"
+            )
+        );
         let r = check_ram(&fx.host(), &min("4GiB"));
         assert_eq!(r.status, Status::Pass);
     }

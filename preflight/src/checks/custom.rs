@@ -323,7 +323,7 @@ pub fn check_custom(
             .detail(why.clone())
             .fix("install bash on this host"),
     };
-    r.required("exit code 0").detail(detail)
+    r.required("exit code 0").detail(detail).took(o.elapsed)
 }
 
 #[cfg(test)]

@@ -434,7 +434,8 @@ pub fn check_fdatasync(
             .detail("rate tests are turned off (--skip-rate-tests)");
     };
     let (target, shown) = state_target(host, state_dir);
-    match measure_fdatasync(&host.path(&target), limits) {
+    let start = Instant::now();
+    let r = match measure_fdatasync(&host.path(&target), limits) {
         Ok(l) => {
             let status = if l.p99 >= t.fail {
                 Status::Fail
@@ -462,7 +463,8 @@ pub fn check_fdatasync(
             .required(required)
             .detail(e.to_string())
             .fix(format!("make {} writable by root", target.display())),
-    }
+    };
+    r.took(start.elapsed())
 }
 
 #[cfg(test)]

@@ -153,10 +153,12 @@ pub fn check_peer(
     let min = req.and_then(|r| r.min_transfer_rate.as_ref());
     if rate_tests {
         // One direction at a time, so that the two streams do not share the link.
+        let start = std::time::Instant::now();
         let send = client.measure_send(limits.warmup, limits.window);
-        out.push(rate_result(peer, true, send, min));
+        out.push(rate_result(peer, true, send, min).took(start.elapsed()));
+        let start = std::time::Instant::now();
         let recv = client.measure_receive(limits.warmup, limits.window);
-        out.push(rate_result(peer, false, recv, min));
+        out.push(rate_result(peer, false, recv, min).took(start.elapsed()));
     } else if let Some(m) = min {
         out.push(
             CheckResult::skip(
@@ -181,40 +183,44 @@ fn port_results(
         .iter()
         .filter(|(p, _)| range.first <= *p && *p <= range.last)
         .collect();
-    let bad: Vec<&&(u16, ProbeResult)> = in_range
+    let bad: Vec<CheckResult> = in_range
         .iter()
-        .filter(|(_, r)| *r != ProbeResult::Reachable)
-        .collect();
-    if bad.is_empty() {
-        let n = in_range.len();
-        return vec![
-            CheckResult::pass(format!("peer:{peer}:port:{proto}/{range}"), title)
-                .measured(if n == 1 {
-                    "reachable".to_string()
-                } else {
-                    format!("all {n} reachable")
-                })
-                .required("reachable from this host"),
-        ];
-    }
-    bad.iter()
-        .map(|(port, r)| {
+        .filter_map(|(port, r)| {
             let id = format!("peer:{peer}:port:{proto}/{port}");
             match r {
-                ProbeResult::PeerCannotListen(e) => CheckResult::warn(id, title.clone())
-                    .measured(format!("not tested: the peer cannot listen on it ({e})"))
-                    .required("reachable from this host")
-                    .fix(format!("free {proto}/{port} on {peer} (its own `gravity check` names the holder)")),
-                ProbeResult::Unreachable(e) => CheckResult::fail(id, title.clone())
-                    .measured(format!("unreachable: {e}"))
-                    .required("reachable from this host")
-                    .fix(format!(
-                        "allow {proto}/{port} from this host to {peer} in the firewalls on both hosts and between them"
-                    )),
-                ProbeResult::Reachable => unreachable!("filtered above"),
+                ProbeResult::Reachable => None,
+                ProbeResult::PeerCannotListen(e) => Some(
+                    CheckResult::warn(id, title.clone())
+                        .measured(format!("not tested: the peer cannot listen on it ({e})"))
+                        .required("reachable from this host")
+                        .fix(format!(
+                            "free {proto}/{port} on {peer} (its own `gravity check` names the holder)"
+                        )),
+                ),
+                ProbeResult::Unreachable(e) => Some(
+                    CheckResult::fail(id, title.clone())
+                        .measured(format!("unreachable: {e}"))
+                        .required("reachable from this host")
+                        .fix(format!(
+                            "allow {proto}/{port} from this host to {peer} in the firewalls on both hosts and between them"
+                        )),
+                ),
             }
         })
-        .collect()
+        .collect();
+    if !bad.is_empty() {
+        return bad;
+    }
+    let n = in_range.len();
+    vec![
+        CheckResult::pass(format!("peer:{peer}:port:{proto}/{range}"), title)
+            .measured(if n == 1 {
+                "reachable".to_string()
+            } else {
+                format!("all {n} reachable")
+            })
+            .required("reachable from this host"),
+    ]
 }
 
 #[cfg(test)]

@@ -176,7 +176,9 @@ fn check_one(ctx: &VolumeCtx<'_>, v: &Volume, path: &Path) -> Vec<CheckResult> {
             None => CheckResult::skip(id("rate"), title)
                 .required(required)
                 .detail("rate tests are turned off (--skip-rate-tests)"),
-            Some(limits) => match measure_write_rate(&host.path(&target), limits) {
+            Some(limits) => {
+                let start = std::time::Instant::now();
+                let r = match measure_write_rate(&host.path(&target), limits) {
                 Ok(m) => {
                     let rate = m.rate();
                     let ok = rate >= Rate(min.value.0);
@@ -209,7 +211,9 @@ fn check_one(ctx: &VolumeCtx<'_>, v: &Volume, path: &Path) -> Vec<CheckResult> {
                         "make {} writable by root with some free space",
                         target.display()
                     )),
-            },
+                };
+                r.took(start.elapsed())
+            }
         });
     }
     out
