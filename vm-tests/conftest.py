@@ -45,6 +45,7 @@ def harness(request):
     cleanup.install()
     work = Path(opt("--vm-work")).resolve()
     run_id = os.environ.get("GRAVITY_VM_RUN_ID") or time.strftime("%Y%m%d-%H%M%S")
+    os.environ["GRAVITY_VM_RUN_ID"] = run_id  # names of namespaces and socket dirs
     logroot = Path(opt("--vm-logs") or work / "logs" / run_id).resolve()
     logroot.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()

@@ -131,7 +131,9 @@ class Guest:
     def _sock(self, what: str) -> str:
         # AF_UNIX paths are limited to 107 bytes: sockets live in a short directory of their own.
         if self.sockdir is None:
-            self.sockdir = Path(tempfile.mkdtemp(prefix=f"gvt-{self.name}-"))
+            # Named after the run so that vm-tests/run can sweep them after a SIGKILL.
+            run = os.environ.get("GRAVITY_VM_RUN_ID", "norun")
+            self.sockdir = Path(tempfile.mkdtemp(prefix=f"gvt-{run}-{self.name}-"))
         return str(self.sockdir / f"{what}.sock")
 
     def _argv(self, disk: Path, append: str, incoming: str | None, with_nic: bool) -> list[str]:
