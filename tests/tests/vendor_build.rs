@@ -488,3 +488,118 @@ fn blob(image_dir: &Path, digest: &str) -> PathBuf {
         .join("registry/blobs/sha256")
         .join(&digest["sha256:".len()..])
 }
+
+#[test]
+fn a_multi_platform_image_is_vendored_for_the_chosen_platform() {
+    let scratch = tempfile::tempdir().unwrap();
+    let layout = scratch.path().join("layout");
+    let written = write_layout(
+        &layout,
+        &[
+            Image {
+                name: "amd64".into(),
+                layers: vec![layer(&[("arch", b"amd64")])],
+            },
+            Image {
+                name: "arm64".into(),
+                layers: vec![layer(&[("arch", b"arm64")])],
+            },
+        ],
+    );
+    // An index over both, added to the layout as the image `multi`.
+    let entry = |arch: &str| {
+        let bytes = std::fs::read(blob_in(&layout, &written[arch].manifest_digest)).unwrap();
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": written[arch].manifest_digest,
+            "size": bytes.len(),
+            "platform": {"architecture": arch, "os": "linux"},
+        })
+    };
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry("arm64"), entry("amd64")],
+    }))
+    .unwrap();
+    let index_digest = tests::oci_fixture::digest(&index);
+    std::fs::write(blob_in(&layout, &index_digest), &index).unwrap();
+    let mut top: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    top["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": index_digest,
+            "size": index.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi"},
+        }));
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+
+    let src = Registry::start();
+    let host = src.host();
+    let out = std::process::Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--all",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("oci:{}:multi", layout.display()))
+        .arg(format!("docker://{host}/acme/multi:1"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = scratch.path().join("cluster");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("app.yaml"),
+        "apiVersion: cluster.gravitational.io/v2\nkind: Cluster\nmetadata:\n  name: multi\n  resourceVersion: 1.0.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("images.yaml"),
+        format!("apiVersion: cluster.gravitational.io/v1beta1\nkind: ImageSet\nmetadata: {{name: x}}\nspec:\n  images:\n  - image: {host}/acme/multi:1\n"),
+    )
+    .unwrap();
+    let vendored_digest = |extra: &[&str]| -> Result<String, String> {
+        let tarball = scratch.path().join("multi.tar");
+        let mut args = vec!["--insecure-registry", host.as_str()];
+        args.extend_from_slice(extra);
+        let o = tele_build(&dir, &tarball, &args);
+        if !o.status.success() {
+            return Err(text(&o));
+        }
+        let m = members(&tarball);
+        let index: serde_json::Value = serde_json::from_slice(&m["registry/index.json"]).unwrap();
+        Ok(index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string())
+    };
+    assert_eq!(
+        vendored_digest(&[]).unwrap(),
+        written["amd64"].manifest_digest,
+        "the host's platform by default"
+    );
+    assert_eq!(
+        vendored_digest(&["--platform", "linux/arm64"]).unwrap(),
+        written["arm64"].manifest_digest
+    );
+    let e = vendored_digest(&["--platform", "linux/s390x"]).unwrap_err();
+    assert!(
+        e.contains("no linux/s390x image") && e.contains("linux/arm64, linux/amd64"),
+        "{e}"
+    );
+}
+
+fn blob_in(layout: &Path, digest: &str) -> PathBuf {
+    layout.join("blobs/sha256").join(&digest["sha256:".len()..])
+}

@@ -76,6 +76,7 @@ pub fn collect(
             if found.images.len() == 1 { "" } else { "s" }
         );
     }
+    let started = std::time::Instant::now();
     let bar = progress_bar(args.quiet);
     let progress = |done: u64, total: u64| {
         if let Some(bar) = &bar {
@@ -113,13 +114,12 @@ pub fn collect(
             ),
         },
     ];
-    let mut digests: Vec<&str> = images
+    // Each blob once, however many images share it.
+    let blobs: std::collections::BTreeMap<&str, u64> = images
         .iter()
-        .flat_map(|i| i.blobs.iter().map(|b| b.digest.as_str()))
+        .flat_map(|i| i.blobs.iter().map(|b| (b.digest.as_str(), b.size)))
         .collect();
-    digests.sort_unstable();
-    digests.dedup();
-    for d in digests {
+    for d in blobs.keys() {
         let path = store.blob_path(d)?;
         entries.push(PackEntry {
             path: format!(
@@ -133,6 +133,13 @@ pub fn collect(
         });
     }
     if !args.quiet {
+        eprintln!(
+            "vendored {} image{} ({}) in {:.1?}",
+            images.len(),
+            if images.len() == 1 { "" } else { "s" },
+            image::units::Size(blobs.values().sum()),
+            started.elapsed()
+        );
         for i in &images {
             eprintln!(
                 "  {} -> {} ({}, from {})",
