@@ -63,6 +63,9 @@ pub enum Command {
     Image(cmd::image::ImageCommand),
     /// Print shell completions
     Completions(cmd::completions::Args),
+    /// Run, start, stop, inspect or enter the planet system container
+    #[command(subcommand)]
+    Planet(cmd::planet::PlanetCommand),
     /// Check that this host can run a node profile (preflight), or serve peer checks
     Check(cmd::check::Args),
 }
@@ -73,6 +76,7 @@ impl Command {
         match self {
             Command::Image(_) => "image",
             Command::Completions(_) => "completions",
+            Command::Planet(_) => "planet",
             Command::Check(_) => "check",
         }
     }
@@ -80,6 +84,9 @@ impl Command {
     /// Commands whose output is for machines, or which run before a state directory exists,
     /// do not write a log file.
     pub fn logs_to_file(&self) -> bool {
-        !matches!(self, Command::Completions(_) | Command::Image(_))
+        !matches!(
+            self,
+            Command::Completions(_) | Command::Image(_) | Command::Planet(_)
+        )
     }
 }

@@ -2,8 +2,10 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod host;
 pub mod logging;
 pub mod operation;
+pub mod planet;
 pub mod source;
 
 use std::process::ExitCode;

@@ -7,6 +7,7 @@ pub mod bins;
 pub mod loopdev;
 pub mod netns;
 pub mod oci_fixture;
+pub mod planet;
 pub mod preflight;
 pub mod registry;
 pub mod serial;

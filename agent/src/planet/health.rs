@@ -1,0 +1,517 @@
+//! planet's health: the supervisor's state, planet's systemd and each of its units, and the
+//! endpoints that say the daemons really serve: etcd's `/health`, dockerd's `/_ping` (on its
+//! socket inside planet) and the registry's `/v2/`.
+//!
+//! Safe to call from any process (threads or not): units are queried with a short
+//! `systemctl show` run in planet's namespaces (see [`super::inside`]), endpoints over plain
+//! sockets.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::inside;
+use super::paths::Paths;
+use super::status::{RunState, Status, Timings};
+use super::sys::SupervisorLock;
+
+/// The units planet's health is made of; kubelet is optional (absent from images built
+/// without Kubernetes binaries, and restarting until the cluster configures it).
+pub const UNITS: &[(&str, bool)] = &[
+    ("planet-setup.service", true),
+    ("planet-etcd.service", true),
+    ("planet-containerd.service", true),
+    ("planet-docker.service", true),
+    ("planet-registry.service", true),
+    ("planet-kubelet.service", false),
+    ("planet.target", true),
+];
+
+const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanetState {
+    Running,
+    Degraded,
+    Starting,
+    Stopped,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitHealth {
+    pub name: String,
+    /// systemd's ActiveState (`active`, `activating`, `failed`, ...).
+    pub active_state: String,
+    pub healthy: bool,
+    /// Whether planet's health depends on it.
+    pub required: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointHealth {
+    pub name: String,
+    pub url: String,
+    pub healthy: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanetHealth {
+    pub state: PlanetState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_pid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_version: Option<String>,
+    /// `systemctl is-system-running` inside planet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_state: Option<String>,
+    pub units: Vec<UnitHealth>,
+    pub endpoints: Vec<EndpointHealth>,
+    /// Why planet is not running (the supervisor's error or planet's exit), if it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings: Option<Timings>,
+}
+
+impl PlanetHealth {
+    /// Running, every required unit active and every endpoint answering.
+    pub fn is_healthy(&self) -> bool {
+        self.state == PlanetState::Running
+            && self.units.iter().all(|u| u.healthy || !u.required)
+            && self.endpoints.iter().all(|e| e.healthy)
+    }
+
+    /// What is wrong, in one line (empty when healthy).
+    pub fn problems(&self) -> String {
+        let mut out: Vec<String> = Vec::new();
+        if self.state != PlanetState::Running {
+            out.push(format!(
+                "planet is {}{}",
+                state_word(self.state),
+                self.detail
+                    .as_ref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            ));
+        }
+        for u in self.units.iter().filter(|u| u.required && !u.healthy) {
+            out.push(format!("{} is {} ({})", u.name, u.active_state, u.detail));
+        }
+        for e in self.endpoints.iter().filter(|e| !e.healthy) {
+            out.push(format!(
+                "{} {} does not answer: {}",
+                e.name, e.url, e.detail
+            ));
+        }
+        out.join("; ")
+    }
+}
+
+fn state_word(s: PlanetState) -> &'static str {
+    match s {
+        PlanetState::Running => "running",
+        PlanetState::Degraded => "degraded",
+        PlanetState::Starting => "starting",
+        PlanetState::Stopped => "stopped",
+        PlanetState::Failed => "failed",
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    #[error("planet is not healthy after {waited:?}: {}", last.problems())]
+    Timeout {
+        waited: Duration,
+        last: Box<PlanetHealth>,
+    },
+    #[error("planet is {}: {}", state_word(last.state), last.problems())]
+    NotRunning { last: Box<PlanetHealth> },
+}
+
+/// planet's health now.
+pub fn check(state_dir: &Path) -> PlanetHealth {
+    let paths = Paths::new(state_dir);
+    let status = Status::load(state_dir);
+    let supervised = SupervisorLock::held(&paths.lock());
+    let mut health = PlanetHealth {
+        state: PlanetState::Stopped,
+        init_pid: None,
+        supervisor_pid: None,
+        image_version: status.as_ref().map(|s| s.image_version.clone()),
+        system_state: None,
+        units: Vec::new(),
+        endpoints: Vec::new(),
+        detail: None,
+        timings: status.as_ref().map(|s| s.timings.clone()),
+    };
+    let Some(status) = status else {
+        health.detail = Some("it was never started".into());
+        return health;
+    };
+    if !supervised {
+        health.state = match status.state {
+            RunState::Failed => PlanetState::Failed,
+            _ => PlanetState::Stopped,
+        };
+        health.detail = status
+            .error
+            .clone()
+            .or_else(|| status.exit.as_ref().map(|e| e.reason.clone()));
+        if let Some(pid) = status.init_pid.filter(|p| super::sys::alive(*p))
+            && paths.container_state().exists()
+        {
+            // The supervisor died (SIGKILL, OOM) and left planet running unsupervised.
+            health.state = PlanetState::Failed;
+            health.init_pid = Some(pid);
+            health.detail = Some(format!(
+                "its supervisor is gone but planet's init (pid {pid}) still runs: `gravity planet start` replaces it, `gravity planet teardown` removes it"
+            ));
+        }
+        return health;
+    }
+    health.supervisor_pid = Some(status.supervisor_pid);
+    health.init_pid = status.init_pid;
+    health.state = match status.state {
+        RunState::Starting => PlanetState::Starting,
+        RunState::Stopping | RunState::Stopped => {
+            health.detail = Some("stopping".into());
+            PlanetState::Stopped
+        }
+        RunState::Failed => PlanetState::Failed,
+        RunState::Running | RunState::Degraded => PlanetState::Running,
+    };
+    let Some(pid) = status.init_pid.filter(|p| super::sys::alive(*p)) else {
+        return health;
+    };
+    health.system_state = inside::system_state(pid);
+    health.units = units(pid);
+    health.endpoints = endpoints(pid);
+    if health.state == PlanetState::Running
+        && (health.system_state.as_deref() != Some("running")
+            || health.units.iter().any(|u| u.required && !u.healthy)
+            || health.endpoints.iter().any(|e| !e.healthy))
+    {
+        health.state = PlanetState::Degraded;
+    }
+    health
+}
+
+/// Waits until planet is healthy, or fails (at once when its supervisor stopped or failed).
+pub fn wait_healthy(state_dir: &Path, timeout: Duration) -> Result<PlanetHealth, HealthError> {
+    let started = Instant::now();
+    loop {
+        let h = check(state_dir);
+        if h.is_healthy() {
+            return Ok(h);
+        }
+        if matches!(h.state, PlanetState::Failed | PlanetState::Stopped)
+            && !super::service::is_running(state_dir)
+        {
+            return Err(HealthError::NotRunning { last: Box::new(h) });
+        }
+        if started.elapsed() >= timeout {
+            return Err(HealthError::Timeout {
+                waited: started.elapsed(),
+                last: Box::new(h),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// One `systemctl show` for every unit.
+fn units(pid: i32) -> Vec<UnitHealth> {
+    let mut args = vec![
+        "show",
+        "-p",
+        "Id",
+        "-p",
+        "ActiveState",
+        "-p",
+        "SubState",
+        "-p",
+        "Result",
+        "-p",
+        "ConditionResult",
+    ];
+    args.extend(UNITS.iter().map(|(n, _)| *n));
+    let out = inside::query(pid, "/usr/bin/systemctl", &args, Duration::from_secs(5));
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    parse_units(&text)
+}
+
+/// Parses `systemctl show` blocks into unit health, in [`UNITS`] order.
+pub fn parse_units(text: &str) -> Vec<UnitHealth> {
+    let blocks: Vec<std::collections::HashMap<&str, &str>> = text
+        .split("\n\n")
+        .map(|b| b.lines().filter_map(|l| l.split_once('=')).collect())
+        .collect();
+    UNITS
+        .iter()
+        .map(|(name, required)| {
+            let Some(b) = blocks.iter().find(|b| b.get("Id") == Some(name)) else {
+                return UnitHealth {
+                    name: name.to_string(),
+                    active_state: "unknown".into(),
+                    healthy: false,
+                    required: *required,
+                    detail: "systemd inside planet did not answer".into(),
+                };
+            };
+            let active = b.get("ActiveState").copied().unwrap_or("unknown");
+            let sub = b.get("SubState").copied().unwrap_or("");
+            let result = b.get("Result").copied().unwrap_or("");
+            let skipped = b.get("ConditionResult") == Some(&"no");
+            let (healthy, detail) = match active {
+                "active" => (true, sub.to_string()),
+                _ if skipped => (
+                    !required,
+                    "not in this image (condition failed)".to_string(),
+                ),
+                _ if !result.is_empty() && result != "success" => {
+                    (false, format!("{sub}, result {result}"))
+                }
+                _ => (false, sub.to_string()),
+            };
+            UnitHealth {
+                name: name.to_string(),
+                active_state: active.to_string(),
+                healthy,
+                required: *required,
+                detail,
+            }
+        })
+        .collect()
+}
+
+fn endpoints(pid: i32) -> Vec<EndpointHealth> {
+    let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let docker_sock = PathBuf::from(format!("/proc/{pid}/root/run/docker.sock"));
+    vec![
+        endpoint("etcd", "http://127.0.0.1:2379/health", || {
+            let (code, body) = http_get(
+                TcpStream::connect_timeout(&local(2379), ENDPOINT_TIMEOUT)?,
+                "/health",
+            )?;
+            if code == 200 && body.replace(' ', "").contains("\"health\":\"true\"") {
+                Ok(body.trim().to_string())
+            } else {
+                Err(std::io::Error::other(format!(
+                    "HTTP {code}: {}",
+                    body.trim()
+                )))
+            }
+        }),
+        endpoint("dockerd", "unix:///run/docker.sock /_ping", || {
+            let (code, body) = http_get(UnixStream::connect(&docker_sock)?, "/_ping")?;
+            if code == 200 && body.trim() == "OK" {
+                Ok("OK".to_string())
+            } else {
+                Err(std::io::Error::other(format!(
+                    "HTTP {code}: {}",
+                    body.trim()
+                )))
+            }
+        }),
+        endpoint("registry", "http://127.0.0.1:5000/v2/", || {
+            let (code, body) = http_get(
+                TcpStream::connect_timeout(&local(5000), ENDPOINT_TIMEOUT)?,
+                "/v2/",
+            )?;
+            if code == 200 {
+                Ok(format!("HTTP {code}"))
+            } else {
+                Err(std::io::Error::other(format!(
+                    "HTTP {code}: {}",
+                    body.trim()
+                )))
+            }
+        }),
+    ]
+}
+
+fn endpoint(
+    name: &str,
+    url: &str,
+    probe: impl FnOnce() -> std::io::Result<String>,
+) -> EndpointHealth {
+    let (healthy, detail) = match probe() {
+        Ok(d) => (true, d),
+        Err(e) => (false, e.to_string()),
+    };
+    EndpointHealth {
+        name: name.into(),
+        url: url.into(),
+        healthy,
+        detail,
+    }
+}
+
+/// A minimal HTTP/1.0 GET: the status code and the body.
+trait Stream: Read + Write {
+    fn set_timeouts(&self, t: Duration) -> std::io::Result<()>;
+}
+impl Stream for TcpStream {
+    fn set_timeouts(&self, t: Duration) -> std::io::Result<()> {
+        self.set_read_timeout(Some(t))?;
+        self.set_write_timeout(Some(t))
+    }
+}
+impl Stream for UnixStream {
+    fn set_timeouts(&self, t: Duration) -> std::io::Result<()> {
+        self.set_read_timeout(Some(t))?;
+        self.set_write_timeout(Some(t))
+    }
+}
+
+fn http_get(mut s: impl Stream, path: &str) -> std::io::Result<(u16, String)> {
+    s.set_timeouts(ENDPOINT_TIMEOUT)?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut buf = Vec::new();
+    s.take(64 * 1024).read_to_end(&mut buf)?;
+    parse_response(&String::from_utf8_lossy(&buf))
+}
+
+fn parse_response(text: &str) -> std::io::Result<(u16, String)> {
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("not an HTTP response"))?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((code, body.to_string()))
+}
+
+/// Text for terminals (`gravity planet status`, `gravity status`).
+pub fn render(h: &PlanetHealth) -> String {
+    let mut out = format!("planet:     {}", state_word(h.state));
+    let mut facts = Vec::new();
+    if let Some(v) = &h.image_version {
+        facts.push(format!("image {v}"));
+    }
+    if let Some(p) = h.init_pid {
+        facts.push(format!("init pid {p}"));
+    }
+    if let Some(s) = &h.system_state {
+        facts.push(format!("systemd {s}"));
+    }
+    if !facts.is_empty() {
+        out.push_str(&format!(" ({})", facts.join(", ")));
+    }
+    out.push('\n');
+    if let Some(d) = &h.detail {
+        out.push_str(&format!("            {d}\n"));
+    }
+    for u in &h.units {
+        let mark = if u.healthy {
+            "ok"
+        } else if u.required {
+            "FAILED"
+        } else {
+            "-"
+        };
+        out.push_str(&format!(
+            "  {:<28} {:<12} {:<7} {}\n",
+            u.name, u.active_state, mark, u.detail
+        ));
+    }
+    for e in &h.endpoints {
+        out.push_str(&format!(
+            "  {:<28} {:<12} {:<7} {}\n",
+            e.name,
+            "endpoint",
+            if e.healthy { "ok" } else { "FAILED" },
+            if e.healthy {
+                e.url.clone()
+            } else {
+                format!("{}: {}", e.url, e.detail)
+            }
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHOW: &str = "Id=planet-setup.service\nActiveState=active\nSubState=exited\nResult=success\nConditionResult=yes\n\n\
+Id=planet-etcd.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
+Id=planet-containerd.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
+Id=planet-docker.service\nActiveState=activating\nSubState=auto-restart\nResult=exit-code\nConditionResult=yes\n\n\
+Id=planet-registry.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
+Id=planet-kubelet.service\nActiveState=inactive\nSubState=dead\nResult=success\nConditionResult=no\n\n\
+Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nConditionResult=yes\n";
+
+    #[test]
+    fn parses_units() {
+        let units = parse_units(SHOW);
+        assert_eq!(units.len(), UNITS.len());
+        assert!(units[1].healthy);
+        let docker = &units[3];
+        assert!(!docker.healthy);
+        assert_eq!(docker.detail, "auto-restart, result exit-code");
+        let kubelet = &units[5];
+        assert!(kubelet.healthy, "skipped optional unit is fine");
+        assert!(kubelet.detail.contains("not in this image"));
+        let missing = parse_units("");
+        assert!(missing.iter().all(|u| !u.healthy));
+    }
+
+    #[test]
+    fn health_verdicts() {
+        let mut h = PlanetHealth {
+            state: PlanetState::Running,
+            init_pid: Some(1),
+            supervisor_pid: Some(2),
+            image_version: Some("1".into()),
+            system_state: Some("running".into()),
+            units: parse_units(&SHOW.replace("ActiveState=activating", "ActiveState=active")),
+            endpoints: vec![EndpointHealth {
+                name: "etcd".into(),
+                url: "http://127.0.0.1:2379/health".into(),
+                healthy: true,
+                detail: String::new(),
+            }],
+            detail: None,
+            timings: None,
+        };
+        assert!(h.is_healthy(), "{}", h.problems());
+        h.endpoints[0].healthy = false;
+        h.endpoints[0].detail = "connection refused".into();
+        assert!(!h.is_healthy());
+        assert!(
+            h.problems()
+                .contains("etcd http://127.0.0.1:2379/health does not answer")
+        );
+        let text = render(&h);
+        assert!(
+            text.starts_with("planet:     running (image 1, init pid 1, systemd running)"),
+            "{text}"
+        );
+        assert!(text.contains("FAILED"), "{text}");
+    }
+
+    #[test]
+    fn parses_http_responses() {
+        let (code, body) =
+            parse_response("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nOK").unwrap();
+        assert_eq!((code, body.as_str()), (200, "OK"));
+        assert!(parse_response("garbage").is_err());
+    }
+}

@@ -1,0 +1,110 @@
+//! Short read-only queries inside planet (`systemctl is-system-running`, `systemctl show`)
+//! without libcontainer: the child joins planet's namespaces with setns(2) between fork and
+//! exec (and forks once more to enter the pid namespace, as nsenter does). Only system calls
+//! run there, so this is safe from any process, threaded or not (health checks run from the
+//! install engine). Interactive and user commands go through
+//! libcontainer's tenant exec instead (`gravity planet exec`).
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+/// A command that runs `program` (an absolute path inside planet) in the namespaces of
+/// planet's init, `pid`.
+pub fn command(pid: i32, program: &str, args: &[&str]) -> std::io::Result<Command> {
+    // The mount namespace last: joining it changes root and working directory.
+    let kinds = [
+        ("cgroup", libc::CLONE_NEWCGROUP),
+        ("ipc", libc::CLONE_NEWIPC),
+        ("uts", libc::CLONE_NEWUTS),
+        ("pid", libc::CLONE_NEWPID),
+        ("mnt", libc::CLONE_NEWNS),
+    ];
+    let mut fds = Vec::new();
+    for (name, flag) in kinds {
+        let f = File::open(format!("/proc/{pid}/ns/{name}"))?;
+        fds.push((f, flag));
+    }
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("SYSTEMD_COLORS", "0")
+        .stdin(Stdio::null());
+    // SAFETY: the closure runs in the forked child and calls only async-signal-safe system
+    // calls (setns, chdir, fork, prctl, waitpid, _exit); the descriptors it uses are owned by
+    // `fds`, moved into the closure.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (f, flag) in &fds {
+                if libc::setns(f.as_raw_fd(), *flag) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if libc::chdir(c"/".as_ptr()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Joining a pid namespace only moves children: fork once more, as nsenter does.
+            // Outside planet's pid namespace, systemctl's connections to planet's systemd
+            // fail intermittently ("Transport endpoint is not connected").
+            let pid = libc::fork();
+            if pid < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if pid == 0 {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                return Ok(());
+            }
+            let mut status = 0;
+            while libc::waitpid(pid, &mut status, 0) < 0 {
+                if *libc::__errno_location() != libc::EINTR {
+                    libc::_exit(127);
+                }
+            }
+            if libc::WIFEXITED(status) {
+                libc::_exit(libc::WEXITSTATUS(status));
+            }
+            libc::_exit(128 + libc::WTERMSIG(status));
+        });
+    }
+    Ok(cmd)
+}
+
+/// Runs a query inside planet and returns its output, or `None` when it could not run or did
+/// not finish within `timeout`.
+pub fn query(pid: i32, program: &str, args: &[&str], timeout: Duration) -> Option<Output> {
+    let mut child = command(pid, program, args)
+        .ok()?
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return child.wait_with_output().ok(),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// `systemctl is-system-running` inside planet: `running`, `degraded`, `starting`, ...
+pub fn system_state(pid: i32) -> Option<String> {
+    let out = query(
+        pid,
+        "/usr/bin/systemctl",
+        &["is-system-running"],
+        Duration::from_secs(5),
+    )?;
+    let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!state.is_empty()).then_some(state)
+}

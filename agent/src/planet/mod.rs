@@ -1,0 +1,107 @@
+//! planet, the system container: its configuration, image, OCI spec, the supervisor that runs
+//! it with youki's libcontainer, and the service, health, exec and teardown operations around
+//! it.
+//!
+//! Every libcontainer call happens in a fresh, single-threaded `gravity` process
+//! (`gravity planet run`, `gravity planet exec`): libcontainer forks with clone3 and runs Rust
+//! code in the child, which deadlocks in a multi-threaded caller. The library functions meant
+//! for other code ([`service`], [`health`], [`teardown`]) therefore never call libcontainer to
+//! start anything; they run the `gravity` binary or use plain system calls.
+
+pub mod cleanup;
+pub mod config;
+pub mod devices;
+pub mod env;
+pub mod exec;
+pub mod health;
+pub mod image;
+pub mod inside;
+pub mod paths;
+pub mod rootfs;
+pub mod service;
+pub mod spec;
+pub mod status;
+pub mod supervisor;
+pub mod sys;
+pub mod volumes;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+pub use cleanup::{Leftovers, leftovers};
+
+/// How long [`teardown`] waits for a running planet to stop.
+pub const TEARDOWN_STOP_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TeardownError {
+    #[error(transparent)]
+    Service(#[from] service::ServiceError),
+    #[error(transparent)]
+    Cleanup(#[from] cleanup::CleanupError),
+    #[error("planet left on the host after teardown: {0}")]
+    Left(Box<Leftovers>),
+}
+
+/// Stops planet if it runs and removes everything it put on the host (container, cgroups,
+/// mounts, loop devices, runtime files) except its persistent data, its configuration and
+/// its images: for uninstall. Returns what is left (nothing, or it fails).
+pub fn teardown(state_dir: &Path) -> Result<Leftovers, TeardownError> {
+    let paths = paths::Paths::new(state_dir);
+    service::stop(state_dir, TEARDOWN_STOP_TIMEOUT)?;
+    cleanup::stale(&paths)?;
+    for file in [
+        paths.environment(),
+        paths.notify_socket(),
+        paths.daemon_pid(),
+    ] {
+        let _ = std::fs::remove_file(file);
+    }
+    for dir in [paths.bundle(), paths.runtime(), paths.run()] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    for dir in [paths.rootfs(), paths.image_mount()] {
+        let _ = std::fs::remove_dir(dir);
+    }
+    let left = leftovers(state_dir);
+    if left.is_clean() {
+        Ok(left)
+    } else {
+        Err(TeardownError::Left(Box::new(left)))
+    }
+}
+
+/// Writes `path` so that readers see the old or the new content, never a mix, and the new
+/// content survives a power loss: temp file, fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_writes_replace_whole_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path().join("a")).unwrap().count(), 1);
+    }
+}
