@@ -603,3 +603,63 @@ fn a_multi_platform_image_is_vendored_for_the_chosen_platform() {
 fn blob_in(layout: &Path, digest: &str) -> PathBuf {
     layout.join("blobs/sha256").join(&digest["sha256:".len()..])
 }
+
+#[test]
+fn a_corrupted_blob_in_the_state_dir_cache_is_fetched_again() {
+    let scratch = tempfile::tempdir().unwrap();
+    let src = Registry::start();
+    let host = src.host();
+    let layout = scratch.path().join("layout");
+    let app_layer = layer(&[("bin/app", &b"cached content\n".repeat(1000))]);
+    write_layout(
+        &layout,
+        &[Image {
+            name: "app".into(),
+            layers: vec![app_layer.clone()],
+        }],
+    );
+    skopeo_copy(
+        &format!("oci:{}:app", layout.display()),
+        &format!("docker://{host}/acme/app:1"),
+    );
+    let dir = scratch.path().join("cluster");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("app.yaml"),
+        format!("apiVersion: cluster.gravitational.io/v2\nkind: Cluster\nmetadata:\n  name: cached\n  resourceVersion: 1.0.0\nsystemOptions:\n  baseImage: {host}/acme/app:1\n"),
+    )
+    .unwrap();
+    let state = scratch.path().join("state");
+    let state_arg = state.to_str().unwrap();
+    let first = scratch.path().join("first.tar");
+    let o = tele_build(
+        &dir,
+        &first,
+        &["--insecure-registry", &host, "--state-dir", state_arg],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let cached = blob_in(&state.join("vendor"), &app_layer.digest());
+    assert!(
+        cached.is_file(),
+        "the layer is cached in the state directory"
+    );
+
+    // Same size, different bytes: only hashing can tell.
+    let len = std::fs::metadata(&cached).unwrap().len() as usize;
+    std::fs::write(&cached, vec![b'x'; len]).unwrap();
+    let second = scratch.path().join("second.tar");
+    let o = tele_build(
+        &dir,
+        &second,
+        &["--insecure-registry", &host, "--state-dir", state_arg],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        std::fs::read(&first).unwrap() == std::fs::read(&second).unwrap(),
+        "the rebuilt image carries the registry's layer, not the corrupted cache"
+    );
+    assert_eq!(
+        tests::oci_fixture::digest(&std::fs::read(&cached).unwrap()),
+        app_layer.digest()
+    );
+}
