@@ -66,7 +66,7 @@ fn filesystem_type_and_capacity_on_xfs_and_ext4() {
         assert_eq!(cap["status"], "fail", "{r}");
         let measured = cap["measured"].as_str().unwrap();
         assert!(
-            measured.contains(&format!("free of"))
+            measured.contains("free of")
                 && measured.ends_with(&format!("on {}", vol.path().display())),
             "{measured}"
         );
