@@ -23,7 +23,7 @@ from pathlib import Path
 from . import cleanup
 from .image import BaseImage
 from .net import GATEWAY, Network, Nic
-from .qmp import QGA, QMP, CommandError
+from .qmp import QGA, QMP
 
 GUEST_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -233,7 +233,8 @@ class Guest:
             self.qga.sync(max(deadline - time.monotonic(), 1))
         except TimeoutError:
             self._check_alive()
-            raise TimeoutError(f"{self.name}: guest agent did not answer; see {self.console_log}")
+            raise TimeoutError(f"{self.name}: guest agent did not answer; "
+                               f"see {self.console_log}") from None
 
     def _finish_clone(self, deadline: float) -> None:
         while self.qmp.status() == "inmigrate":
@@ -259,7 +260,8 @@ class Guest:
         seed = base64.b64encode(os.urandom(64)).decode()
         self.run(f"date -u -s @{time.time():.3f} >/dev/null && "
                  f"echo {seed} | base64 -d > /dev/urandom && "
-                 "perl -e 'open(F, \">/dev/urandom\") or die; ioctl(F, 0x5207, 0) or die \"$!\"' && "
+                 "perl -e 'open(F, \">/dev/urandom\") or die; "
+                 "ioctl(F, 0x5207, 0) or die \"$!\"' && "
                  f"echo {uuid.uuid4().hex} > /etc/machine-id && "
                  f"gvt-identity {shlex.join(self._identity_args())} && networkctl reload")
         left = max(int(deadline - time.monotonic()), 5)
@@ -406,7 +408,8 @@ class Guest:
                 if self.proc.poll() is not None:
                     break
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{self.name}: did not shut down; see {self.console_log}")
+                    raise TimeoutError(f"{self.name}: did not shut down; "
+                                       f"see {self.console_log}") from None
             except (ConnectionError, OSError):
                 break
         self.proc.wait(timeout=60)

@@ -118,7 +118,9 @@ def ensure(cache_dir: Path, log=lambda s: print(s, file=sys.stderr)) -> BaseImag
 
 def _download_deb(pkg: str, dest: Path, log) -> Path:
     """apt-get download of one package (resolving a metapackage's linux-image dependency)."""
-    _run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", pkg], log, cwd=dest, stdout=subprocess.DEVNULL)
+    # Sandbox user root: _apt cannot write into a build directory under /root or /work.
+    _run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", pkg], log, cwd=dest,
+         stdout=subprocess.DEVNULL)
     debs = sorted(dest.glob(f"{pkg}_*.deb"))
     if len(debs) != 1:
         raise RuntimeError(f"apt-get download {pkg}: expected one .deb in {dest}, got {debs}")

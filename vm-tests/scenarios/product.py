@@ -10,15 +10,18 @@ Planet runs etcd on the host network at 127.0.0.1:2379 (planet-image/planet-etcd
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
-import tarfile
 import time
 from pathlib import Path
 
 from harness.guest import Guest
 
 INSTALL_DIR = "/root/cluster-image"
+# `gravity check` exit codes (its --help): 0 passed, 3 a check failed, 4 only warnings,
+# 1 a check could not run, 2 usage.
+CHECK_FAILED = 3
 SERVICE_UID = 1001
 # Under TCG everything is ~10x slower than on hardware: generous, but finite.
 INSTALL_TIMEOUT = 1500
@@ -57,29 +60,12 @@ def install(node: Guest, cwd: str = INSTALL_DIR):
     return gravity(node, f"install --service-uid={SERVICE_UID}", cwd, INSTALL_TIMEOUT, check=True)
 
 
-def status(node: Guest, cwd: str = INSTALL_DIR) -> dict:
-    r = gravity(node, "status --output json", cwd, check=True)
-    try:
-        return json.loads(r.stdout)
-    except json.JSONDecodeError as e:
-        raise AssertionError(f"`gravity status --output json` did not print JSON ({e}):\n{r}")
-
-
-def healthy(doc: dict) -> bool:
-    """Whether a `gravity status --output json` document says the node is healthy.
-
-    The status schema is not pinned yet; these are the shapes it can reasonably take. Pin it here
-    when the agent's status command lands (and make this stricter).
-    """
-    for key in ("status", "state", "health"):
-        v = doc.get(key)
-        if isinstance(v, str):
-            return v.lower() in ("healthy", "active", "running", "ok")
-        if isinstance(v, dict):
-            return healthy(v)
-    if isinstance(doc.get("healthy"), bool):
-        return doc["healthy"]
-    raise AssertionError(f"cannot find a health field in gravity status: {json.dumps(doc)}")
+def status(node: Guest, cwd: str = INSTALL_DIR):
+    """`gravity status --output json`: the result and the document ({cluster: {name, version,
+    node_name, advertise_ip, service_uid, ...}, planet: {state, units, endpoints, ...},
+    operation, healthy}); exit status 0 when healthy."""
+    r = gravity(node, "status --output json", cwd)
+    return r, parse_json(r)
 
 
 def planet_unit(node: Guest) -> str:
@@ -141,24 +127,44 @@ def cgroups_of_namespace(node: Guest, init_pid: int) -> dict[int, str]:
     return {int(p): cg for p, _, cg in (ln.partition(" ") for ln in out.splitlines()) if cg}
 
 
-def write_manifest(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+def parse_json(r) -> dict:
+    try:
+        return json.loads(r.stdout)
+    except json.JSONDecodeError as e:
+        raise AssertionError(f"expected JSON on stdout ({e}):\n{r}") from None
 
 
-def make_tarball(src: Path, dest: Path) -> Path:
-    with tarfile.open(dest, "w") as t:
-        t.add(src, arcname=".")
-    return dest
+def check_json(node: Guest, args: str, cwd: str, timeout: float = 300):
+    """`gravity check ARGS --output json`: the result and the parsed report
+    ({subject, result, exitCode, summary, checks: [{id, title, status, measured, required,
+    fix, detail}], errors, notes})."""
+    r = gravity(node, f"check {args} --output json", cwd, timeout)
+    return r, parse_json(r)
 
 
-def find_strings(doc) -> list[str]:
-    """Every string in a JSON document (to look for text without pinning the schema)."""
-    if isinstance(doc, str):
-        return [doc]
-    if isinstance(doc, dict):
-        return [s for k, v in doc.items() for s in find_strings(k) + find_strings(v)]
-    if isinstance(doc, list):
-        return [s for v in doc for s in find_strings(v)]
-    return []
+def table_rows(text: str) -> dict[str, dict]:
+    """The rows of `gravity check`'s table (STATUS CHECK FOUND REQUIRED FIX), by check id.
+
+    Cells are separated by two or more spaces (a long cell pushes the next ones right)."""
+    lines = text.splitlines()
+    head = next((i for i, ln in enumerate(lines) if ln.startswith("STATUS ")), None)
+    assert head is not None, f"no STATUS header in:\n{text}"
+    rows = {}
+    for ln in lines[head + 1:]:
+        if not ln.strip():
+            break
+        cells = re.split(r"\s{2,}", ln.strip(), maxsplit=4) + [""] * 5
+        row = dict(zip(["status", "id", "found", "required", "fix"], cells[:5], strict=True))
+        rows[row["id"]] = row
+    return rows
+
+
+def wait_listening(node: Guest, unit: str, port: int, timeout: float = 60) -> None:
+    """Waits until `unit` listens on TCP `port`; fails early, with its log, if the unit dies."""
+    deadline = time.monotonic() + timeout
+    while not node.exec(f"ss -Hltn 'sport = :{port}' | grep -q .").ok:
+        state = node.exec(f"systemctl is-active {unit}").stdout.strip()
+        if state not in ("active", "activating") or time.monotonic() > deadline:
+            log = node.exec(f"journalctl -u {unit} --no-pager -n 50").stdout
+            raise AssertionError(f"{unit} is {state} and does not listen on {port}:\n{log}")
+        time.sleep(1)

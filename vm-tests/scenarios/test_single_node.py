@@ -41,8 +41,11 @@ def test_single_node_install(installed):
     # The service user was created with the uid asked for.
     assert node.run("getent passwd planet").stdout.split(":")[2] == str(SERVICE_UID)
 
-    doc = product.status(node)
-    assert product.healthy(doc), json.dumps(doc, indent=2)
+    r, doc = product.status(node)
+    assert r.rc == 0 and doc["healthy"] is True, json.dumps(doc, indent=2)
+    assert doc["cluster"]["service_uid"] == SERVICE_UID
+    # It advertises the address of the guest's NIC, not a loopback or a planet bridge.
+    assert doc["cluster"]["advertise_ip"] == node.addr, doc["cluster"]
 
     # etcd answers inside planet.
     r = product.etcdctl(node, "endpoint health")
@@ -79,5 +82,5 @@ def test_reboot_planet_comes_back_with_its_data(installed):
                        lambda: product.etcdctl(node, "endpoint health").ok, timeout=600)
     r = product.etcdctl(node, f"get --print-value-only {key}")
     assert r.stdout.strip() == value, r
-    doc = product.status(node)
-    assert product.healthy(doc), json.dumps(doc, indent=2)
+    r, doc = product.status(node)
+    assert r.rc == 0 and doc["healthy"] is True, json.dumps(doc, indent=2)
