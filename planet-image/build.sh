@@ -209,6 +209,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 mkdir -p "$build"/{debs-in,debs-out,out}
+# Reproducible output: the same recipe and the same Debian packages give the
+# same bytes (mmdebstrap, shadow and the mkfs tools honour it; file mtimes in
+# the image are all set to it).
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
+fs_uuid=$(sed -E 's/^(.{8})(.{4})(.{4})(.{4})(.{12}).*/\1-\2-\3-\4-\5/' <<<"$recipe")
 rootfs=$build/rootfs
 started=$SECONDS
 
@@ -310,10 +315,13 @@ case $format in
 erofs)
 	# lz4hc with tail packing: Debian 6.1 kernels (also linux-image-cloud-amd64)
 	# have EROFS_FS_ZIP (lz4) but not EROFS_FS_ZIP_LZMA.
-	run mkfs.erofs --quiet -zlz4hc -Eztailpacking -C262144 "$image" "$rootfs" >&2
+	run mkfs.erofs --quiet -zlz4hc -Eztailpacking -C262144 \
+		-T"$SOURCE_DATE_EPOCH" --ignore-mtime -U"$fs_uuid" "$image" "$rootfs" >&2
 	;;
 squashfs)
-	run mksquashfs "$rootfs" "$image" -comp zstd -b 1M -noappend -no-progress -quiet >&2
+	# mksquashfs takes its timestamps from SOURCE_DATE_EPOCH by itself (and
+	# refuses -mkfs-time/-all-time alongside it).
+	run mksquashfs "$rootfs" "$image" -comp zstd -b 1M -noappend -no-progress -quiet -reproducible >&2
 	;;
 esac
 size=$(stat -c %s "$image")
