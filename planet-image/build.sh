@@ -211,14 +211,15 @@ trap 'exit 143' TERM
 mkdir -p "$build"/{debs-in,debs-out,out}
 # Reproducible output: the same recipe and the same Debian packages give the
 # same bytes (mmdebstrap, shadow and the mkfs tools honour it; file mtimes in
-# the image are all set to it).
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000}
+# the image are all set to it). Fixed here, not taken from the caller's
+# environment, because it is not part of the recipe hash.
+export SOURCE_DATE_EPOCH=1700000000
 fs_uuid=$(sed -E 's/^(.{8})(.{4})(.{4})(.{4})(.{12}).*/\1-\2-\3-\4-\5/' <<<"$recipe")
 rootfs=$build/rootfs
 started=$SECONDS
 
-# Downloaded .debs are kept between builds of different recipes (a cold
-# build is dominated by downloads). Hard links: instant, no extra space.
+# Downloaded .debs are kept between builds of different recipes (saves the
+# ~130 MB download, ~40 s here). Hard links: instant, no extra space.
 debs=$cache/debs
 mkdir -p "$debs"
 (flock -s 8 && cp -al "$debs/." "$build/debs-in/") 8>"$cache/.lock-debs"
