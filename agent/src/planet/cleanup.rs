@@ -36,6 +36,12 @@ pub fn container_and_cgroups(
     // Nested cgroups first (systemd's and docker's inside planet): libcontainer's v1 removal
     // is not recursive.
     layout.remove(&plan.path, Duration::from_secs(10))?;
+    // The supervisor's own leaf (cgroup2), once it has left it (a teardown after its exit).
+    if let Some(leaf) = &plan.supervisor {
+        for dir in layout.dirs(leaf) {
+            let _ = std::fs::remove_dir(crate::host::under(&layout.root, &dir));
+        }
+    }
     if let Some(base) = &plan.owned_base {
         for dir in layout.dirs(base) {
             // Only when empty: another planet (another state dir) may live there too.

@@ -191,12 +191,13 @@ impl Run {
         // A run killed with SIGKILL (or a power loss) leaves its container, cgroups and
         // mounts: remove them before anything else.
         cleanup::stale(&self.paths)?;
+        tracing::debug!(ms = self.ms(), "leftovers of earlier runs removed");
         let dir = &self.paths.dir;
         std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
 
         let t = Instant::now();
         image::verify(&self.config.image.path, &self.config.image.sha256)?;
-        tracing::debug!(elapsed = ?t.elapsed(), "image verified");
+        tracing::debug!(ms = self.ms(), elapsed = ?t.elapsed(), "image verified");
 
         // Our mounts live in a namespace of our own (slave of the host's, so later host mounts
         // still reach volumes): they vanish with this process, however it ends.
@@ -224,10 +225,12 @@ impl Run {
             cgroups::move_to(Path::new("/"), &dir, std::process::id())?;
         }
         layout.create(&plan.path)?;
+        tracing::debug!(ms = self.ms(), "cgroups created");
         self.layout = Some(layout.clone());
         self.plan = Some(plan.clone());
 
         self.mounted = rootfs::mount(&self.config, &self.paths, &KernelMounter)?;
+        tracing::debug!(ms = self.ms(), "rootfs mounted");
 
         let env_file = self.paths.environment();
         write_atomic(&env_file, env::render(&self.config).as_bytes())
@@ -247,8 +250,10 @@ impl Run {
         };
         let oci = spec::build(&self.config, &facts, &self.paths)?;
         spec::save(&oci, &self.paths.bundle())?;
+        tracing::debug!(ms = self.ms(), "volumes and devices resolved, spec written");
 
         let mut container = self.create_container(&layout, &plan)?;
+        tracing::debug!(ms = self.ms(), "container created");
         if let Some(unified) = layout
             .unified
             .as_ref()
