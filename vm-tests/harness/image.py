@@ -28,7 +28,9 @@ MIRRORS = [
     "deb http://deb.debian.org/debian bookworm-updates main",
     "deb http://deb.debian.org/debian-security bookworm-security main",
 ]
-ROOT_DISK_SIZE = "8G"  # sparse; the rootfs uses ~0.4 GiB, the rest is free space for the product
+# Sparse: the rootfs uses ~0.3 GiB; the rest is room for an unpacked cluster image and planet's
+# state (images, registry, etcd) on the guest's root filesystem.
+ROOT_DISK_SIZE = "16G"
 INITRAMFS_MODULES = [
     "virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
     "virtio_blk",

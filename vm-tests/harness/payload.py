@@ -13,6 +13,13 @@ from pathlib import Path
 MiB = 1 << 20
 
 
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem, or not ours to link
+        shutil.copy2(src, dst)
+
+
 def make(image: Path, files: dict[str, Path | bytes | str], label: str = "payload") -> Path:
     """Writes an ext4 image holding `files` (name in the image -> host path or content).
 
@@ -29,12 +36,9 @@ def make(image: Path, files: dict[str, Path | bytes | str], label: str = "payloa
             if isinstance(src, (bytes, str)):
                 dst.write_bytes(src.encode() if isinstance(src, str) else src)
             elif src.is_dir():
-                shutil.copytree(src, dst, symlinks=True)
+                shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
             else:
-                try:
-                    os.link(src, dst)
-                except OSError:
-                    shutil.copy2(src, dst)
+                _link_or_copy(src, dst)
         used = sum(p.stat().st_size for p in stage.rglob("*") if p.is_file())
         size = (used * 11 // 10 + 32 * MiB + MiB - 1) // MiB * MiB  # +10% and room for metadata
         image.unlink(missing_ok=True)

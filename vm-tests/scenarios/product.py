@@ -24,7 +24,7 @@ INSTALL_DIR = "/root/cluster-image"
 CHECK_FAILED = 3
 SERVICE_UID = 1001
 # Under TCG everything is ~10x slower than on hardware: generous, but finite.
-INSTALL_TIMEOUT = 1500
+INSTALL_TIMEOUT = 1200
 
 
 def copy_cluster_image(vm, node: Guest, tarball: Path) -> str:

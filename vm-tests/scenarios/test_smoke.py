@@ -76,6 +76,13 @@ def test_cold_boot_and_cleanup_leaves_nothing(vm):
     assert "Linux version 6.1" in console
     assert node.run("systemctl is-active gvt-identity.service").stdout.strip() == "active"
     assert node.run("hostname").stdout.strip() == "node-1"
+    # What the product loads on a real host exists in this kernel (planet's image is erofs, or
+    # squashfs where erofs is missing).
+    node.run("for m in overlay loop br_netfilter erofs squashfs; do modprobe $m; done")
+    fs = node.run("cat /proc/filesystems").stdout.split()
+    assert {"overlay", "erofs", "squashfs"} <= set(fs)
+    # Room on / for an unpacked cluster image and planet's state.
+    assert int(node.run("df --output=avail -B1G / | tail -1").stdout) >= 10
 
     pid = node.proc.pid
     ns = vm.nets[0].name
