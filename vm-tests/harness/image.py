@@ -95,6 +95,7 @@ def ensure(cache_dir: Path, log=lambda s: print(s, file=sys.stderr)) -> BaseImag
     with open(cache_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (final / "info.json").exists():
+            os.utime(final)  # marks it used, for _prune
             log(f"base image {key}: cached in {final}")
             return _load(key, final)
         tmp = cache_dir / f".build-{key}"
@@ -111,11 +112,17 @@ def ensure(cache_dir: Path, log=lambda s: print(s, file=sys.stderr)) -> BaseImag
         (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
         os.rename(tmp, final)
         log(f"base image {key}: built in {info['build_seconds']} s -> {final}")
-        # Older images are dead weight (one is ~0.5 GiB).
-        for old in cache_dir.iterdir():
-            if old.is_dir() and old.name != key and not old.name.startswith("."):
-                shutil.rmtree(old, ignore_errors=True)
+        _prune(cache_dir, keep=key)
         return _load(key, final)
+
+
+def _prune(cache_dir: Path, keep: str, unused_days: float = 2) -> None:
+    """Deletes images of other recipes not used for a while (one is ~0.4 GiB). Not at once:
+    a run of another checkout (another recipe) may share this cache and be using its image."""
+    for old in cache_dir.iterdir():
+        if old.is_dir() and old.name != keep and not old.name.startswith("."):
+            if time.time() - old.stat().st_mtime > unused_days * 86400:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def _download_deb(pkg: str, dest: Path, log) -> Path:
