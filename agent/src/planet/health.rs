@@ -417,6 +417,16 @@ pub fn render(h: &PlanetHealth) -> String {
     if let Some(d) = &h.detail {
         out.push_str(&format!("            {d}\n"));
     }
+    if let Some(t) = &h.timings
+        && h.init_pid.is_some()
+    {
+        let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
+        out.push_str(&format!(
+            "            started: rootfs ready {}, systemd ready {}\n",
+            ms(t.rootfs_ready_ms),
+            ms(t.systemd_ready_ms)
+        ));
+    }
     for u in &h.units {
         let mark = if u.healthy {
             "ok"
