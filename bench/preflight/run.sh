@@ -2,7 +2,9 @@
 # The preflight rate checks side by side with the reference tools, in the same run, alternating:
 #   disk:    our O_DIRECT write-rate check vs `fio --direct=1 --rw=write --bs=1M` in the same
 #            directory: on this machine's root filesystem, and on xfs and ext4 loop volumes
-#            (loop devices with direct I/O, so that they measure the disk and not the page cache);
+#            (loop devices with direct I/O, so that they measure the disk and not the page cache),
+#            and on an xfs loop volume throttled to 50 and 150 MB/s by the block I/O controller
+#            (a disk of known speed, as tc gives a link of known speed);
 #   network: our peer transfer-rate check vs iperf3 between two network namespaces joined by a veth
 #            pair shaped with tc tbf at 20, 50 and 100 MB/s, each direction on its own;
 #   suite:   the whole `gravity check` of the sample manifest without and with rate tests.
@@ -55,31 +57,70 @@ YAML
 }
 
 # ----------------------------------------------------------------------------------------- disk
-ours_disk() { # dir -> "MB/s seconds"
-    local m="$work/disk.yaml"
+ours_disk() { # dir [cgroup] -> "MB/s seconds"
+    local m="$work/disk.yaml" run=()
+    [[ -n ${2:-} ]] && run=(in_cg "$2")
     manifest "      volumes:
         - path: $1
           minTransferRate: \"1MB/s\"" > "$m"
-    "$bin" --state-dir "$state" check --manifest "$m" --output json 2>/dev/null |
+    "${run[@]}" "$bin" --state-dir "$state" check --manifest "$m" --output json 2>/dev/null |
         jq -r '.checks[] | select(.id | endswith(":rate")) | "\(.measured | split(" ")[0]) \(.duration_ms / 1000)"'
 }
 
-fio_disk() { # dir -> "MB/s seconds"
-    fio --name=bench --directory="$1" --direct=1 --rw=write --bs=1M --size=256M \
+fio_disk() { # dir [cgroup] -> "MB/s seconds"
+    local run=()
+    [[ -n ${2:-} ]] && run=(in_cg "$2")
+    "${run[@]}" fio --name=bench --directory="$1" --direct=1 --rw=write --bs=1M --size=256M \
         --output-format=json 2>/dev/null |
         jq -r '.jobs[0].write | "\(.bw_bytes / 1e6) \(.runtime / 1000)"'
     rm -f "$1"/bench.*
 }
 
-loop_volume() { # fs -> mount dir
-    local fs=$1 img="$work/$1-$tag.img" dir="$work/$1-$tag" dev
+vol_dir="" vol_dev="" nvol=0
+loop_volume() { # fs -> sets vol_dir (the mount) and vol_dev; not in a subshell, so that the
+    # cleanup commands it registers survive
+    local fs=$1 img dir dev
+    nvol=$((nvol + 1))
+    img="$work/$fs-$tag-$nvol.img" dir="$work/$fs-$tag-$nvol"
+    rm -f "$img"
     truncate -s 2G "$img"
+    cleanup_cmds+=("rm -f $img")
     "mkfs.$fs" -q "$img"
     dev=$(losetup --find --show --direct-io=on "$img")
+    cleanup_cmds+=("losetup -d $dev")
     mkdir -p "$dir"
+    cleanup_cmds+=("rmdir $dir")
     mount "$dev" "$dir"
-    cleanup_cmds+=("rm -f $img" "rmdir $dir" "losetup -d $dev" "umount $dir")
-    echo "$dir"
+    cleanup_cmds+=("umount $dir")
+    vol_dir=$dir vol_dev=$dev
+}
+
+# A disk of known speed, as tc gives a link of known speed: the block I/O controller throttles
+# writes to the loop device for the processes in a cgroup (v1 blkio, or v2 io.max).
+throttle_cg=""
+throttle() { # device bytes/s -> sets throttle_cg (a cgroup directory), or fails
+    local mm cg
+    mm=$(lsblk -dno MAJ:MIN "$1" | tr -d ' ')
+    if [[ -d /sys/fs/cgroup/blkio ]]; then
+        cg=/sys/fs/cgroup/blkio/gravity-bench-$tag
+        mkdir -p "$cg"
+        echo "$mm $2" > "$cg/blkio.throttle.write_bps_device"
+    elif [[ -f /sys/fs/cgroup/cgroup.subtree_control ]] && grep -qw io /sys/fs/cgroup/cgroup.controllers; then
+        echo +io > /sys/fs/cgroup/cgroup.subtree_control
+        cg=/sys/fs/cgroup/gravity-bench-$tag
+        mkdir -p "$cg"
+        echo "$mm wbps=$2" > "$cg/io.max"
+    else
+        return 1
+    fi
+    cleanup_cmds+=("rmdir $cg")
+    throttle_cg=$cg
+}
+
+in_cg() { # cgroup command... : runs the command inside the cgroup
+    local cg=$1
+    shift
+    sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
 }
 
 bench_disk() {
@@ -87,21 +128,32 @@ bench_disk() {
     mkdir -p "$root_dir"
     cleanup_cmds+=("rm -rf $root_dir")
     echo "== disk write rate: ours (O_DIRECT, 1 MiB, <=256 MiB or 1 s after a warm-up) vs fio --direct=1 --rw=write --bs=1M --size=256M"
-    printf '%-28s %12s %12s %10s %10s %10s\n' target "ours MB/s" "fio MB/s" diff "ours s" "fio s"
-    local target dir fs
-    for target in "root fs ($(stat -f -c %T "$work"))" xfs ext4; do
+    printf '%-34s %12s %12s %10s %10s %10s\n' target "ours MB/s" "fio MB/s" diff "ours s" "fio s"
+    local target dir fs cg
+    for target in "root fs ($(stat -f -c %T "$work"))" xfs ext4 "xfs@50" "xfs@150"; do
+        cg=""
         case $target in
-            xfs | ext4) dir=$(loop_volume "$target"); fs="loop $target" ;;
+            xfs | ext4) loop_volume "$target"; dir=$vol_dir; fs="loop $target" ;;
+            xfs@*)
+                loop_volume xfs
+                dir=$vol_dir
+                if ! throttle "$vol_dev" "${target#xfs@}000000"; then
+                    echo "(no block I/O controller: skipping the throttled volumes)"
+                    continue
+                fi
+                cg=$throttle_cg
+                fs="loop xfs throttled ${target#xfs@} MB/s"
+                ;;
             *) dir=$root_dir; fs=$target ;;
         esac
         local -a o=() f=() ot=() ft=()
         for _ in $(seq "$runs"); do
-            read -r r t < <(ours_disk "$dir"); o+=("$r"); ot+=("$t")
-            read -r r t < <(fio_disk "$dir"); f+=("$r"); ft+=("$t")
+            read -r r t < <(ours_disk "$dir" "$cg"); o+=("$r"); ot+=("$t")
+            read -r r t < <(fio_disk "$dir" "$cg"); f+=("$r"); ft+=("$t")
         done
         local om fm
         om=$(median "${o[@]}"); fm=$(median "${f[@]}")
-        printf '%-28s %12.1f %12.1f %10s %10.2f %10.2f\n' "$fs" "$om" "$fm" "$(pct "$om" "$fm")" \
+        printf '%-34s %12.1f %12.1f %10s %10.2f %10.2f\n' "$fs" "$om" "$fm" "$(pct "$om" "$fm")" \
             "$(median "${ot[@]}")" "$(median "${ft[@]}")"
         echo "    runs: ours ${o[*]} | fio ${f[*]}"
     done
