@@ -30,6 +30,7 @@ pub struct Args {
     /// else ./app.yaml)
     #[arg(long, value_name = "PATH")]
     pub image: Option<PathBuf>,
+    /// `text`: a table, failures first; `json`: the report for machines
     #[arg(long, value_enum, default_value_t)]
     pub output: Output,
     /// Report these failed checks as warnings: check ids (`ram`, `port:tcp/8080`; a trailing `*`
