@@ -206,16 +206,23 @@ fn planet_runs_what_the_manifest_asks_for() {
 
     // planet cannot raise (or otherwise change) its own cgroup limits, nor allow itself
     // more devices.
-    let memory = Path::new("/sys/fs/cgroup/memory/gravity/planet/memory.limit_in_bytes");
+    let cgroup = sup["cgroup"]["path"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('/')
+        .to_string();
+    let memory = Path::new("/sys/fs/cgroup/memory")
+        .join(&cgroup)
+        .join("memory.limit_in_bytes");
     let (limit_file, inside_file, raise) = if memory.exists() {
         (
-            memory.to_path_buf(),
+            memory,
             "/sys/fs/cgroup/memory/memory.limit_in_bytes",
             "17179869184",
         )
     } else {
         (
-            Path::new("/sys/fs/cgroup/gravity/planet/memory.max").to_path_buf(),
+            Path::new("/sys/fs/cgroup").join(&cgroup).join("memory.max"),
             "/sys/fs/cgroup/memory.max",
             "max",
         )
@@ -230,7 +237,7 @@ fn planet_runs_what_the_manifest_asks_for() {
         std::fs::read_to_string(&limit_file).unwrap().trim(),
         (8u64 << 30).to_string()
     );
-    let pids = if Path::new("/sys/fs/cgroup/pids/gravity/planet").exists() {
+    let pids = if Path::new("/sys/fs/cgroup/pids").join(&cgroup).exists() {
         "/sys/fs/cgroup/pids/pids.max"
     } else {
         "/sys/fs/cgroup/pids.max"

@@ -419,25 +419,44 @@ impl Membership {
     }
 }
 
-/// Decides where planet's cgroup goes: below the supervisor's own cgroup when it has one (a
-/// systemd unit with `Delegate=yes`), else below `/gravity`.
-pub fn plan(layout: &CgroupLayout, own: &Membership) -> CgroupPlan {
+/// Decides where planet's cgroup goes: `<unit cgroup>/planet` below the supervisor's own
+/// cgroup when it has one (a systemd unit with `Delegate=yes`: one planet per unit), else
+/// `/gravity/planet-<instance>`, where `instance` tells apart the planets of different state
+/// directories (tests, a second install): one must never touch another's cgroups.
+pub fn plan(layout: &CgroupLayout, own: &Membership, instance: &str) -> CgroupPlan {
     let own_path = match layout.mode {
         CgroupMode::Unified => own.path(""),
         CgroupMode::Legacy | CgroupMode::Hybrid => own.path("name=systemd"),
     }
     .unwrap_or("/");
-    // A supervisor restarted from within its own leaf uses the same base as before.
-    let own_path = own_path.strip_suffix("/supervisor").unwrap_or(own_path);
-    let (base, owned_base) = if own_path == "/" || own_path.is_empty() {
-        ("/gravity".to_string(), Some("/gravity".to_string()))
+    // A supervisor restarted from within its own leaf uses the same base as before:
+    // `<unit>/supervisor` is below the unit, `/gravity/supervisor-<instance>` below nothing.
+    let own_path = match own_path.rsplit_once('/') {
+        Some((_, last)) if last.starts_with("supervisor-") => "/",
+        Some((parent, "supervisor")) if !parent.is_empty() => parent,
+        _ => own_path,
+    };
+    let (base, leaf, owned_base) = if own_path == "/" || own_path.is_empty() {
+        (
+            "/gravity".to_string(),
+            format!("planet-{instance}"),
+            Some("/gravity".to_string()),
+        )
     } else {
-        (own_path.trim_end_matches('/').to_string(), None)
+        (
+            own_path.trim_end_matches('/').to_string(),
+            "planet".to_string(),
+            None,
+        )
+    };
+    let supervisor = match &owned_base {
+        Some(_) => format!("{base}/supervisor-{instance}"),
+        None => format!("{base}/supervisor"),
     };
     CgroupPlan {
         mode: layout.mode,
-        path: format!("{base}/planet"),
-        supervisor: (layout.mode == CgroupMode::Unified).then(|| format!("{base}/supervisor")),
+        path: format!("{base}/{leaf}"),
+        supervisor: (layout.mode == CgroupMode::Unified).then_some(supervisor),
         owned_base,
     }
 }
@@ -603,7 +622,7 @@ mod tests {
     fn plans_below_the_supervisors_own_cgroup() {
         let u = layout(UNIFIED, Path::new("/"));
         let own = Membership::parse("0::/system.slice/gravity-planet.service\n");
-        let p = plan(&u, &own);
+        let p = plan(&u, &own, "0a1b2c3d");
         assert_eq!(p.path, "/system.slice/gravity-planet.service/planet");
         assert_eq!(
             p.supervisor.as_deref(),
@@ -612,16 +631,30 @@ mod tests {
         assert_eq!(p.owned_base, None);
         // Restarted from within the leaf: same plan.
         let own = Membership::parse("0::/system.slice/gravity-planet.service/supervisor\n");
-        assert_eq!(plan(&u, &own), p);
-        // Not in any unit: below /gravity, which gravity owns.
-        let p = plan(&u, &Membership::parse("0::/\n"));
-        assert_eq!(p.path, "/gravity/planet");
+        assert_eq!(plan(&u, &own, "0a1b2c3d"), p);
+        // Not in any unit: below /gravity, which gravity owns, one cgroup per state directory.
+        let p = plan(&u, &Membership::parse("0::/\n"), "0a1b2c3d");
+        assert_eq!(p.path, "/gravity/planet-0a1b2c3d");
+        assert_eq!(
+            p.supervisor.as_deref(),
+            Some("/gravity/supervisor-0a1b2c3d")
+        );
         assert_eq!(p.owned_base.as_deref(), Some("/gravity"));
+        let again = plan(
+            &u,
+            &Membership::parse("0::/gravity/supervisor-0a1b2c3d\n"),
+            "0a1b2c3d",
+        );
+        assert_eq!(again, p);
+        assert_ne!(
+            plan(&u, &Membership::parse("0::/\n"), "ffffffff").path,
+            p.path
+        );
 
         let h = layout(HYBRID, Path::new("/"));
         let own = Membership::parse("9:name=systemd:/\n4:memory:/sandbox/x\n0::/\n");
-        let p = plan(&h, &own);
-        assert_eq!(p.path, "/gravity/planet");
+        let p = plan(&h, &own, "0a1b2c3d");
+        assert_eq!(p.path, "/gravity/planet-0a1b2c3d");
         assert_eq!(p.supervisor, None);
     }
 

@@ -117,7 +117,11 @@ pub fn stale(paths: &Paths) -> Result<(), CleanupError> {
     let layout = CgroupLayout::detect(Path::new("/"))?;
     let plan = match Status::load(&paths.state_dir).and_then(|s| s.cgroup) {
         Some(p) => p,
-        None => cgroups::plan(&layout, &Membership::read(Path::new("/"), "self")?),
+        None => cgroups::plan(
+            &layout,
+            &Membership::read(Path::new("/"), "self")?,
+            &paths.instance(),
+        ),
     };
     let had_state = paths.container_state().exists();
     let had_cgroups = !layout.existing(&plan.path).is_empty();
@@ -143,7 +147,8 @@ pub fn stale(paths: &Paths) -> Result<(), CleanupError> {
     Ok(())
 }
 
-/// What planet left on the host (empty when it is clean).
+/// What planet left on the host (empty when it is clean). Cgroups are those of this state
+/// directory's planet only.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Leftovers {
@@ -206,7 +211,7 @@ pub fn leftovers(state_dir: &Path) -> Leftovers {
         let plan = Status::load(state_dir).and_then(|s| s.cgroup).or_else(|| {
             Membership::read(Path::new("/"), "self")
                 .ok()
-                .map(|m| cgroups::plan(&layout, &m))
+                .map(|m| cgroups::plan(&layout, &m, &paths.instance()))
         });
         if let Some(plan) = plan {
             out.cgroups = layout.existing(&plan.path);
@@ -242,12 +247,12 @@ mod tests {
         assert_eq!(clean.to_string(), "nothing");
         let dirty = Leftovers {
             mounts: vec!["/s/planet/rootfs".into()],
-            cgroups: vec!["/sys/fs/cgroup/memory/gravity/planet".into()],
+            cgroups: vec!["/sys/fs/cgroup/memory/gravity/planet-0a1b2c3d".into()],
             ..Leftovers::default()
         };
         assert_eq!(
             dirty.to_string(),
-            "mounts /s/planet/rootfs; cgroups /sys/fs/cgroup/memory/gravity/planet"
+            "mounts /s/planet/rootfs; cgroups /sys/fs/cgroup/memory/gravity/planet-0a1b2c3d"
         );
     }
 }

@@ -40,6 +40,13 @@ pub enum TeardownError {
     Service(#[from] service::ServiceError),
     #[error(transparent)]
     Cleanup(#[from] cleanup::CleanupError),
+    #[error("cannot take planet's supervisor lock {path}: {source}")]
+    Lock {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("planet was started again while it was being torn down: stop it first")]
+    Running,
     #[error("planet left on the host after teardown: {0}")]
     Left(Box<Leftovers>),
 }
@@ -50,6 +57,17 @@ pub enum TeardownError {
 pub fn teardown(state_dir: &Path) -> Result<Leftovers, TeardownError> {
     let paths = paths::Paths::new(state_dir);
     service::stop(state_dir, TEARDOWN_STOP_TIMEOUT)?;
+    if !paths.dir.exists() {
+        return Ok(leftovers(state_dir));
+    }
+    // Hold the supervisor's lock while removing: no supervisor of this state directory can
+    // start meanwhile and have its fresh container taken for leftovers.
+    let _lock = sys::SupervisorLock::try_acquire(&paths.lock())
+        .map_err(|source| TeardownError::Lock {
+            path: paths.lock(),
+            source,
+        })?
+        .ok_or(TeardownError::Running)?;
     cleanup::stale(&paths)?;
     for file in [
         paths.environment(),

@@ -34,6 +34,19 @@ impl Paths {
             dir: state_dir.join("planet"),
         }
     }
+    /// A short id of this state directory (8 hex digits of the SHA-256 of its absolute path):
+    /// host-wide names (cgroups) carry it so that planets of different state directories
+    /// never touch each other's.
+    pub fn instance(&self) -> String {
+        use sha2::Digest;
+        let abs = std::fs::canonicalize(&self.state_dir).unwrap_or_else(|_| {
+            std::env::current_dir()
+                .map(|d| d.join(&self.state_dir))
+                .unwrap_or_else(|_| self.state_dir.clone())
+        });
+        let digest = sha2::Sha256::digest(abs.as_os_str().as_encoded_bytes());
+        hex::encode(&digest[..4])
+    }
     pub fn config(&self) -> PathBuf {
         self.dir.join("config.json")
     }

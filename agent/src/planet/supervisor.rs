@@ -214,7 +214,7 @@ impl Run {
 
         let layout = CgroupLayout::detect(Path::new("/"))?;
         self.own = Membership::read(Path::new("/"), "self")?;
-        let plan = cgroups::plan(&layout, &self.own);
+        let plan = cgroups::plan(&layout, &self.own, &self.paths.instance());
         self.status.cgroup = Some(plan.clone());
         self.status.save(&self.paths.state_dir);
         if let Some(leaf) = &plan.supervisor {
