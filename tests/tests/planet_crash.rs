@@ -37,7 +37,32 @@ fn a_killed_supervisor_is_replaced_and_its_leftovers_removed() {
     let _user = ServiceUser::expect(1001);
     let planet = Planet::new();
     planet.configure(MANIFEST, &["--service-uid", "1001", "--node-name", "crash"]);
-    planet.start();
+    // Started the way scripts do it, under `flock FILE cmd`: the daemon must not keep the
+    // lock (it would hold it for planet's whole life).
+    let lock = planet.work.join("script.lock");
+    let out = std::process::Command::new("flock")
+        .arg(&lock)
+        .arg(tests::bins::path("gravity"))
+        .arg("--state-dir")
+        .arg(&planet.state)
+        .args(["planet", "start", "--timeout", "300s"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let free = std::process::Command::new("flock")
+        .args(["--nonblock"])
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(
+        free.success(),
+        "planet's daemon kept the lock its starter held"
+    );
     let (healthy, status) = planet.status(Some("300s"));
     assert!(healthy, "{status:#}");
     let etcdctl = "ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379";

@@ -238,6 +238,12 @@ pub fn daemon(state_dir: &Path) -> std::io::Result<u8> {
         nix::unistd::ForkResult::Parent { .. } => return Ok(0),
         nix::unistd::ForkResult::Child => {}
     }
+    // A daemon keeps nothing it inherited but stdio: a lock its starter held (`flock FILE
+    // gravity planet start`) or a pipe someone reads to the end would otherwise be held for
+    // planet's whole life (and by every supervisor it starts).
+    // SAFETY: close_range(2) takes no pointers; no descriptor from 3 up belongs to this
+    // process's own code at this point (clap and logging keep none open).
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     let paths = Paths::new(state_dir);
     super::write_atomic(
         &paths.daemon_pid(),
