@@ -62,7 +62,7 @@ pub fn teardown(state_dir: &Path) -> Result<Leftovers, TeardownError> {
     }
     // Hold the supervisor's lock while removing: no supervisor of this state directory can
     // start meanwhile and have its fresh container taken for leftovers.
-    let _lock = sys::SupervisorLock::try_acquire(&paths.lock())
+    let lock = sys::SupervisorLock::try_acquire(&paths.lock())
         .map_err(|source| TeardownError::Lock {
             path: paths.lock(),
             source,
@@ -82,6 +82,8 @@ pub fn teardown(state_dir: &Path) -> Result<Leftovers, TeardownError> {
     for dir in [paths.rootfs(), paths.image_mount()] {
         let _ = std::fs::remove_dir(dir);
     }
+    // Our own hold on the lock would read as a running supervisor.
+    drop(lock);
     let left = leftovers(state_dir);
     if left.is_clean() {
         Ok(left)
