@@ -58,6 +58,12 @@ pub enum Output {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Install the cluster image on this host, or resume an interrupted install
+    Install(Box<cmd::install::Args>),
+    /// Show the node, planet and its services, and the last operation
+    Status(cmd::status::Args),
+    /// Show the current operation's phases; resume or roll it back
+    Plan(cmd::plan::Args),
     /// Verify or unpack a cluster image
     #[command(subcommand)]
     Image(cmd::image::ImageCommand),
@@ -68,6 +74,10 @@ pub enum Command {
     Planet(cmd::planet::PlanetCommand),
     /// Check that this host can run a node profile (preflight), or serve peer checks
     Check(cmd::check::Args),
+    /// Remove the cluster from this host: planet, its service, mounts and all state
+    Uninstall(cmd::uninstall::Args),
+    /// Remove this node from its cluster (`--force` on a single node: uninstall)
+    Leave(cmd::leave::Args),
 }
 
 impl Command {
@@ -78,6 +88,11 @@ impl Command {
             Command::Completions(_) => "completions",
             Command::Planet(_) => "planet",
             Command::Check(_) => "check",
+            Command::Install(_) => "install",
+            Command::Status(_) => "status",
+            Command::Plan(_) => "plan",
+            Command::Uninstall(_) => "uninstall",
+            Command::Leave(_) => "leave",
         }
     }
 
@@ -86,7 +101,11 @@ impl Command {
     pub fn logs_to_file(&self) -> bool {
         !matches!(
             self,
-            Command::Completions(_) | Command::Image(_) | Command::Planet(_)
+            Command::Completions(_)
+                | Command::Image(_)
+                | Command::Planet(_)
+                | Command::Status(_)
+                | Command::Plan(_)
         )
     }
 }

@@ -4,6 +4,7 @@
 //! cgroups); every helper that changes something undoes it on drop, also when a test fails.
 
 pub mod bins;
+pub mod install;
 pub mod loopdev;
 pub mod netns;
 pub mod oci_fixture;

@@ -3,7 +3,12 @@
 pub mod check;
 pub mod completions;
 pub mod image;
+pub mod install;
+pub mod leave;
+pub mod plan;
 pub mod planet;
+pub mod status;
+pub mod uninstall;
 
 use std::process::ExitCode;
 
@@ -15,5 +20,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Completions(a) => completions::run(a),
         Command::Planet(c) => planet::run(&cli.global, c),
         Command::Check(a) => check::run(&cli.global, a),
+        Command::Install(a) => install::run(&cli.global, *a),
+        Command::Plan(a) => plan::run(&cli.global, a),
+        Command::Status(a) => status::run(&cli.global, a),
+        Command::Uninstall(a) => uninstall::run(&cli.global, a),
+        Command::Leave(a) => leave::run(&cli.global, a),
     }
 }

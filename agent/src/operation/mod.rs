@@ -9,4 +9,4 @@ mod plan;
 pub use engine::{Engine, Observer, Phase, PhaseOutcome, Silent};
 pub use failpoint::failpoint;
 pub use journal::{Journal, JournalError, OperationLock};
-pub use plan::{OpState, PhaseRecord, PhaseState, Plan};
+pub use plan::{OpState, PhaseRecord, PhaseState, Plan, now_ms};

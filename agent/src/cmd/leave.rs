@@ -1,0 +1,35 @@
+//! `gravity leave`: remove this node from its cluster.
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+
+use crate::cli::GlobalArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Leave even though this is the cluster's only node: the same as `gravity uninstall`
+    #[arg(long)]
+    pub force: bool,
+    /// Also remove the `planet` user and group, if the install created them
+    #[arg(long)]
+    pub remove_user: bool,
+    /// Do not ask for confirmation (required without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
+    if !args.force {
+        bail!(
+            "this gravity installs single-node clusters: this node is the whole cluster. To remove it, run `gravity leave --force` (the same as `gravity uninstall`)"
+        );
+    }
+    super::uninstall::run(
+        global,
+        super::uninstall::Args {
+            remove_user: args.remove_user,
+            yes: args.yes,
+        },
+    )
+}

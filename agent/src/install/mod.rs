@@ -1,0 +1,144 @@
+//! `gravity install` as an operation: a journaled plan of idempotent phases from a verified
+//! cluster image to a healthy planet, resumable after any interruption.
+
+pub mod network;
+pub mod params;
+mod phases;
+pub mod phases_api;
+pub mod progress;
+pub mod prompt;
+pub mod state;
+pub mod values;
+
+use std::path::Path;
+
+use anyhow::Context;
+use image::Manifest;
+use image::manifest::NodeProfile;
+
+use crate::operation::{Engine, Journal, Observer, Phase, Plan};
+use crate::source::ClusterImage;
+pub use params::InstallParams;
+
+/// Everything phases share.
+pub struct Ctx {
+    pub params: InstallParams,
+    pub image: ClusterImage,
+    pub profile: NodeProfile,
+    pub layout: state::Layout,
+}
+
+impl Ctx {
+    pub fn manifest(&self) -> &Manifest {
+        &self.image.manifest
+    }
+}
+
+/// The install phases, in order.
+pub fn phases() -> Vec<Box<dyn Phase<Ctx>>> {
+    phases::all()
+}
+
+pub fn engine(state_dir: &Path) -> Engine<'static, Ctx> {
+    Engine::new(Journal::new(state_dir), phases())
+}
+
+/// How an install run begins.
+pub enum Start {
+    New(Box<InstallParams>),
+    /// Continue the journaled install; the ids are added to its ignored preflight failures.
+    Resume {
+        ignore_preflight_errors: Vec<String>,
+    },
+}
+
+/// Starts a new install, or continues the journaled one.
+pub fn run(
+    start: Start,
+    state_dir: &Path,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<(Ctx, Plan)> {
+    let journal = Journal::new(state_dir);
+    let _lock = journal.lock()?;
+    let engine = engine(state_dir);
+    let mut plan = match (journal.load()?, start) {
+        (
+            Some(mut plan),
+            Start::Resume {
+                ignore_preflight_errors,
+            },
+        ) if plan.kind == "install" => {
+            if !ignore_preflight_errors.is_empty() {
+                let mut params: InstallParams = serde_json::from_value(plan.params.clone())
+                    .context("the journaled install parameters are unreadable")?;
+                for id in ignore_preflight_errors {
+                    if !params.ignore_preflight_errors.contains(&id) {
+                        params.ignore_preflight_errors.push(id);
+                    }
+                }
+                plan.params = serde_json::to_value(&params)?;
+            }
+            plan
+        }
+        (Some(plan), Start::Resume { .. }) => anyhow::bail!(
+            "the journaled operation is a {}, not an install: use `gravity plan resume`",
+            plan.kind
+        ),
+        (None, Start::Resume { .. }) => {
+            anyhow::bail!("there is no install to resume in {}", state_dir.display())
+        }
+        (Some(plan), Start::New(_)) if plan.is_complete() => anyhow::bail!(
+            "a cluster is already installed here ({}); run `gravity status`, or `gravity uninstall` first to install again",
+            state_dir.display()
+        ),
+        (Some(plan), Start::New(_)) => anyhow::bail!(
+            "an install is already in progress in {} (stopped at phase `{}`): continue it with `gravity install --resume`, or undo it with `gravity plan rollback`",
+            state_dir.display(),
+            plan.next_phase().map_or("?", |p| p.name.as_str())
+        ),
+        (None, Start::New(params)) => Plan::new(
+            "install",
+            serde_json::to_value(&*params)?,
+            &engine.outline(),
+        ),
+    };
+    let params: InstallParams = serde_json::from_value(plan.params.clone())
+        .context("the journaled install parameters are unreadable")?;
+    let mut ctx = context(params)?;
+    engine.run(&mut plan, &mut ctx, observer)?;
+    Ok((ctx, plan))
+}
+
+/// Undoes the journaled install's phases in reverse.
+pub fn rollback(state_dir: &Path, observer: &mut dyn Observer) -> anyhow::Result<Plan> {
+    let journal = Journal::new(state_dir);
+    let _lock = journal.lock()?;
+    let mut plan = journal.load()?.with_context(|| {
+        format!(
+            "there is no operation to roll back in {}",
+            state_dir.display()
+        )
+    })?;
+    let params: InstallParams = serde_json::from_value(plan.params.clone())?;
+    let mut ctx = context(params)?;
+    engine(state_dir).rollback(&mut plan, &mut ctx, observer)?;
+    // Rolled back is finished: a new install may start.
+    journal.archive(&plan)?;
+    Ok(plan)
+}
+
+/// Re-opens (and re-verifies) the image and picks the profile, for a new run or a resume.
+pub fn context(params: InstallParams) -> anyhow::Result<Ctx> {
+    let image = crate::source::open(Some(&params.image_dir), &params.state_dir)?;
+    let profile = image
+        .manifest
+        .profile(Some(&params.role))
+        .with_context(|| format!("the cluster image has no node profile `{}`", params.role))?;
+    let layout = state::Layout::new(&params.state_dir);
+    Ok(Ctx {
+        params,
+        image,
+        profile,
+        layout,
+    })
+}

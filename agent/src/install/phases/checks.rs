@@ -1,0 +1,62 @@
+//! Preflight checks for the chosen profile, before anything on the host changes.
+
+use anyhow::bail;
+
+use crate::install::{Ctx, state};
+use crate::operation::Phase;
+
+pub struct Checks;
+
+impl Phase<Ctx> for Checks {
+    fn name(&self) -> &'static str {
+        "checks"
+    }
+    fn description(&self) -> &'static str {
+        "Run preflight checks"
+    }
+    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        let opts = preflight::Options {
+            state_dir: ctx.params.state_dir.clone(),
+            ..preflight::Options::default()
+        };
+        let mut report = preflight::run(ctx.manifest(), &ctx.profile, &opts);
+        report.apply_ignores(&preflight::IgnoreList::from_entries(
+            &ctx.params.ignore_preflight_errors,
+        ));
+        write_report(&ctx.layout.checks_report(), &report)?;
+        let failed: Vec<_> = report
+            .checks
+            .iter()
+            .filter(|c| c.status == preflight::Status::Fail)
+            .collect();
+        if !failed.is_empty() {
+            eprintln!("{}", report.render_table());
+            let ids: Vec<&str> = failed.iter().map(|c| c.id.as_str()).collect();
+            bail!(
+                "{} preflight check{} failed ({}): fix them and run `gravity install --resume`, or go on anyway with `gravity install --resume --ignore-preflight-errors={}`",
+                ids.len(),
+                if ids.len() == 1 { "" } else { "s" },
+                ids.join(", "),
+                ids.join(",")
+            );
+        }
+        for warning in report
+            .checks
+            .iter()
+            .filter(|c| c.status == preflight::Status::Warn)
+        {
+            tracing::warn!(check = %warning.id, "{}", warning.title);
+        }
+        Ok(())
+    }
+    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        state::remove_file_and_empty_parent(&ctx.layout.checks_report())?;
+        Ok(())
+    }
+}
+
+fn write_report(path: &std::path::Path, report: &preflight::Report) -> anyhow::Result<()> {
+    let value: serde_json::Value = serde_json::from_str(&report.to_json())?;
+    state::write_json(path, &value)?;
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! Planet's configuration (image, service user, volumes, devices, daemon arguments), the Helm
+//! values file, and the resources hooks read.
+
+use anyhow::Context;
+
+use crate::install::{Ctx, state, values};
+use crate::operation::Phase;
+use crate::planet::config::{PlanetConfig, PlanetOptions};
+
+pub struct Configure;
+
+impl Phase<Ctx> for Configure {
+    fn name(&self) -> &'static str {
+        "configure"
+    }
+    fn description(&self) -> &'static str {
+        "Configure planet, volumes and Helm values"
+    }
+    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        let state_dir = &ctx.params.state_dir;
+        let image = crate::planet::image::imported(state_dir)?.context(
+            "the planet image is not imported: run `gravity install --resume` to redo that phase",
+        )?;
+        let opts = PlanetOptions {
+            state_dir: state_dir.clone(),
+            service_uid: ctx.params.service_uid,
+            service_gid: ctx.params.service_gid,
+            node_name: ctx.params.node_name.clone(),
+            advertise_ip: ctx.params.advertise_ip,
+            role: ctx.params.role.clone(),
+            cluster_name: ctx.manifest().metadata.name.clone(),
+            mounts: ctx.params.mounts.clone(),
+            image: image.path.clone(),
+            image_sha256: image.sha256.clone(),
+            image_version: image.version.clone(),
+        };
+        let config = PlanetConfig::from_manifest(ctx.manifest(), &ctx.profile, &opts)?;
+        config.save(state_dir)?;
+
+        let merged = values::merge(&ctx.params.values, &ctx.params.set)?;
+        values::write(&ctx.layout.helm_values(), &merged)
+            .with_context(|| format!("cannot write {}", ctx.layout.helm_values().display()))?;
+
+        // Hooks see the cluster's resources; copy them so they outlive the unpacked image.
+        let resources = ctx.layout.resources();
+        state::remove_dir(&resources)?;
+        copy_tree(&ctx.image.path(image::layout::RESOURCES_DIR), &resources)?;
+        Ok(())
+    }
+    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        PlanetConfig::remove(&ctx.params.state_dir)?;
+        state::remove_file_and_empty_parent(&ctx.layout.helm_values())?;
+        state::remove_dir(&ctx.layout.resources())?;
+        Ok(())
+    }
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    if !from.exists() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).with_context(|| format!("cannot copy {}", src.display()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! Records what is installed, and makes `gravity` available on the PATH.
+
+use std::path::Path;
+
+use crate::install::Ctx;
+use crate::install::state::{self, ClusterRecord, Supervisor};
+use crate::operation::{Phase, now_ms};
+
+pub struct Finish;
+
+/// Where the `gravity` command is linked for the administrator.
+pub const PATH_LINK: &str = "/usr/local/bin/gravity";
+
+impl Phase<Ctx> for Finish {
+    fn name(&self) -> &'static str {
+        "finish"
+    }
+    fn description(&self) -> &'static str {
+        "Record the installed cluster"
+    }
+    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        let m = ctx.manifest();
+        let record = ClusterRecord {
+            name: m.metadata.name.clone(),
+            version: m.metadata.resource_version.clone(),
+            installed_ms: now_ms(),
+            node_name: ctx.params.node_name.clone(),
+            advertise_ip: ctx.params.advertise_ip,
+            role: ctx.params.role.clone(),
+            flavor: ctx.params.flavor.clone(),
+            service_uid: ctx.params.service_uid,
+            service_gid: ctx.params.service_gid,
+            supervisor: if systemd::is_pid1() {
+                Supervisor::Systemd
+            } else {
+                Supervisor::Gravity
+            },
+            image_dir: ctx.params.image_dir.clone(),
+        };
+        state::write_json(&ctx.layout.cluster_record(), &record)?;
+        link_on_path(&ctx.layout.gravity(), Path::new(PATH_LINK));
+        Ok(())
+    }
+    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        unlink_from_path(&ctx.layout.gravity(), Path::new(PATH_LINK));
+        state::remove_file(&ctx.layout.cluster_record())?;
+        Ok(())
+    }
+}
+
+/// Links `link` to our gravity unless something else already lives there: never replace a
+/// file we did not put there.
+pub fn link_on_path(gravity: &Path, link: &Path) {
+    match std::fs::read_link(link) {
+        Ok(target) if target == gravity => {}
+        Ok(_) | Err(_) if link.symlink_metadata().is_ok() => {
+            tracing::warn!(link = %link.display(), "not linking gravity on the PATH: something else is there");
+        }
+        _ => {
+            if let Err(e) = std::os::unix::fs::symlink(gravity, link) {
+                tracing::warn!(link = %link.display(), error = %e, "cannot link gravity on the PATH");
+            }
+        }
+    }
+}
+
+/// Removes `link` only if it is our symlink.
+pub fn unlink_from_path(gravity: &Path, link: &Path) {
+    if std::fs::read_link(link).is_ok_and(|t| t == gravity) {
+        let _ = std::fs::remove_file(link);
+    }
+}

@@ -1,0 +1,29 @@
+//! Waits until etcd, dockerd and the registry inside planet answer.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::install::Ctx;
+use crate::operation::Phase;
+
+pub struct Health;
+
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Phase<Ctx> for Health {
+    fn name(&self) -> &'static str {
+        "health"
+    }
+    fn description(&self) -> &'static str {
+        "Wait for planet's services to be healthy"
+    }
+    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        crate::planet::health::wait_healthy(&ctx.params.state_dir, HEALTH_TIMEOUT)
+            .context("planet did not become healthy: see `gravity planet status` and `gravity planet enter -- journalctl -xe`")?;
+        Ok(())
+    }
+    fn rollback(&self, _ctx: &mut Ctx) -> anyhow::Result<()> {
+        Ok(())
+    }
+}

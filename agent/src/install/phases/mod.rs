@@ -1,0 +1,30 @@
+//! The install phases, one file each, in the order they run.
+
+mod agent;
+mod checks;
+mod configure;
+pub(super) mod finish;
+mod health;
+mod images;
+mod planet_image;
+pub(super) mod service;
+mod start;
+pub(super) mod user;
+
+use super::Ctx;
+use crate::operation::Phase;
+
+pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
+    vec![
+        Box::new(agent::Agent),
+        Box::new(checks::Checks),
+        Box::new(user::User),
+        Box::new(planet_image::PlanetImage),
+        Box::new(configure::Configure),
+        Box::new(service::Service),
+        Box::new(start::Start),
+        Box::new(health::Health),
+        Box::new(images::Images),
+        Box::new(finish::Finish),
+    ]
+}

@@ -1,0 +1,35 @@
+//! Copies the planet image out of the cluster image into the state directory and verifies it.
+
+use anyhow::Context;
+
+use crate::install::Ctx;
+use crate::operation::Phase;
+
+pub struct PlanetImage;
+
+impl Phase<Ctx> for PlanetImage {
+    fn name(&self) -> &'static str {
+        "planet-image"
+    }
+    fn description(&self) -> &'static str {
+        "Import the planet system container image"
+    }
+    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        let src = ctx.image.path(image::layout::PLANET_DIR);
+        anyhow::ensure!(
+            src.join("planet.json").exists(),
+            "this cluster image carries no planet image ({} is missing): it was built without `tele build --planet`, and can only be checked, not installed",
+            src.join("planet.json").display()
+        );
+        // A profile may run its own planet (`systemOptions.baseImage`).
+        let base_image = ctx.manifest().system_options_for(&ctx.profile).base_image;
+        let src = crate::planet::image::source_for(&src, base_image.as_deref())?;
+        crate::planet::image::import(&src, &ctx.params.state_dir)
+            .with_context(|| format!("cannot import the planet image from {}", src.display()))?;
+        Ok(())
+    }
+    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        crate::planet::image::remove_all(&ctx.params.state_dir)?;
+        Ok(())
+    }
+}

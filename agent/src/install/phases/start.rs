@@ -1,0 +1,29 @@
+//! Starts planet under its supervisor (systemd, or gravity's own daemon).
+
+use std::time::Duration;
+
+use crate::install::Ctx;
+use crate::operation::{Phase, failpoint};
+
+pub struct Start;
+
+/// Starting includes planet's own systemd reaching `running`.
+const START_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Phase<Ctx> for Start {
+    fn name(&self) -> &'static str {
+        "start"
+    }
+    fn description(&self) -> &'static str {
+        "Start planet"
+    }
+    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        failpoint(self.name(), "during");
+        crate::planet::service::start(&ctx.params.state_dir, START_TIMEOUT)?;
+        Ok(())
+    }
+    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        crate::planet::service::stop(&ctx.params.state_dir, Duration::from_secs(120))?;
+        Ok(())
+    }
+}

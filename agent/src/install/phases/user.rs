@@ -1,0 +1,67 @@
+//! The `planet` service user and group, with the uid and gid asked for.
+
+use serde::{Deserialize, Serialize};
+
+use crate::host::user::{SystemAccounts, ensure_service_user, remove_service_user};
+use crate::install::{Ctx, state};
+use crate::operation::Phase;
+
+pub struct User;
+
+/// Whether this install created the account, so rollback removes only what it made.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    uid: u32,
+    gid: u32,
+    created_user: bool,
+    created_group: bool,
+}
+
+impl Phase<Ctx> for User {
+    fn name(&self) -> &'static str {
+        "user"
+    }
+    fn description(&self) -> &'static str {
+        "Create the planet service user"
+    }
+    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        let record_path = ctx.layout.service_user_record();
+        let user = ensure_service_user(
+            ctx.params.service_uid,
+            ctx.params.service_gid,
+            &SystemAccounts::host(),
+        )?;
+        // A resumed run finds the account made by the interrupted one: keep the first record.
+        if !record_path.exists() {
+            state::write_json(
+                &record_path,
+                &Record {
+                    uid: user.uid,
+                    gid: user.gid,
+                    created_user: user.created_user,
+                    created_group: user.created_group,
+                },
+            )?;
+        }
+        Ok(())
+    }
+    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        remove_recorded(&ctx.layout)
+    }
+}
+
+/// Removes the user and group if (and only if) the install created them.
+pub fn remove_recorded(layout: &state::Layout) -> anyhow::Result<()> {
+    let path = layout.service_user_record();
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(());
+    };
+    let record: Record = serde_json::from_slice(&bytes)?;
+    remove_service_user(
+        record.created_user,
+        record.created_group,
+        &SystemAccounts::host(),
+    )?;
+    state::remove_file(&path)?;
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! The parts of the install phases that uninstall reuses without a cluster image at hand.
+
+use std::path::Path;
+
+use super::phases::{finish, service, user};
+use super::state::Layout;
+
+pub fn remove_unit() -> anyhow::Result<()> {
+    service::remove_unit(&systemd::manager::Systemctl)
+}
+
+pub fn unlink_from_path(layout: &Layout) {
+    finish::unlink_from_path(&layout.gravity(), Path::new(finish::PATH_LINK));
+}
+
+pub fn remove_user(layout: &Layout) -> anyhow::Result<()> {
+    user::remove_recorded(layout)
+}

@@ -1,0 +1,150 @@
+//! `gravity install` of the example cluster image on this host, with service uid 1001: planet
+//! runs with the manifest's daemon arguments and volumes, `gravity status` is healthy; then
+//! `gravity uninstall` leaves no mounts, units, processes or cgroups behind.
+
+use tests::install::{Installation, SERVICE_UID, gravity, text};
+use tests::serial;
+
+/// The command lines of the processes inside planet, with their uid.
+fn processes(inst: &Installation) -> Vec<(u32, String)> {
+    inst.exec(&["ps", "-eo", "uid=,args="])
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let (uid, args) = l.split_once(' ')?;
+            Some((uid.parse().ok()?, args.trim().to_string()))
+        })
+        .collect()
+}
+
+fn process<'a>(procs: &'a [(u32, String)], binary: &str) -> &'a (u32, String) {
+    procs
+        .iter()
+        .find(|(_, args)| {
+            args.split_whitespace()
+                .next()
+                .is_some_and(|a| a.ends_with(binary))
+        })
+        .unwrap_or_else(|| panic!("no {binary} running inside planet: {procs:#?}"))
+}
+
+#[test]
+fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
+    let _lock = serial::lock("planet");
+    let inst = Installation::new();
+
+    let out = inst.install(&[]);
+    assert!(out.status.success(), "install failed:\n{}", text(&out));
+    assert!(
+        text(&out).contains("example 0.1.0 is installed on"),
+        "{}",
+        text(&out)
+    );
+
+    // gravity status: healthy, every planet service accounted for.
+    let status = inst.status();
+    assert_eq!(status["healthy"], true, "{status:#}");
+    assert_eq!(status["cluster"]["name"], "example");
+    assert_eq!(status["cluster"]["service_uid"], SERVICE_UID);
+    let units: Vec<&str> = status["planet"]["units"]
+        .as_array()
+        .expect("units")
+        .iter()
+        .filter_map(|u| u["name"].as_str())
+        .collect();
+    for unit in [
+        "planet-etcd.service",
+        "planet-docker.service",
+        "planet-registry.service",
+    ] {
+        assert!(units.contains(&unit), "{unit} missing from {units:?}");
+    }
+
+    // The daemons carry the manifest's systemOptions, and run as the service user where they should.
+    let procs = processes(&inst);
+    let (etcd_uid, etcd) = process(&procs, "etcd");
+    assert!(
+        etcd.contains("--heartbeat-interval=150") && etcd.contains("--election-timeout=1500"),
+        "{etcd}"
+    );
+    assert_eq!(*etcd_uid, SERVICE_UID, "etcd must run as the planet user");
+    let (_, dockerd) = process(&procs, "dockerd");
+    assert!(
+        dockerd.contains("--storage-driver=overlay2") && dockerd.contains("--log-level=info"),
+        "{dockerd}"
+    );
+    let (registry_uid, _) = process(&procs, "docker-registry");
+    assert_eq!(*registry_uid, SERVICE_UID);
+
+    // etcd answers through planet.
+    inst.exec(&["sh", "-c", "ETCDCTL_API=3 etcdctl put /gravity/e2e hello"]);
+    let got = inst.exec(&[
+        "sh",
+        "-c",
+        "ETCDCTL_API=3 etcdctl get --print-value-only /gravity/e2e",
+    ]);
+    assert_eq!(got.trim(), "hello");
+
+    // The app-data volume: created on the host with the manifest's mode, mounted at targetPath.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&inst.app_data)
+        .expect("app-data created")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o750);
+    inst.exec(&["sh", "-c", "echo from-planet > /var/lib/example-data/probe"]);
+    assert_eq!(
+        std::fs::read_to_string(inst.app_data.join("probe"))
+            .unwrap()
+            .trim(),
+        "from-planet"
+    );
+
+    // The service user on the host.
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let planet = passwd
+        .lines()
+        .find(|l| l.starts_with("planet:"))
+        .expect("planet user");
+    assert_eq!(planet.split(':').nth(2), Some("1001"), "{planet}");
+
+    // Every phase journaled as completed.
+    let plan: serde_json::Value =
+        serde_json::from_slice(&gravity(&inst.state, &["plan", "--output", "json"]).stdout)
+            .unwrap();
+    assert_eq!(plan["state"], "completed");
+    assert!(
+        plan["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["state"] == "completed"),
+        "{plan:#}"
+    );
+
+    // A second install on top refuses and says what to do.
+    let again = inst.install(&[]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("already installed"),
+        "{}",
+        text(&again)
+    );
+
+    let out = inst.uninstall();
+    assert!(out.status.success(), "uninstall failed:\n{}", text(&out));
+    assert!(!inst.state.exists(), "the state directory is still there");
+    let left = agent::planet::leftovers(&inst.state);
+    assert!(left.is_clean(), "uninstall left planet behind: {left:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(inst.state.to_str().unwrap()),
+        "mounts left:\n{mounts}"
+    );
+    assert!(
+        std::fs::read_link("/usr/local/bin/gravity").map_or(true, |t| !t.starts_with(&inst.state)),
+        "the gravity link on the PATH is left"
+    );
+    // Data the user put in a volume is never deleted by uninstall.
+    assert!(inst.app_data.join("probe").exists());
+}
