@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The whole single-node install, tarball to healthy planet, timed end to end with the
+# per-phase breakdown the journal records. For reference, the same run times what any
+# tarball-based installer must do at least: `tar -xf` of the same cluster image.
+#
+#   sudo bench/install/run.sh [RUNS]      (default 3; needs make release and free ports 2379/2380/5000)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs=${1:-3}
+bin=$PWD/target/x86_64-unknown-linux-gnu/release
+work=$PWD/bench/.work/install
+mkdir -p "$work"
+planet=$(planet-image/build.sh | tail -1)
+image=$work/example.tar
+"$bin/tele" build examples/single-node/app.yaml --planet "$planet" --gravity "$bin/gravity" -o "$image" -q
+echo "cluster image: $(du -h "$image" | cut -f1)"
+
+state=$work/state
+cleanup() { "$bin/gravity" uninstall --yes --state-dir "$state" >/dev/null 2>&1 || true; rm -rf "$work/app-data" "$work/tar-out"; }
+trap cleanup EXIT
+
+for i in $(seq "$runs"); do
+    cleanup
+    sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+    mkdir -p "$work/tar-out"
+    start=$(date +%s.%N)
+    tar -xf "$image" -C "$work/tar-out"
+    end=$(date +%s.%N)
+    echo "tar $(echo "$end - $start" | bc -l)" >> "$work/times"
+    rm -rf "$work/tar-out"
+
+    sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+    start=$(date +%s.%N)
+    "$bin/gravity" install --image "$image" --state-dir "$state" --service-uid 1001 \
+        --mount "app-data:$work/app-data" --ignore-preflight-errors=all --yes 2>/dev/null
+    end=$(date +%s.%N)
+    echo "install $(echo "$end - $start" | bc -l)" >> "$work/times"
+    "$bin/gravity" plan --output json --state-dir "$state" \
+        | python3 -c 'import json,sys; [print("phase:"+p["name"], (p["finished_ms"]-p["started_ms"])/1000) for p in json.load(sys.stdin)["phases"]]' \
+        >> "$work/times"
+    printf 'run %d: install %.2f s\n' "$i" "$(echo "$end - $start" | bc -l)"
+done
+
+python3 - "$work/times" <<'PY'
+import statistics, sys, collections
+t = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    k, v = line.split()
+    t[k].append(float(v))
+med = {k: statistics.median(v) for k, v in t.items()}
+print()
+print(f"{'median of ' + str(len(t['install'])) + ' runs':<40}{'seconds':>8}")
+print(f"{'tar -xf of the cluster image (reference)':<40}{med['tar']:>8.2f}")
+print(f"{'gravity install, tarball to healthy':<40}{med['install']:>8.2f}   (goal: 15 s)")
+for k, v in med.items():
+    if k.startswith("phase:"):
+        print(f"  {k[6:]:<38}{v:>8.2f}")
+print(f"  {'(before the plan: unpack and verify)':<38}{med['install'] - sum(v for k, v in med.items() if k.startswith('phase:')):>8.2f}")
+PY
+rm -f "$work/times"

@@ -1,0 +1,205 @@
+//! Crash tests: the installer is killed with SIGKILL at every phase boundary and in the middle
+//! of the long phases; `gravity install --resume` then ends healthy and in the same state as an
+//! install that was never interrupted.
+
+use std::collections::BTreeSet;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tests::install::{Installation, gravity, text};
+use tests::serial;
+
+/// The install's phases, in order. A new phase must be added here, and so gets crash-tested.
+const PHASES: [&str; 10] = [
+    "agent",
+    "checks",
+    "user",
+    "planet-image",
+    "configure",
+    "service",
+    "start",
+    "health",
+    "images",
+    "finish",
+];
+
+/// What must be identical after any interrupted-then-resumed install: planet's configuration,
+/// the cluster record (but its time), the Helm values, and which files the install keeps.
+fn snapshot(state: &Path) -> serde_json::Value {
+    let json = |rel: &str| -> serde_json::Value {
+        let bytes = std::fs::read(state.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    let mut cluster = json("cluster.json");
+    cluster.as_object_mut().unwrap().remove("installed_ms");
+    let mut files = BTreeSet::new();
+    collect(state, state, &mut files);
+    serde_json::json!({
+        "planet": json("planet/config.json"),
+        "cluster": cluster,
+        "values": std::fs::read_to_string(state.join("helm/values.yaml")).unwrap(),
+        "files": files,
+    })
+}
+
+/// Files the install keeps, without what differs from run to run by nature: logs, the journal,
+/// and planet's runtime state.
+fn collect(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+    const VOLATILE: &[&str] = &[
+        "logs",
+        "operation",
+        "planet/run",
+        "planet/runtime",
+        "planet/data",
+        "planet/overlay",
+        "planet/rootfs",
+        "planet/image",
+    ];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if VOLATILE.contains(&rel.as_str())
+            || rel.starts_with("planet/status")
+            || rel.starts_with("planet/supervisor")
+        {
+            continue;
+        }
+        if path.is_dir() && !path.is_symlink() {
+            collect(root, &path, out);
+        } else {
+            out.insert(rel);
+        }
+    }
+}
+
+fn assert_healthy(inst: &Installation, what: &str) {
+    let status = inst.status();
+    assert_eq!(
+        status["healthy"], true,
+        "{what}: not healthy after resume: {status:#}"
+    );
+}
+
+fn journal_state(state: &Path, phase: &str) -> String {
+    let Ok(bytes) = std::fs::read(state.join("operation/current.json")) else {
+        return "none".into();
+    };
+    let plan: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    plan["phases"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == phase))
+        .and_then(|p| p["state"].as_str())
+        .unwrap_or("none")
+        .to_string()
+}
+
+/// Resumes, checks the result against the reference, and uninstalls.
+fn resume_and_compare(inst: &Installation, reference: &serde_json::Value, what: &str) {
+    let out = gravity(&inst.state, &["install", "--resume"]);
+    assert!(
+        out.status.success(),
+        "{what}: resume failed:\n{}",
+        text(&out)
+    );
+    assert_healthy(inst, what);
+    let got = snapshot(&inst.state);
+    assert_eq!(
+        &got, reference,
+        "{what}: the resumed install differs from an uninterrupted one"
+    );
+    let out = inst.uninstall();
+    assert!(
+        out.status.success(),
+        "{what}: uninstall failed:\n{}",
+        text(&out)
+    );
+    assert!(
+        agent::planet::leftovers(&inst.state).is_clean(),
+        "{what}: planet left behind"
+    );
+}
+
+fn reference(inst: &Installation) -> serde_json::Value {
+    let out = inst.install(&[]);
+    assert!(
+        out.status.success(),
+        "reference install failed:\n{}",
+        text(&out)
+    );
+    assert_healthy(inst, "reference");
+    let snap = snapshot(&inst.state);
+    assert!(inst.uninstall().status.success());
+    snap
+}
+
+#[test]
+fn a_kill_at_every_phase_boundary_resumes_to_the_same_state() {
+    let _lock = serial::lock("planet");
+    let inst = Installation::new();
+    let reference = reference(&inst);
+    for phase in PHASES {
+        for point in ["before", "after"] {
+            let what = format!("killed {point} `{phase}`");
+            let crash = format!("{phase}:{point}");
+            let out = inst.install(&[("GRAVITY_CRASH_AT", &crash)]);
+            assert_eq!(
+                out.status.signal(),
+                Some(9),
+                "{what}: the installer was not killed:\n{}",
+                text(&out)
+            );
+            let expected = if point == "before" {
+                ["unstarted", "failed"].as_slice()
+            } else {
+                &["completed"]
+            };
+            let journaled = journal_state(&inst.state, phase);
+            assert!(
+                expected.contains(&journaled.as_str()),
+                "{what}: journal says `{journaled}`"
+            );
+            resume_and_compare(&inst, &reference, &what);
+        }
+    }
+}
+
+#[test]
+fn a_kill_in_the_middle_of_long_phases_resumes_to_the_same_state() {
+    let _lock = serial::lock("planet");
+    let inst = Installation::new();
+    let reference = reference(&inst);
+    for phase in ["planet-image", "start", "health"] {
+        let what = format!("killed during `{phase}`");
+        let args = inst.install_args();
+        let mut child = tests::bins::gravity()
+            .arg("--state-dir")
+            .arg(&inst.state)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill the moment the journal shows the phase running (or at its end, if it is quicker
+        // than the poll: then this is a boundary kill, which must work too).
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let state = journal_state(&inst.state, phase);
+            if state == "in_progress" || state == "completed" || Instant::now() > deadline {
+                break;
+            }
+            if child.try_wait().unwrap().is_some() {
+                panic!("{what}: the install ended before the phase started");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        resume_and_compare(&inst, &reference, &what);
+    }
+}
