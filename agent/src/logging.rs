@@ -19,7 +19,7 @@ pub struct LogGuard {
 /// when the command writes one, gets everything at debug level.
 pub fn init(global: &GlobalArgs, command: &'static str, to_file: bool) -> anyhow::Result<LogGuard> {
     let terminal_filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(if global.debug { "debug" } else { "warn" }));
+        .unwrap_or_else(|_| EnvFilter::new(terminal_default(global.debug)));
     let terminal = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
@@ -56,6 +56,16 @@ pub fn init(global: &GlobalArgs, command: &'static str, to_file: bool) -> anyhow
         tracing::debug!(log = %p.display(), args = ?std::env::args().collect::<Vec<_>>(), "gravity {}", env!("CARGO_PKG_VERSION"));
     }
     Ok(LogGuard { file: path })
+}
+
+/// libcontainer warns about every cgroup controller this host lacks on each exec; those are not
+/// the user's business unless they ask for debug output.
+fn terminal_default(debug: bool) -> &'static str {
+    if debug {
+        "debug"
+    } else {
+        "warn,libcontainer=error,libcgroups=error"
+    }
 }
 
 fn open_log_file(global: &GlobalArgs, command: &str) -> std::io::Result<(PathBuf, File)> {
