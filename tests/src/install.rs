@@ -69,6 +69,20 @@ pub struct Installation {
 
 pub const SERVICE_UID: u32 = 1001;
 
+/// `install --image <image>` with the service uid. This host may have `ip_forward` off: planet
+/// does not need it for these tests, so that one failure only warns.
+fn image_args(image: &Path) -> Vec<String> {
+    vec![
+        "install".into(),
+        "--image".into(),
+        image.display().to_string(),
+        "--service-uid".into(),
+        SERVICE_UID.to_string(),
+        "--ignore-preflight-errors=sysctl:net.ipv4.ip_forward".into(),
+        "--yes".into(),
+    ]
+}
+
 impl Installation {
     pub fn new() -> Installation {
         bins::require_root();
@@ -87,26 +101,27 @@ impl Installation {
         }
     }
 
-    /// The flags every test install uses. This host may have `ip_forward` off: planet does not
-    /// need it for these tests, so that one failure only warns.
+    /// The flags every test install of the example uses.
     pub fn install_args(&self) -> Vec<String> {
-        vec![
-            "install".into(),
-            "--image".into(),
-            example_image().display().to_string(),
-            "--service-uid".into(),
-            SERVICE_UID.to_string(),
+        let mut args = image_args(&example_image());
+        args.extend([
             "--mount".into(),
             format!("app-data:{}", self.app_data.display()),
-            "--ignore-preflight-errors=sysctl:net.ipv4.ip_forward".into(),
-            "--yes".into(),
-        ]
+        ]);
+        args
     }
 
     pub fn install(&self, env: &[(&str, &str)]) -> Output {
         let args = self.install_args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         gravity_with_env(&self.state, &args, env)
+    }
+
+    /// Installs another cluster image.
+    pub fn install_image(&self, image: &Path) -> Output {
+        let args = image_args(image);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        gravity(&self.state, &args)
     }
 
     pub fn status(&self) -> serde_json::Value {
