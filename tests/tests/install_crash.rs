@@ -12,12 +12,13 @@ use tests::install::{Installation, gravity, text};
 use tests::serial;
 
 /// The install's phases, in order. A new phase must be added here, and so gets crash-tested.
-const PHASES: [&str; 10] = [
+const PHASES: [&str; 11] = [
     "agent",
     "checks",
     "user",
     "planet-image",
     "configure",
+    "volumes",
     "service",
     "start",
     "health",

@@ -58,8 +58,17 @@ pub fn run(_global: &GlobalArgs, command: ImageCommand) -> anyhow::Result<ExitCo
                 ),
             }
         }
-        ImageCommand::Unpack { archive, target, no_sync, workers } => {
-            let opts = image::archive::UnpackOptions { sync: !no_sync, workers, ..Default::default() };
+        ImageCommand::Unpack {
+            archive,
+            target,
+            no_sync,
+            workers,
+        } => {
+            let opts = image::archive::UnpackOptions {
+                sync: !no_sync,
+                workers,
+                ..Default::default()
+            };
             let report = image::archive::unpack(&archive, &target, &opts)
                 .with_context(|| format!("cannot unpack {}", archive.display()))?;
             println!(

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::phases::{finish, service, user};
+use super::phases::{finish, service, user, volumes};
 use super::state::Layout;
 
 pub fn remove_unit() -> anyhow::Result<()> {
@@ -15,4 +15,9 @@ pub fn unlink_from_path(layout: &Layout) {
 
 pub fn remove_user(layout: &Layout) -> anyhow::Result<()> {
     user::remove_recorded(layout)
+}
+
+/// Removes the volume directories the install created, where empty; returns those kept.
+pub fn remove_volumes(layout: &Layout) -> Vec<std::path::PathBuf> {
+    volumes::remove_created(layout)
 }

@@ -10,6 +10,7 @@ mod planet_image;
 pub(super) mod service;
 mod start;
 pub(super) mod user;
+pub(super) mod volumes;
 
 use super::Ctx;
 use crate::operation::Phase;
@@ -21,6 +22,7 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
         Box::new(user::User),
         Box::new(planet_image::PlanetImage),
         Box::new(configure::Configure),
+        Box::new(volumes::Volumes),
         Box::new(service::Service),
         Box::new(start::Start),
         Box::new(health::Health),
