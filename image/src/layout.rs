@@ -30,3 +30,48 @@ pub fn script(subcommand: &str) -> String {
         "#!/bin/sh\n# Runs `gravity {subcommand}` from this cluster image; arguments are passed through.\nexec \"$(dirname \"$0\")/gravity\" {subcommand} \"$@\"\n"
     )
 }
+
+/// Where a custom planet image (`systemOptions.baseImage: NAME:VERSION`) sits under
+/// [`PLANET_DIR`]: `NAME/VERSION`, a registry-style name keeping its `/`s (and a registry's
+/// `:port`). `None` for a reference without a version or with a component that is not a plain
+/// name (`..`, empty), which could not name a path inside the image safely.
+pub fn custom_planet_dir(reference: &str) -> Option<String> {
+    let (name, version) = reference.rsplit_once(':')?;
+    let plain = |s: &str, extra: &[char]| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c) || extra.contains(&c))
+    };
+    (plain(version, &[]) && name.split('/').all(|c| plain(c, &[':'])))
+        .then(|| format!("{name}/{version}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::custom_planet_dir;
+
+    #[test]
+    fn custom_planet_paths() {
+        assert_eq!(
+            custom_planet_dir("custom-planet:1.0.0").as_deref(),
+            Some("custom-planet/1.0.0")
+        );
+        assert_eq!(
+            custom_planet_dir("registry.example.com:5000/acme/planet:2.0.0").as_deref(),
+            Some("registry.example.com:5000/acme/planet/2.0.0")
+        );
+        for bad in [
+            "noversion",
+            "../x:1",
+            "a//b:1",
+            "a:",
+            ":1",
+            "a:../1",
+            "host:5000/planet",
+        ] {
+            assert_eq!(custom_planet_dir(bad), None, "{bad}");
+        }
+    }
+}

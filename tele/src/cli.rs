@@ -48,6 +48,10 @@ pub struct BuildArgs {
     /// The planet image directory (holding planet.json), as printed by planet-image/build.sh
     #[arg(long, value_name = "DIR", env = "TELE_PLANET")]
     pub planet: Option<PathBuf>,
+    /// A custom planet image for the node profiles whose `systemOptions.baseImage` is REF
+    /// (NAME:VERSION): the directory planet-image/build.sh printed; repeatable
+    #[arg(long = "planet-image", value_name = "REF=DIR", value_parser = parse_planet_image)]
+    pub planet_images: Vec<(String, PathBuf)>,
     /// Helm values files, recorded for chart rendering
     #[arg(long = "values", value_name = "FILE")]
     pub values: Vec<PathBuf>,
@@ -71,4 +75,17 @@ pub struct BuildArgs {
     /// Print nothing but errors
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+fn parse_planet_image(s: &str) -> Result<(String, PathBuf), String> {
+    let (reference, dir) = s
+        .split_once('=')
+        .filter(|(r, d)| !r.is_empty() && !d.is_empty())
+        .ok_or_else(|| format!("expected REF=DIR (custom-planet:1.0.0=./planet-out), got `{s}`"))?;
+    if image::layout::custom_planet_dir(reference).is_none() {
+        return Err(format!(
+            "`{reference}` is not a planet image reference: write NAME:VERSION, e.g. custom-planet:1.0.0"
+        ));
+    }
+    Ok((reference.to_string(), PathBuf::from(dir)))
 }

@@ -117,6 +117,18 @@ impl Installation {
         gravity_with_env(&self.state, &args, env)
     }
 
+    /// Installs another cluster image built from a copy of the example (its `app-data` volume
+    /// goes to this installation's directory).
+    pub fn install_example_variant(&self, image: &Path) -> Output {
+        let mut args = image_args(image);
+        args.extend([
+            "--mount".into(),
+            format!("app-data:{}", self.app_data.display()),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        gravity(&self.state, &args)
+    }
+
     /// Installs another cluster image.
     pub fn install_image(&self, image: &Path) -> Output {
         let args = image_args(image);

@@ -152,16 +152,9 @@ pub fn source_for(planet_dir: &Path, base_image: Option<&str>) -> Result<PathBuf
     let Some(reference) = base_image else {
         return Ok(planet_dir.to_path_buf());
     };
-    let (name, version) = reference
-        .rsplit_once(':')
-        .filter(|(n, v)| {
-            !n.is_empty()
-                && is_simple_name(v)
-                && n.split('/')
-                    .all(|c| is_simple_name(c) && c != "." && c != "..")
-        })
+    let relative = image::layout::custom_planet_dir(reference)
         .ok_or_else(|| ImageError::BadReference(reference.to_string()))?;
-    let expected = planet_dir.join(name).join(version);
+    let expected = planet_dir.join(relative);
     if expected.join(META_FILE).is_file() {
         Ok(expected)
     } else {

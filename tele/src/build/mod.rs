@@ -1,6 +1,7 @@
 //! `tele build`: resolve and validate the manifest, gather what the image carries, pack it.
 
 mod elf;
+mod planet;
 mod readme;
 mod resources;
 mod vendor;
@@ -81,7 +82,13 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<Built> {
     entries.push(PackEntry {
         path: layout::README.into(),
         mode: 0o644,
-        source: Source::Bytes(readme::text(&manifest, args.planet.is_some()).into_bytes()),
+        source: Source::Bytes(
+            readme::text(
+                &manifest,
+                args.planet.is_some() || !args.planet_images.is_empty(),
+            )
+            .into_bytes(),
+        ),
     });
     entries.push(PackEntry {
         path: layout::MANIFEST.into(),
@@ -93,16 +100,11 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<Built> {
         .flatten()
         .collect();
     entries.extend(resources::collect(&manifest_dir, &skip)?);
+    // First: a base image without a planet image warns before vendoring tries to pull it.
+    entries.extend(planet::collect(args, &manifest)?);
     // Kept until packing is done: its entries read blobs from its work directory.
     let vendored = vendor::collect(args, &manifest, &manifest_dir, &skip)?;
     entries.extend(vendored.entries.iter().cloned());
-    if let Some(planet) = &args.planet {
-        entries.extend(planet_entries(planet)?);
-    } else if !args.quiet {
-        eprintln!(
-            "note: no --planet given: this image can be verified and checked, but not installed"
-        );
-    }
     if !args.values.is_empty() || !args.set.is_empty() {
         entries.push(PackEntry {
             path: "helm/build-values.json".into(),
@@ -163,42 +165,6 @@ fn gravity_binary(args: &BuildArgs) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(path)
-}
-
-/// `planet.json` and the image file it names; the image's SHA-256 must match what the JSON says.
-fn planet_entries(dir: &Path) -> anyhow::Result<Vec<PackEntry>> {
-    let meta_path = dir.join("planet.json");
-    let meta: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&meta_path)
-            .with_context(|| format!("cannot read {}", meta_path.display()))?,
-    )
-    .with_context(|| format!("{} is not valid JSON", meta_path.display()))?;
-    let file = meta["file"]
-        .as_str()
-        .filter(|f| !f.contains('/'))
-        .with_context(|| format!("{} has no valid \"file\" field", meta_path.display()))?;
-    let expected = meta["sha256"].as_str().unwrap_or_default();
-    let image_path = dir.join(file);
-    let (actual, _) = image::archive::hash_file(&image_path)?;
-    if actual != expected {
-        bail!(
-            "the planet image {} does not match {} (sha256 {actual}, expected {expected}): rebuild it",
-            image_path.display(),
-            meta_path.display()
-        );
-    }
-    Ok(vec![
-        PackEntry {
-            path: format!("{}/planet.json", layout::PLANET_DIR),
-            mode: 0o644,
-            source: Source::File(meta_path),
-        },
-        PackEntry {
-            path: format!("{}/{file}", layout::PLANET_DIR),
-            mode: 0o644,
-            source: Source::File(image_path),
-        },
-    ])
 }
 
 fn source_date_epoch() -> u64 {

@@ -35,6 +35,11 @@ pub fn collect(
     skip.push(args.manifest.clone());
     let mut found = vendor::discover_dir(manifest_dir, &skip)?;
     found.merge(vendor::discover_manifest(manifest, &manifest_name)?);
+    // A base image given as a planet image travels under planet/, not as a container image.
+    let planets: Vec<vendor::ImageRef> = super::planet::references(args)
+        .filter_map(|r| vendor::ImageRef::parse(r).ok())
+        .collect();
+    found.images.retain(|r, _| !planets.contains(r));
     if !args.quiet {
         for note in &found.notes {
             eprintln!("note: {note}");

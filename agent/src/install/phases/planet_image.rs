@@ -15,15 +15,17 @@ impl Phase<Ctx> for PlanetImage {
         "Import the planet system container image"
     }
     fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
-        let src = ctx.image.path(image::layout::PLANET_DIR);
-        anyhow::ensure!(
-            src.join("planet.json").exists(),
-            "this cluster image carries no planet image ({} is missing): it was built without `tele build --planet`, and can only be checked, not installed",
-            src.join("planet.json").display()
-        );
+        let planet_dir = ctx.image.path(image::layout::PLANET_DIR);
         // A profile may run its own planet (`systemOptions.baseImage`).
         let base_image = ctx.manifest().system_options_for(&ctx.profile).base_image;
-        let src = crate::planet::image::source_for(&src, base_image.as_deref())?;
+        if base_image.is_none() {
+            anyhow::ensure!(
+                planet_dir.join("planet.json").exists(),
+                "this cluster image carries no planet image ({} is missing): it was built without `tele build --planet`, and can only be checked, not installed",
+                planet_dir.join("planet.json").display()
+            );
+        }
+        let src = crate::planet::image::source_for(&planet_dir, base_image.as_deref())?;
         crate::planet::image::import(&src, &ctx.params.state_dir)
             .with_context(|| format!("cannot import the planet image from {}", src.display()))?;
         Ok(())
