@@ -163,7 +163,9 @@ fn merge(contents: Option<String>, key: &str, line: &str, sep: Option<char>) -> 
         *l = line.to_string();
     } else {
         if lines.is_empty() {
-            lines.push("# Written by gravity check --autofix: what Kubernetes needs.".into());
+            lines.push(
+                "# Written by gravity (install, or check --autofix): what Kubernetes needs.".into(),
+            );
         }
         lines.push(line.to_string());
     }
@@ -191,8 +193,21 @@ fn persist(
 
 /// Fixes what it can; the checks run afterwards show the result.
 pub fn autofix(host: &Host, changer: &mut dyn HostChanger) -> Vec<Change> {
+    autofix_only(host, changer, &|_| true)
+}
+
+/// [`autofix`] for the checks `wanted` accepts (by id: `module:overlay`,
+/// `sysctl:net.ipv4.ip_forward`); the others are left as they are.
+pub fn autofix_only(
+    host: &Host,
+    changer: &mut dyn HostChanger,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Vec<Change> {
     let mut changes = Vec::new();
-    for m in MODULES {
+    for m in MODULES
+        .iter()
+        .filter(|m| wanted(&format!("module:{}", m.name)))
+    {
         match module_state(host, m) {
             ModuleState::Loadable => {
                 let what = format!("loaded kernel module {}", m.name);
@@ -211,7 +226,10 @@ pub fn autofix(host: &Host, changer: &mut dyn HostChanger) -> Vec<Change> {
             ModuleState::Loaded | ModuleState::BuiltIn => {}
         }
     }
-    for s in SYSCTLS {
+    for s in SYSCTLS
+        .iter()
+        .filter(|s| wanted(&format!("sysctl:{}", s.key)))
+    {
         let path = sysctl_path(s.key);
         let current = host.read_opt(&path).ok().flatten();
         if current.as_deref() != Some(s.value) {

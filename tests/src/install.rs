@@ -117,6 +117,18 @@ impl Installation {
         gravity_with_env(&self.state, &args, env)
     }
 
+    /// [`Installation::install`] without ignoring any preflight check: the install sets the
+    /// kernel's forwarding on this host.
+    pub fn install_fixing_the_kernel(&self) -> Output {
+        let args: Vec<String> = self
+            .install_args()
+            .into_iter()
+            .filter(|a| !a.starts_with("--ignore-preflight-errors"))
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        gravity(&self.state, &args)
+    }
+
     /// Installs another cluster image built from a copy of the example (its `app-data` volume
     /// goes to this installation's directory).
     pub fn install_example_variant(&self, image: &Path) -> Output {

@@ -12,9 +12,10 @@ use tests::install::{Installation, gravity, text};
 use tests::serial;
 
 /// The install's phases, in order. A new phase must be added here, and so gets crash-tested.
-const PHASES: [&str; 11] = [
+const PHASES: [&str; 12] = [
     "agent",
     "checks",
+    "kernel",
     "user",
     "planet-image",
     "configure",

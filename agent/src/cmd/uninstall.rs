@@ -71,6 +71,7 @@ pub fn uninstall(layout: &Layout, remove_user: bool) -> anyhow::Result<()> {
             kept.display()
         );
     }
+    phases_api::restore_kernel(layout)?;
     if remove_user {
         phases_api::remove_user(layout)?;
     }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::phases::{finish, service, user, volumes};
+use super::phases::{finish, kernel, service, user, volumes};
 use super::state::Layout;
 
 pub fn remove_unit() -> anyhow::Result<()> {
@@ -20,4 +20,9 @@ pub fn remove_user(layout: &Layout) -> anyhow::Result<()> {
 /// Removes the volume directories the install created, where empty; returns those kept.
 pub fn remove_volumes(layout: &Layout) -> Vec<std::path::PathBuf> {
     volumes::remove_created(layout)
+}
+
+/// Puts back the kernel settings files the install changed.
+pub fn restore_kernel(layout: &Layout) -> anyhow::Result<()> {
+    kernel::restore(layout)
 }

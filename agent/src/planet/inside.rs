@@ -38,6 +38,9 @@ pub fn command(pid: i32, program: &str, args: &[&str]) -> std::io::Result<Comman
     // `fds`, moved into the closure.
     unsafe {
         cmd.pre_exec(move || {
+            // The waiting middle process never execs, so O_CLOEXEC does not close what it
+            // inherited (an operation's lock among them): it must not outlive its parent.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             for (f, flag) in &fds {
                 if libc::setns(f.as_raw_fd(), *flag) != 0 {
                     return Err(std::io::Error::last_os_error());
@@ -57,6 +60,7 @@ pub fn command(pid: i32, program: &str, args: &[&str]) -> std::io::Result<Comman
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 return Ok(());
             }
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
             let mut status = 0;
             while libc::waitpid(pid, &mut status, 0) < 0 {
                 if *libc::__errno_location() != libc::EINTR {

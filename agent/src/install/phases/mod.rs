@@ -6,6 +6,7 @@ mod configure;
 pub(super) mod finish;
 mod health;
 mod images;
+pub(super) mod kernel;
 mod planet_image;
 pub(super) mod service;
 mod start;
@@ -19,6 +20,7 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
     vec![
         Box::new(agent::Agent),
         Box::new(checks::Checks),
+        Box::new(kernel::Kernel),
         Box::new(user::User),
         Box::new(planet_image::PlanetImage),
         Box::new(configure::Configure),

@@ -1,0 +1,182 @@
+//! The kernel settings Kubernetes needs (modules, `ip_forward`, `bridge-nf-call-iptables`),
+//! applied and persisted as `gravity check --autofix` does, for the checks not ignored. Every
+//! file it changes is recorded with its previous content in `<state>/kernel.json` before the
+//! change, so rollback and uninstall put the host back as it was. Loaded modules stay loaded:
+//! unloading one another program may use is not ours to do.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use preflight::HostChanger;
+use preflight::autofix::AutofixError;
+use preflight::checks::kernel::{SYSCTLS, sysctl_path};
+use serde::{Deserialize, Serialize};
+
+use crate::install::{Ctx, state};
+use crate::operation::Phase;
+
+pub struct Kernel;
+
+/// A file as it was before the install changed it; `None`: it did not exist.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Before {
+    pub path: PathBuf,
+    pub content: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Record {
+    pub files: Vec<Before>,
+}
+
+impl Phase<Ctx> for Kernel {
+    fn name(&self) -> &'static str {
+        "kernel"
+    }
+    fn description(&self) -> &'static str {
+        "Load kernel modules and set the sysctls Kubernetes needs"
+    }
+    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        let ignore = preflight::IgnoreList::from_entries(&ctx.params.ignore_preflight_errors);
+        let wanted = |id: &str| !ignore.matches(id);
+        let host = preflight::Host::real();
+        let mut changer = Recording {
+            inner: preflight::RealChanger::new(host.clone()),
+            record_path: record(&ctx.layout),
+            record: read(&record(&ctx.layout)),
+        };
+        let changes = preflight::autofix::autofix_only(&host, &mut changer, &wanted);
+        let mut failed = Vec::new();
+        for change in &changes {
+            match &change.error {
+                None => eprintln!("  {}", change.what),
+                Some(e) => failed.push(format!("{}: {e}", change.what)),
+            }
+        }
+        // What the checks will see: each sysctl not ignored now has its value.
+        for s in SYSCTLS
+            .iter()
+            .filter(|s| wanted(&format!("sysctl:{}", s.key)))
+        {
+            let now = std::fs::read_to_string(sysctl_path(s.key)).ok();
+            if now.as_deref().map(str::trim) != Some(s.value) {
+                failed.push(format!(
+                    "{} is {} after setting it to {}",
+                    s.key,
+                    now.as_deref().map_or("missing", str::trim),
+                    s.value
+                ));
+            }
+        }
+        if !failed.is_empty() {
+            bail!(
+                "cannot prepare the kernel: {}; fix it, or go on without with --ignore-preflight-errors=<the check>",
+                failed.join("; ")
+            );
+        }
+        Ok(())
+    }
+    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+        restore(&ctx.layout)
+    }
+}
+
+fn record(layout: &state::Layout) -> PathBuf {
+    layout.root.join("kernel.json")
+}
+
+fn read(path: &Path) -> Record {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Puts back every file the install changed, newest change first, and forgets the record.
+pub fn restore(layout: &state::Layout) -> anyhow::Result<()> {
+    let path = record(layout);
+    let rec = read(&path);
+    let mut errors = Vec::new();
+    for before in rec.files.iter().rev() {
+        let result = match &before.content {
+            Some(content) => std::fs::write(&before.path, content),
+            // A /proc/sys file that appeared with its module goes when the module does.
+            None if before.path.starts_with("/proc") => Ok(()),
+            None => state::remove_file(&before.path),
+        };
+        if let Err(e) = result {
+            errors.push(format!("{}: {e}", before.path.display()));
+        }
+    }
+    if !errors.is_empty() {
+        bail!("cannot restore {}", errors.join("; "));
+    }
+    state::remove_file(&path)?;
+    Ok(())
+}
+
+/// Records a file's content before its first change by this install, durably, then changes it.
+/// A file already recorded (a resumed install) keeps its first, original content.
+struct Recording {
+    inner: preflight::RealChanger,
+    record_path: PathBuf,
+    record: Record,
+}
+
+impl HostChanger for Recording {
+    fn load_module(&mut self, name: &str) -> Result<(), AutofixError> {
+        self.inner.load_module(name)
+    }
+    fn write_file(&mut self, path: &Path, contents: &str) -> Result<(), AutofixError> {
+        if !self.record.files.iter().any(|b| b.path == path) {
+            self.record.files.push(Before {
+                path: path.to_path_buf(),
+                content: self.inner.read_file(path),
+            });
+            state::write_json(&self.record_path, &self.record).map_err(|source| {
+                AutofixError::Write {
+                    path: self.record_path.clone(),
+                    source,
+                }
+            })?;
+        }
+        self.inner.write_file(path, contents)
+    }
+    fn read_file(&self, path: &Path) -> Option<String> {
+        self.inner.read_file(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_puts_back_changed_files_and_removes_created_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = state::Layout::new(dir.path());
+        let changed = dir.path().join("sysctl.conf");
+        let created = dir.path().join("modules.conf");
+        std::fs::write(&changed, "ours\n").unwrap();
+        std::fs::write(&created, "ours\n").unwrap();
+        let rec = Record {
+            files: vec![
+                Before {
+                    path: changed.clone(),
+                    content: Some("theirs\n".into()),
+                },
+                Before {
+                    path: created.clone(),
+                    content: None,
+                },
+            ],
+        };
+        state::write_json(&record(&layout), &rec).unwrap();
+        restore(&layout).unwrap();
+        assert_eq!(std::fs::read_to_string(&changed).unwrap(), "theirs\n");
+        assert!(!created.exists());
+        assert!(!record(&layout).exists());
+        // Nothing recorded: nothing to do.
+        restore(&layout).unwrap();
+    }
+}
