@@ -14,7 +14,7 @@ release:
 	@! ldd $(OUT)/gravity 2>/dev/null | grep -q '=>' || (echo "gravity is not static" >&2; exit 1)
 
 test: release
-	cargo test $(CARGO_FLAGS) --workspace
+	cargo test $(CARGO_FLAGS) --workspace --no-fail-fast
 
 lint:
 	cargo fmt --all -- --check

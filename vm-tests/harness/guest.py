@@ -385,13 +385,28 @@ class Guest:
         if reason != "guest-reset":
             raise RuntimeError(f"{self.name}: QEMU stopped with reason {reason!r} instead of a "
                                f"guest reset; see {self.console_log}")
+        return self._boot_again(before, t0, deadline)
+
+    def power_cycle(self, timeout: float = 300) -> str:
+        """Pulls the plug: QEMU is killed with no warning to the guest (whatever the guest
+        had not written to its disk is lost, as on a power cut), then the machine boots again
+        from the same disk. Returns systemd's state after the new boot."""
+        before = self.boot_id()
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        self.proc.kill()
+        return self._boot_again(before, t0, deadline)
+
+    def _boot_again(self, before: str, t0: float, deadline: float) -> str:
+        """A new QEMU process on the same disk, NIC and payload disks, after the old one
+        ended; waits for systemd and returns its state."""
         self._release()
         self._spawn(self._argv(self._disk, self._append, None, with_nic=self.nic is not None))
         self._connect_qga(deadline)
         r = self.exec("systemctl is-system-running --wait",
                       timeout=max(deadline - time.monotonic(), 1))
         if self.boot_id() == before:
-            raise RuntimeError(f"{self.name}: same boot id after reboot")
+            raise RuntimeError(f"{self.name}: same boot id after the machine started again")
         self.reboot_times.append(time.monotonic() - t0)
         return r.stdout.strip()
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from harness.guest import Guest
 
 INSTALL_DIR = "/root/cluster-image"
+STATE_DIR = "/var/lib/gravity"
 # `gravity check` exit codes (its --help): 0 passed, 3 a check failed, 4 only warnings,
 # 1 a check could not run, 2 usage.
 CHECK_FAILED = 3
@@ -37,7 +38,9 @@ def copy_cluster_image(vm, node: Guest, tarball: Path) -> str:
     top = _image_root(stage)
     img = vm.payload({"cluster-image": top}, label="cluster")
     mnt = node.attach_payload(img, label="cluster")
-    node.run(f"cp -a {mnt}/cluster-image {INSTALL_DIR}", timeout=600)
+    # Synced: an unpacked image that a power cut can still take away is a test artefact (one
+    # did: a zero-length resources/app.yaml, which the resume refused as a damaged image).
+    node.run(f"cp -a {mnt}/cluster-image {INSTALL_DIR} && sync", timeout=600)
     node.run(f"test -x {INSTALL_DIR}/gravity")
     return INSTALL_DIR
 
@@ -58,6 +61,19 @@ def gravity(node: Guest, args: str, cwd: str = INSTALL_DIR, timeout: float = 300
 
 def install(node: Guest, cwd: str = INSTALL_DIR):
     return gravity(node, f"install --service-uid={SERVICE_UID}", cwd, INSTALL_TIMEOUT, check=True)
+
+
+def start_install(node: Guest, cwd: str = INSTALL_DIR) -> None:
+    """Starts the install in the background (a transient unit); its output goes to
+    /root/install.log."""
+    node.start_service("gravity-install",
+                       f"./gravity install --service-uid={SERVICE_UID} > /root/install.log 2>&1",
+                       cwd=cwd)
+
+
+def kernel_settings(node: Guest) -> list[str]:
+    """The sysctls the install sets (and persists so that a boot applies them again)."""
+    return node.run("sysctl -n net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables").stdout.split()
 
 
 def status(node: Guest, cwd: str = INSTALL_DIR):

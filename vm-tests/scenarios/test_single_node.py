@@ -44,6 +44,8 @@ def test_single_node_install(installed):
     r, doc = product.status(node)
     assert r.rc == 0 and doc["healthy"] is True, json.dumps(doc, indent=2)
     assert doc["cluster"]["service_uid"] == SERVICE_UID
+    # A fresh Debian has forwarding off and no br_netfilter: the install set both.
+    assert product.kernel_settings(node) == ["1", "1"]
     # It advertises the address of the guest's NIC, not a loopback or a planet bridge.
     assert doc["cluster"]["advertise_ip"] == node.addr, doc["cluster"]
 
@@ -82,5 +84,7 @@ def test_reboot_planet_comes_back_with_its_data(installed):
                        lambda: product.etcdctl(node, "endpoint health").ok, timeout=600)
     r = product.etcdctl(node, f"get --print-value-only {key}")
     assert r.stdout.strip() == value, r
+    # The kernel settings were persisted: the boot applied them again.
+    assert product.kernel_settings(node) == ["1", "1"]
     r, doc = product.status(node)
     assert r.rc == 0 and doc["healthy"] is True, json.dumps(doc, indent=2)

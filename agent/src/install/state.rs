@@ -76,6 +76,15 @@ impl ClusterRecord {
 }
 
 /// Writes JSON atomically and durably: temporary file, fsync, rename, fsync of the directory.
+/// A phase's record of what it changed; the empty record when there is none yet (or it cannot be
+/// read: the phase then records again from what it finds).
+pub fn read_record<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
 pub fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));

@@ -43,7 +43,7 @@ impl Phase<Ctx> for Kernel {
         let mut changer = Recording {
             inner: preflight::RealChanger::new(host.clone()),
             record_path: record(&ctx.layout),
-            record: read(&record(&ctx.layout)),
+            record: state::read_record(&record(&ctx.layout)),
         };
         let changes = preflight::autofix::autofix_only(&host, &mut changer, &wanted);
         let mut failed = Vec::new();
@@ -85,17 +85,10 @@ fn record(layout: &state::Layout) -> PathBuf {
     layout.root.join("kernel.json")
 }
 
-fn read(path: &Path) -> Record {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
 /// Puts back every file the install changed, newest change first, and forgets the record.
 pub fn restore(layout: &state::Layout) -> anyhow::Result<()> {
     let path = record(layout);
-    let rec = read(&path);
+    let rec: Record = state::read_record(&path);
     let mut errors = Vec::new();
     for before in rec.files.iter().rev() {
         let result = match &before.content {

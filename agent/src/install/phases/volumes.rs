@@ -30,7 +30,7 @@ impl Phase<Ctx> for Volumes {
     fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
         let config = PlanetConfig::load(&ctx.params.state_dir)?;
         let record_path = record(&ctx.layout);
-        let mut created: Created = read(&record_path);
+        let mut created: Created = state::read_record(&record_path);
         // Only what does not exist yet is ours to remove later.
         for v in config
             .volumes
@@ -64,13 +64,6 @@ fn record(layout: &state::Layout) -> PathBuf {
     layout.root.join("volumes.json")
 }
 
-fn read(path: &Path) -> Created {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
 /// The topmost component of `path` that does not exist (`/srv/a/b` when only `/srv` exists).
 fn first_missing(path: &Path) -> Option<PathBuf> {
     if path.exists() {
@@ -90,7 +83,7 @@ fn first_missing(path: &Path) -> Option<PathBuf> {
 /// directories): data a user put there is never deleted. Returns the ones kept.
 pub fn remove_created(layout: &state::Layout) -> Vec<PathBuf> {
     let path = record(layout);
-    let created = read(&path);
+    let created: Created = state::read_record(&path);
     let kept: Vec<PathBuf> = created
         .dirs
         .into_iter()
