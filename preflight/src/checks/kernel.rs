@@ -168,7 +168,7 @@ pub fn check_sysctl(host: &Host, s: &RequiredSysctl) -> CheckResult {
     let title = format!("sysctl {} ({})", s.key, s.why);
     let path = sysctl_path(s.key);
     let autofix = format!(
-        "run `gravity check --autofix`, or `sysctl -w {}={}` and persist it in /etc/sysctl.d/",
+        "gravity install sets it; now: `gravity check --autofix`, or `sysctl -w {}={}` and persist it in /etc/sysctl.d/",
         s.key, s.value
     );
     let r = match host.read_opt(&path) {
@@ -181,7 +181,7 @@ pub fn check_sysctl(host: &Host, s: &RequiredSysctl) -> CheckResult {
             };
             let fix = match s.module {
                 Some(m) => format!(
-                    "run `gravity check --autofix`, or `modprobe {m} && sysctl -w {}={}` and persist both",
+                    "gravity install sets it; now: `gravity check --autofix`, or `modprobe {m} && sysctl -w {}={}` and persist both",
                     s.key, s.value
                 ),
                 None => autofix,
