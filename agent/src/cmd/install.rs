@@ -39,7 +39,8 @@ pub struct Args {
     /// Mount a host path for a profile volume instead of its default: NAME:PATH (repeatable)
     #[arg(long = "mount", value_name = "NAME:PATH", value_parser = parse_mount)]
     pub mounts: Vec<(String, PathBuf)>,
-    /// Preflight check ids whose failure only warns, comma-separated, or `all`
+    /// Preflight check ids whose failure only warns, comma-separated, or `all`; a `sysctl:` or
+    /// `module:` id given here is also left as it is by the install
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     pub ignore_preflight_errors: Vec<String>,
     /// Helm values files for the install hooks, merged in order (repeatable)
