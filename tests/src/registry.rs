@@ -16,6 +16,15 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry and waits until it answers `GET /v2/`.
     pub fn start() -> Registry {
+        Self::start_with(None)
+    }
+
+    /// A registry that requires basic auth (htpasswd, bcrypt) for everything.
+    pub fn start_with_basic_auth(user: &str, password: &str) -> Registry {
+        Self::start_with(Some((user, password)))
+    }
+
+    fn start_with(basic_auth: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("registry-")
             .tempdir()
@@ -36,6 +45,25 @@ impl Registry {
                 ),
             )
             .expect("registry config");
+            if let Some((user, password)) = basic_auth {
+                let htpasswd = dir.path().join("htpasswd");
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", user, password])
+                    .output()
+                    .expect("htpasswd (apt-get install apache2-utils)");
+                assert!(out.status.success(), "htpasswd failed");
+                std::fs::write(&htpasswd, &out.stdout).expect("htpasswd file");
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&config)
+                    .expect("registry config");
+                write!(
+                    f,
+                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                    htpasswd.display()
+                )
+                .expect("registry config");
+            }
             let log = std::fs::File::create(dir.path().join("registry.log")).expect("log");
             let mut child = Command::new("docker-registry")
                 .arg("serve")
@@ -50,7 +78,10 @@ impl Registry {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                if request(port, "GET", "/v2/", "*/*").is_some_and(|(status, _)| status == 200) {
+                // With auth, an anonymous `GET /v2/` is refused: that answer is ready too.
+                if request(port, "GET", "/v2/", "*/*")
+                    .is_some_and(|(status, _)| status == 200 || status == 401)
+                {
                     return Registry { child, port, dir };
                 }
                 std::thread::sleep(Duration::from_millis(100));
@@ -136,6 +167,11 @@ fn request(port: u16, method: &str, path: &str, accept: &str) -> Option<(u16, Ve
 /// `skopeo copy` between two transports, plain HTTP for registries; panics with skopeo's
 /// output on failure.
 pub fn skopeo_copy(from: &str, to: &str) {
+    skopeo_copy_with(from, to, &[]);
+}
+
+/// `skopeo copy` with extra flags (`--dest-creds user:password`).
+pub fn skopeo_copy_with(from: &str, to: &str, extra: &[&str]) {
     let out = Command::new("skopeo")
         .args([
             "--insecure-policy",
@@ -143,9 +179,9 @@ pub fn skopeo_copy(from: &str, to: &str) {
             "--quiet",
             "--src-tls-verify=false",
             "--dest-tls-verify=false",
-            from,
-            to,
         ])
+        .args(extra)
+        .args([from, to])
         .output()
         .expect("skopeo (apt-get install skopeo)");
     assert!(

@@ -663,3 +663,86 @@ fn a_corrupted_blob_in_the_state_dir_cache_is_fetched_again() {
         app_layer.digest()
     );
 }
+
+#[test]
+fn a_registry_that_requires_basic_auth_is_pulled_from_with_docker_config_credentials() {
+    let scratch = tempfile::tempdir().unwrap();
+    let src = Registry::start_with_basic_auth("alice", "s3cret");
+    let host = src.host();
+    let private = layer(&[("bin/private", &b"behind a password\n".repeat(100))]);
+    let layout = scratch.path().join("layout");
+    write_layout(
+        &layout,
+        &[Image {
+            name: "private".into(),
+            layers: vec![private.clone()],
+        }],
+    );
+    tests::registry::skopeo_copy_with(
+        &format!("oci:{}:private", layout.display()),
+        &format!("docker://{host}/acme/private:1"),
+        &["--dest-creds", "alice:s3cret"],
+    );
+    let dir = scratch.path().join("cluster");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("app.yaml"),
+        "apiVersion: cluster.gravitational.io/v2\nkind: Cluster\nmetadata:\n  name: private\n  resourceVersion: 1.0.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pod.yaml"),
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - name: c\n    image: {host}/acme/private:1\n"),
+    )
+    .unwrap();
+    let out = scratch.path().join("private.tar");
+
+    // No credentials: the registry's refusal names the image.
+    let o = tele_build(&dir, &out, &["--insecure-registry", &host]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr).to_lowercase();
+    assert!(
+        stderr.contains(&format!("cannot vendor {host}/acme/private:1"))
+            && stderr.contains("not authorized")
+            && stderr.contains(&format!("docker login {host}")),
+        "{}",
+        text(&o)
+    );
+
+    // Credentials in the usual docker config.json (what `docker login` writes).
+    let docker_config = scratch.path().join("docker");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    let token = std::process::Command::new("sh")
+        .args(["-c", "printf alice:s3cret | base64"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(token.stdout).unwrap();
+    std::fs::write(
+        docker_config.join("config.json"),
+        format!(
+            r#"{{"auths": {{"{host}": {{"auth": "{}"}}}}}}"#,
+            token.trim()
+        ),
+    )
+    .unwrap();
+    let o = bins::tele()
+        .arg("build")
+        .arg(dir.join("app.yaml"))
+        .arg("-o")
+        .arg(&out)
+        .arg("--gravity")
+        .arg(bins::path("gravity"))
+        .args(["--insecure-registry", &host])
+        .env("DOCKER_CONFIG", &docker_config)
+        .output()
+        .expect("tele runs");
+    assert!(o.status.success(), "{}", text(&o));
+    let files = members(&out);
+    let digest = private.digest();
+    let blob = format!("registry/blobs/sha256/{}", &digest["sha256:".len()..]);
+    assert!(
+        files.keys().any(|k| k.ends_with(&blob)),
+        "the private layer {blob} is not in the image: {:?}",
+        files.keys().collect::<Vec<_>>()
+    );
+}

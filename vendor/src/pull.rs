@@ -353,6 +353,11 @@ fn describe_registry_error(e: &oci_client::errors::OciDistributionError, r: &Ima
             "{text} (if {} serves plain HTTP, pass --insecure-registry {})",
             r.registry, r.registry
         )
+    } else if text.contains("Not authorized") || text.contains("Authentication failure") {
+        format!(
+            "{text} (the registry wants credentials tele did not have or that it refused: `docker login {}` writes them to ~/.docker/config.json; $DOCKER_CONFIG names another directory)",
+            r.registry
+        )
     } else {
         text
     }
