@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,24 +11,67 @@ pub struct Registry {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
+    /// The token server of a registry with token auth.
+    token_server: Option<Child>,
+}
+
+/// How clients must authenticate.
+enum Auth<'a> {
+    Anonymous,
+    /// HTTP basic against an htpasswd file.
+    Basic(&'a str, &'a str),
+    /// Docker's token protocol: a token server (tests/fixtures/token-server.py) that gives
+    /// these credentials RS256 tokens for what they ask.
+    Token(&'a str, &'a str),
 }
 
 impl Registry {
     /// Starts a registry and waits until it answers `GET /v2/`.
     pub fn start() -> Registry {
-        Self::start_with(None)
+        Self::start_with(Auth::Anonymous)
     }
 
     /// A registry that requires basic auth (htpasswd, bcrypt) for everything.
     pub fn start_with_basic_auth(user: &str, password: &str) -> Registry {
-        Self::start_with(Some((user, password)))
+        Self::start_with(Auth::Basic(user, password))
     }
 
-    fn start_with(basic_auth: Option<(&str, &str)>) -> Registry {
+    /// A registry that requires bearer tokens, and the token server that issues them to
+    /// `user:password`.
+    pub fn start_with_token_auth(user: &str, password: &str) -> Registry {
+        Self::start_with(Auth::Token(user, password))
+    }
+
+    fn start_with(auth: Auth<'_>) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("registry-")
             .tempdir()
             .expect("temp dir");
+        let mut token_server = None;
+        let auth_config = match auth {
+            Auth::Anonymous => String::new(),
+            Auth::Basic(user, password) => {
+                let htpasswd = dir.path().join("htpasswd");
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", user, password])
+                    .output()
+                    .expect("htpasswd (apt-get install apache2-utils)");
+                assert!(out.status.success(), "htpasswd failed");
+                std::fs::write(&htpasswd, &out.stdout).expect("htpasswd file");
+                format!(
+                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                    htpasswd.display()
+                )
+            }
+            Auth::Token(user, password) => {
+                let (child, port, cert) = start_token_server(dir.path(), user, password);
+                token_server = Some(child);
+                format!(
+                    "auth:\n  token:\n    realm: http://127.0.0.1:{port}/token\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\n",
+                    cert.display()
+                )
+            }
+        };
         // The kernel picks a free port and the registry binds it just after: another process
         // may take it in between, so a failed start is retried on a new port.
         for _ in 0..5 {
@@ -45,24 +88,13 @@ impl Registry {
                 ),
             )
             .expect("registry config");
-            if let Some((user, password)) = basic_auth {
-                let htpasswd = dir.path().join("htpasswd");
-                let out = Command::new("htpasswd")
-                    .args(["-Bbn", user, password])
-                    .output()
-                    .expect("htpasswd (apt-get install apache2-utils)");
-                assert!(out.status.success(), "htpasswd failed");
-                std::fs::write(&htpasswd, &out.stdout).expect("htpasswd file");
+            {
                 let mut f = std::fs::OpenOptions::new()
                     .append(true)
                     .open(&config)
                     .expect("registry config");
-                write!(
-                    f,
-                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-                    htpasswd.display()
-                )
-                .expect("registry config");
+                f.write_all(auth_config.as_bytes())
+                    .expect("registry config");
             }
             let log = std::fs::File::create(dir.path().join("registry.log")).expect("log");
             let mut child = Command::new("docker-registry")
@@ -82,7 +114,12 @@ impl Registry {
                 if request(port, "GET", "/v2/", "*/*")
                     .is_some_and(|(status, _)| status == 200 || status == 401)
                 {
-                    return Registry { child, port, dir };
+                    return Registry {
+                        child,
+                        port,
+                        dir,
+                        token_server,
+                    };
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -143,9 +180,65 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in std::iter::once(&mut self.child).chain(self.token_server.as_mut()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// A signing key and self-signed certificate, and the token server using them; returns the
+/// server, its port and the certificate (the registry's trust root).
+fn start_token_server(dir: &Path, user: &str, password: &str) -> (Child, u16, PathBuf) {
+    let key = dir.join("token-key.pem");
+    let cert = dir.join("token-cert.pem");
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=gravity-tests-token-issuer", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl req failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port_file = dir.join("token-server.port");
+    let log = std::fs::File::create(dir.join("token-server.log")).expect("log");
+    let mut child = Command::new("python3")
+        .arg(crate::bins::repo().join("tests/fixtures/token-server.py"))
+        .arg(&key)
+        .arg(&cert)
+        .arg(format!("{user}:{password}"))
+        .arg("test-issuer")
+        .arg(&port_file)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("python3");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Some(port) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+        {
+            return (child, port, cert);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the token server exited ({status}): {}",
+                std::fs::read_to_string(dir.join("token-server.log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("the token server did not start");
 }
 
 fn request(port: u16, method: &str, path: &str, accept: &str) -> Option<(u16, Vec<u8>)> {

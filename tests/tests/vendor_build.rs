@@ -666,8 +666,18 @@ fn a_corrupted_blob_in_the_state_dir_cache_is_fetched_again() {
 
 #[test]
 fn a_registry_that_requires_basic_auth_is_pulled_from_with_docker_config_credentials() {
+    pull_with_credentials(Registry::start_with_basic_auth("alice", "s3cret"));
+}
+
+#[test]
+fn a_registry_with_token_auth_is_pulled_from_with_a_bearer_token() {
+    pull_with_credentials(Registry::start_with_token_auth("alice", "s3cret"));
+}
+
+/// A private image in `src` (alice:s3cret): refused without credentials, with a hint; vendored
+/// with them in docker's config.json.
+fn pull_with_credentials(src: Registry) {
     let scratch = tempfile::tempdir().unwrap();
-    let src = Registry::start_with_basic_auth("alice", "s3cret");
     let host = src.host();
     let private = layer(&[("bin/private", &b"behind a password\n".repeat(100))]);
     let layout = scratch.path().join("layout");
