@@ -78,29 +78,13 @@ impl HostChanger for RealChanger {
         if path.starts_with("/proc") {
             return std::fs::write(&full, contents).map_err(err);
         }
-        write_durably(&full, contents).map_err(err)
+        // A reboot must find it whole, also after a power cut right after the install.
+        durable::write_atomic(&full, contents.as_bytes()).map_err(err)
     }
 
     fn read_file(&self, path: &Path) -> Option<String> {
         std::fs::read_to_string(self.host.path(path)).ok()
     }
-}
-
-/// A config file a reboot must find whole (a power cut right after the install must not leave
-/// it empty): written beside, synced, renamed over, and its directory synced.
-fn write_durably(path: &Path, contents: &str) -> io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.gravity-tmp",
-        path.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(contents.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -75,7 +75,6 @@ impl ClusterRecord {
     }
 }
 
-/// Writes JSON atomically and durably: temporary file, fsync, rename, fsync of the directory.
 /// A phase's record of what it changed; the empty record when there is none yet (or it cannot be
 /// read: the phase then records again from what it finds).
 pub fn read_record<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
@@ -85,21 +84,11 @@ pub fn read_record<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
         .unwrap_or_default()
 }
 
+/// Writes JSON atomically and durably (see [`durable::write_atomic`]).
 pub fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
-    let mut f = std::fs::File::create(&tmp)?;
     let mut bytes = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    f.write_all(&bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    durable::write_atomic(path, &bytes)
 }
 
 /// Removes a file; a missing one is fine.

@@ -2,7 +2,6 @@
 //! temporary file, fsync it, rename it over, fsync the directory) before and after every phase.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -70,17 +69,9 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(&self.dir).map_err(err)?;
-        let tmp = self.dir.join(".current.json.tmp");
-        let mut f = File::create(&tmp).map_err(err)?;
         let mut bytes = serde_json::to_vec_pretty(plan).expect("plans serialise");
         bytes.push(b'\n');
-        f.write_all(&bytes).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, &path).map_err(err)?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(err)
+        durable::write_atomic(&path, &bytes).map_err(err)
     }
 
     /// Moves a finished operation into `history/` so a new one can start.

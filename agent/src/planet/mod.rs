@@ -25,7 +25,6 @@ pub mod supervisor;
 pub mod sys;
 pub mod volumes;
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -92,24 +91,7 @@ pub fn teardown(state_dir: &Path) -> Result<Leftovers, TeardownError> {
     }
 }
 
-/// Writes `path` so that readers see the old or the new content, never a mix, and the new
-/// content survives a power loss: temp file, fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
-}
+pub use durable::write_atomic;
 
 #[cfg(test)]
 mod tests {
