@@ -83,19 +83,11 @@ impl Registry {
             std::fs::write(
                 &config,
                 format!(
-                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                    "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth_config}",
                     dir.path().join("data").display()
                 ),
             )
             .expect("registry config");
-            {
-                let mut f = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&config)
-                    .expect("registry config");
-                f.write_all(auth_config.as_bytes())
-                    .expect("registry config");
-            }
             let log = std::fs::File::create(dir.path().join("registry.log")).expect("log");
             let mut child = Command::new("docker-registry")
                 .arg("serve")
