@@ -98,10 +98,9 @@ pub fn install(root: &Path, name: &str, content: &str) -> Result<bool, UnitError
         path: path.clone(),
         source,
     };
-    std::fs::create_dir_all(&dir).map_err(err)?;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, content).map_err(err)?;
-    std::fs::rename(&tmp, &path).map_err(err)?;
+    // Durable: the install journals the phase as done right after, and a power cut must not
+    // then leave an empty unit behind.
+    durable::write_atomic(&path, content.as_bytes()).map_err(err)?;
     Ok(true)
 }
 

@@ -94,13 +94,8 @@ fn deep_merge(into: &mut Value, from: Value) {
 
 /// Writes the merged values; an empty merge still writes `{}` so hooks can always read the file.
 pub fn write(path: &Path, value: &Value) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let text = yaml_serde::to_string(value).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("yaml.tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    durable::write_atomic(path, text.as_bytes())
 }
 
 #[cfg(test)]
