@@ -203,10 +203,7 @@ pub fn autofix_only(
     wanted: &dyn Fn(&str) -> bool,
 ) -> Vec<Change> {
     let mut changes = Vec::new();
-    for m in MODULES
-        .iter()
-        .filter(|m| wanted(&format!("module:{}", m.name)))
-    {
+    for m in MODULES.iter().filter(|m| wanted(&m.check_id())) {
         match module_state(host, m) {
             ModuleState::Loadable => {
                 let what = format!("loaded kernel module {}", m.name);
@@ -225,10 +222,7 @@ pub fn autofix_only(
             ModuleState::Loaded | ModuleState::BuiltIn => {}
         }
     }
-    for s in SYSCTLS
-        .iter()
-        .filter(|s| wanted(&format!("sysctl:{}", s.key)))
-    {
+    for s in SYSCTLS.iter().filter(|s| wanted(&s.check_id())) {
         let path = sysctl_path(s.key);
         let current = host.read_opt(&path).ok().flatten();
         if current.as_deref() != Some(s.value) {

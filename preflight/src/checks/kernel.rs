@@ -16,6 +16,13 @@ pub struct RequiredModule {
     evidence: Evidence,
 }
 
+impl RequiredModule {
+    /// Its check's id in reports and in `--ignore-preflight-errors`.
+    pub fn check_id(&self) -> String {
+        format!("module:{}", self.name)
+    }
+}
+
 enum Evidence {
     Filesystem(&'static str),
     Path(&'static str),
@@ -45,6 +52,13 @@ pub struct RequiredSysctl {
     pub value: &'static str,
     pub module: Option<&'static str>,
     pub why: &'static str,
+}
+
+impl RequiredSysctl {
+    /// Its check's id in reports and in `--ignore-preflight-errors`.
+    pub fn check_id(&self) -> String {
+        format!("sysctl:{}", self.key)
+    }
 }
 
 pub const SYSCTLS: &[RequiredSysctl] = &[
@@ -142,7 +156,7 @@ pub fn module_state(host: &Host, m: &RequiredModule) -> ModuleState {
 }
 
 pub fn check_module(host: &Host, m: &RequiredModule) -> CheckResult {
-    let id = format!("module:{}", m.name);
+    let id = m.check_id();
     let title = format!("Kernel module {} ({})", m.name, m.why);
     let state = module_state(host, m);
     let r = match state {
@@ -164,7 +178,7 @@ pub fn check_module(host: &Host, m: &RequiredModule) -> CheckResult {
 }
 
 pub fn check_sysctl(host: &Host, s: &RequiredSysctl) -> CheckResult {
-    let id = format!("sysctl:{}", s.key);
+    let id = s.check_id();
     let title = format!("sysctl {} ({})", s.key, s.why);
     let path = sysctl_path(s.key);
     let autofix = format!(

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use preflight::HostChanger;
 use preflight::autofix::AutofixError;
-use preflight::checks::kernel::{SYSCTLS, sysctl_path};
+use preflight::checks::kernel::{SYSCTLS, check_sysctl};
 use serde::{Deserialize, Serialize};
 
 use crate::install::{Ctx, state};
@@ -53,17 +53,14 @@ impl Phase<Ctx> for Kernel {
                 Some(e) => failed.push(format!("{}: {e}", change.what)),
             }
         }
-        // What the checks will see: each sysctl not ignored now has its value.
-        for s in SYSCTLS
-            .iter()
-            .filter(|s| wanted(&format!("sysctl:{}", s.key)))
-        {
-            let now = std::fs::read_to_string(sysctl_path(s.key)).ok();
-            if now.as_deref().map(str::trim) != Some(s.value) {
+        // The checks' own verdict on each sysctl not ignored, now that it is set.
+        for s in SYSCTLS.iter().filter(|s| wanted(&s.check_id())) {
+            let check = check_sysctl(&host, s);
+            if check.status != preflight::Status::Pass {
                 failed.push(format!(
                     "{} is {} after setting it to {}",
                     s.key,
-                    now.as_deref().map_or("missing", str::trim),
+                    check.measured.as_deref().unwrap_or("unreadable"),
                     s.value
                 ));
             }
