@@ -254,8 +254,8 @@ pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
     out
 }
 
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_octal(s: &str) -> String {
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`; this undoes it.
+pub fn unescape_octal(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use preflight::host::unescape_octal;
+
 use super::under;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,35 +44,14 @@ pub fn parse(text: &str) -> Vec<MountEntry> {
             Some(MountEntry {
                 id: l[0].parse().ok()?,
                 parent: l[1].parse().ok()?,
-                mount_point: PathBuf::from(unescape(l[4])),
+                mount_point: PathBuf::from(unescape_octal(l[4])),
                 options: l[5].to_string(),
                 fstype: r[0].to_string(),
-                source: unescape(r[1]),
+                source: unescape_octal(r[1]),
                 super_options: r[2].to_string(),
             })
         })
         .collect()
-}
-
-/// Undoes the kernel's octal escapes (`\040` for a space, `\011`, `\012`, `\134`).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Mount points at or below `dir`, deepest (most recently stacked) first: the order to unmount
