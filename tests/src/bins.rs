@@ -1,6 +1,6 @@
 //! The built `gravity` and `tele` binaries, next to the test executable's profile directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `target/<profile>/<name>` for a test running from `target/<profile>/deps/`. `GRAVITY_BIN`
@@ -30,6 +30,18 @@ pub fn gravity() -> Command {
 
 pub fn tele() -> Command {
     Command::new(path("tele"))
+}
+
+/// `tele build MANIFEST -o OUT --gravity <the built gravity>`; callers add their flags.
+pub fn tele_build(manifest: &Path, out: &Path) -> Command {
+    let mut cmd = tele();
+    cmd.arg("build")
+        .arg(manifest)
+        .arg("-o")
+        .arg(out)
+        .arg("--gravity")
+        .arg(path("gravity"));
+    cmd
 }
 
 /// The repository root.

@@ -17,18 +17,13 @@ pub fn example_image() -> PathBuf {
             let dir = std::env::temp_dir().join(format!("gravity-example-{}", std::process::id()));
             std::fs::create_dir_all(&dir).expect("image dir");
             let out = dir.join("example.tar");
-            let status = bins::tele()
-                .arg("build")
-                .arg(bins::repo().join("examples/single-node/app.yaml"))
-                .arg("--planet")
-                .arg(planet::image_dir())
-                .arg("--gravity")
-                .arg(bins::path("gravity"))
-                .arg("-o")
-                .arg(&out)
-                .arg("-q")
-                .status()
-                .expect("run tele");
+            let status =
+                bins::tele_build(&bins::repo().join("examples/single-node/app.yaml"), &out)
+                    .arg("--planet")
+                    .arg(planet::image_dir())
+                    .arg("-q")
+                    .status()
+                    .expect("run tele");
             assert!(status.success(), "tele build of the example failed");
             out
         })

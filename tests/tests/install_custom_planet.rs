@@ -46,13 +46,7 @@ fn custom_planet(dir: &Path) -> String {
 }
 
 fn tele_build(manifest_dir: &Path, out: &Path, extra: &[&str]) -> Output {
-    bins::tele()
-        .arg("build")
-        .arg(manifest_dir.join("app.yaml"))
-        .arg("--gravity")
-        .arg(bins::path("gravity"))
-        .arg("-o")
-        .arg(out)
+    bins::tele_build(&manifest_dir.join("app.yaml"), out)
         .args(extra)
         .output()
         .expect("run tele")

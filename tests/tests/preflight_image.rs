@@ -25,13 +25,7 @@ fn run_preflight_checks_uses_the_image_it_ships_in() {
     )
     .unwrap();
     let tarball = work.path().join("checkme.tar");
-    let o = bins::tele()
-        .arg("build")
-        .arg(src.join("app.yaml"))
-        .arg("-o")
-        .arg(&tarball)
-        .arg("--gravity")
-        .arg(bins::path("gravity"))
+    let o = bins::tele_build(&src.join("app.yaml"), &tarball)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

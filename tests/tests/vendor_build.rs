@@ -134,13 +134,7 @@ metadata: {{name: w}}
 }
 
 fn tele_build(dir: &Path, out: &Path, extra: &[&str]) -> Output {
-    bins::tele()
-        .arg("build")
-        .arg(dir.join("app.yaml"))
-        .arg("-o")
-        .arg(out)
-        .arg("--gravity")
-        .arg(bins::path("gravity"))
+    bins::tele_build(&dir.join("app.yaml"), out)
         .args(extra)
         .env("DOCKER_CONFIG", dir.join("no-docker-config"))
         .output()
@@ -735,13 +729,7 @@ fn pull_with_credentials(src: Registry) {
         ),
     )
     .unwrap();
-    let o = bins::tele()
-        .arg("build")
-        .arg(dir.join("app.yaml"))
-        .arg("-o")
-        .arg(&out)
-        .arg("--gravity")
-        .arg(bins::path("gravity"))
+    let o = bins::tele_build(&dir.join("app.yaml"), &out)
         .args(["--insecure-registry", &host])
         .env("DOCKER_CONFIG", &docker_config)
         .output()

@@ -63,15 +63,9 @@ fn vendored_images_are_pullable_inside_planet_after_install() {
     )
     .unwrap();
     let tarball = scratch.path().join("vendored.tar");
-    let out = bins::tele()
-        .arg("build")
-        .arg(dir.join("app.yaml"))
+    let out = bins::tele_build(&dir.join("app.yaml"), &tarball)
         .args(["--insecure-registry", &host, "--planet"])
         .arg(planet::image_dir())
-        .arg("--gravity")
-        .arg(bins::path("gravity"))
-        .arg("-o")
-        .arg(&tarball)
         .output()
         .unwrap();
     assert!(out.status.success(), "tele build failed: {}", text(&out));
