@@ -86,20 +86,28 @@ fn record(layout: &state::Layout) -> PathBuf {
 pub fn restore(layout: &state::Layout) -> anyhow::Result<()> {
     let path = record(layout);
     let rec: Record = state::read_record(&path);
+    // Written back the way autofix wrote them (durably, but /proc as is).
+    let mut writer = preflight::RealChanger::new(preflight::Host::real());
     let mut errors = Vec::new();
     for before in rec.files.iter().rev() {
         let result = match &before.content {
-            Some(content) => std::fs::write(&before.path, content),
+            Some(content) => writer
+                .write_file(&before.path, content)
+                .map_err(|e| e.to_string()),
             // A /proc/sys file that appeared with its module goes when the module does.
             None if before.path.starts_with("/proc") => Ok(()),
-            None => state::remove_file(&before.path),
+            None => state::remove_file(&before.path)
+                .map_err(|e| format!("cannot remove {}: {e}", before.path.display())),
         };
         if let Err(e) = result {
-            errors.push(format!("{}: {e}", before.path.display()));
+            errors.push(e);
         }
     }
     if !errors.is_empty() {
-        bail!("cannot restore {}", errors.join("; "));
+        bail!(
+            "cannot restore the kernel settings files: {}",
+            errors.join("; ")
+        );
     }
     state::remove_file(&path)?;
     Ok(())
