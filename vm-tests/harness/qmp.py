@@ -7,6 +7,7 @@ Guest holds one connection of each for its whole life and every caller goes thro
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import socket
@@ -81,11 +82,33 @@ class _JsonLines:
             self.buf += chunk
 
 
+def _call(io: _JsonLines, name: str, ident: str, timeout: float, args: dict,
+          events: list[dict] | None = None) -> object:
+    """Sends one command with `ident` and returns its reply's `return`; replies to other ids
+    (stale ones) are skipped, asynchronous events go to `events` (QMP only)."""
+    with io.lock:
+        msg = {"execute": name, "id": ident}
+        if args:
+            msg["arguments"] = args
+        io.send(msg)
+        deadline = time.monotonic() + timeout
+        while True:
+            r = io.recv(deadline)
+            if "event" in r and events is not None:
+                events.append(r)
+                continue
+            if r.get("id") != ident:
+                continue
+            if "error" in r:
+                raise CommandError(name, r["error"])
+            return r.get("return")
+
+
 class QMP:
     def __init__(self, path: str, connect_timeout: float = 10):
         self.io = _JsonLines(path, connect_timeout)
         self.events: list[dict] = []
-        self._id = 0
+        self._ids = itertools.count(1)  # next() is atomic: callers on any thread
         greeting = self.io.recv(time.monotonic() + 10)
         if "QMP" not in greeting:
             raise ProtocolError(f"not a QMP greeting: {greeting}")
@@ -95,24 +118,7 @@ class QMP:
         self.io.close()
 
     def cmd(self, name: str, timeout: float = 30, **args) -> object:
-        with self.io.lock:
-            self._id += 1
-            ident = f"q{self._id}"
-            msg = {"execute": name, "id": ident}
-            if args:
-                msg["arguments"] = args
-            self.io.send(msg)
-            deadline = time.monotonic() + timeout
-            while True:
-                r = self.io.recv(deadline)
-                if "event" in r:
-                    self.events.append(r)
-                    continue
-                if r.get("id") != ident:
-                    continue
-                if "error" in r:
-                    raise CommandError(name, r["error"])
-                return r.get("return")
+        return _call(self.io, name, f"q{next(self._ids)}", timeout, args, self.events)
 
     def status(self) -> str:
         return self.cmd("query-status")["status"]
@@ -124,7 +130,7 @@ class QGA:
     def __init__(self, path: str, connect_timeout: float = 10):
         self.path = path
         self.io = _JsonLines(path, connect_timeout)
-        self._id = 0
+        self._ids = itertools.count(1)  # next() is atomic: callers on any thread
 
     def close(self) -> None:
         self.io.close()
@@ -153,21 +159,7 @@ class QGA:
                                            f"{timeout:.0f} s") from None
 
     def cmd(self, name: str, timeout: float = 30, **args) -> object:
-        with self.io.lock:
-            self._id += 1
-            ident = f"g{self._id}"
-            msg = {"execute": name, "id": ident}
-            if args:
-                msg["arguments"] = args
-            self.io.send(msg)
-            deadline = time.monotonic() + timeout
-            while True:
-                r = self.io.recv(deadline)
-                if r.get("id") != ident:
-                    continue
-                if "error" in r:
-                    raise CommandError(name, r["error"])
-                return r.get("return")
+        return _call(self.io, name, f"g{next(self._ids)}", timeout, args)
 
     # -- files: small ones only (the agent moves ~2 MiB/s); big ones go on a payload disk
 
