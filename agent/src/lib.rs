@@ -36,9 +36,10 @@ pub fn main() -> ExitCode {
         Err(e) => {
             tracing::debug!(error = ?e, "command failed");
             eprintln!("error: {e:#}");
-            let usage = e
-                .chain()
-                .any(|c| c.downcast_ref::<image::manifest::ManifestError>().is_some());
+            let usage = e.chain().any(|c| {
+                c.downcast_ref::<cluster_image::manifest::ManifestError>()
+                    .is_some()
+            });
             ExitCode::from(if usage { exit::USAGE } else { exit::ERROR })
         }
     }

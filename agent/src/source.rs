@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use image::archive::{ImageIndex, UnpackOptions, unpack, verify_dir};
-use image::layout;
-use image::manifest::{Manifest, load_resolved};
+use cluster_image::archive::{ImageIndex, UnpackOptions, unpack, verify_dir};
+use cluster_image::layout;
+use cluster_image::manifest::{Manifest, load_resolved};
 
 /// A verified, unpacked cluster image.
 #[derive(Debug, Clone)]

@@ -24,7 +24,7 @@ rm -rf "$work"
 mkdir -p "$work"
 
 [[ -x $bin/tele && -x $bin/gravity ]] || { echo "build the release binaries first: make release" >&2; exit 1; }
-cargo build --release --target x86_64-unknown-linux-gnu -q -p vendor --example push
+cargo build --release --target x86_64-unknown-linux-gnu -q -p registry --example push
 push_bin=$bin/examples/push
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -4,7 +4,7 @@
 //! sysctls, scripts) go through small traits with real and recording implementations.
 //!
 //! ```no_run
-//! fn check(manifest: &image::Manifest) -> u8 {
+//! fn check(manifest: &cluster_image::Manifest) -> u8 {
 //!     let profile = manifest.profile(None).expect("a manifest has at least one profile");
 //!     let report = preflight::run(manifest, &profile, &preflight::Options::default());
 //!     print!("{}", report.render_table());
@@ -25,8 +25,8 @@ pub(crate) mod testutil;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use image::Manifest;
-use image::manifest::NodeProfile;
+use cluster_image::Manifest;
+use cluster_image::manifest::NodeProfile;
 
 pub use autofix::{HostChanger, RealChanger, RecordingChanger};
 pub use check::{CheckResult, Status};

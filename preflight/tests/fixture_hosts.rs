@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use image::manifest::{Offline, load_file, load_str};
+use cluster_image::manifest::{Offline, load_file, load_str};
 use preflight::checks::custom::{Exit, ScriptOutcome};
 use preflight::{
     Options, RecordingChanger, RecordingRunner, Status, autofix::Action, report::IgnoreList,

@@ -82,7 +82,7 @@ fn parse_planet_image(s: &str) -> Result<(String, PathBuf), String> {
         .split_once('=')
         .filter(|(r, d)| !r.is_empty() && !d.is_empty())
         .ok_or_else(|| format!("expected REF=DIR (custom-planet:1.0.0=./planet-out), got `{s}`"))?;
-    if image::layout::custom_planet_dir(reference).is_none() {
+    if cluster_image::layout::custom_planet_dir(reference).is_none() {
         return Err(format!(
             "`{reference}` is not a planet image reference: write NAME:VERSION, e.g. custom-planet:1.0.0"
         ));

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use image::manifest::Fetch;
+use cluster_image::manifest::Fetch;
 
 pub struct HttpFetch {
     client: reqwest::blocking::Client,

@@ -36,9 +36,10 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            let manifest = e
-                .chain()
-                .any(|c| c.downcast_ref::<image::manifest::ManifestError>().is_some());
+            let manifest = e.chain().any(|c| {
+                c.downcast_ref::<cluster_image::manifest::ManifestError>()
+                    .is_some()
+            });
             ExitCode::from(if manifest { 2 } else { 1 })
         }
     }

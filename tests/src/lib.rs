@@ -4,11 +4,11 @@
 //! cgroups); every helper that changes something undoes it on drop, also when a test fails.
 
 pub mod bins;
+pub mod docker_registry;
 pub mod install;
 pub mod loopdev;
 pub mod netns;
 pub mod oci_fixture;
 pub mod planet;
 pub mod preflight;
-pub mod registry;
 pub mod serial;

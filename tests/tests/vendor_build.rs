@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use tests::bins;
+use tests::docker_registry::{Registry, pullable, skopeo_copy};
 use tests::oci_fixture::{Image, Layer, layer, write_layout};
-use tests::registry::{Registry, pullable, skopeo_copy};
 
 /// The fixture images: four share one base layer; the hook image does not.
 struct Fixtures {
@@ -262,15 +262,15 @@ fn images_travel_from_a_registry_through_the_tarball_into_the_cluster_registry()
     unpack(&tarball, &unpacked);
     let cluster = Registry::start();
     let progress = std::sync::Mutex::new(Vec::new());
-    let record = |p: &vendor::PushProgress| progress.lock().unwrap().push(p.clone());
-    let opts = vendor::PushOptions {
+    let record = |p: &registry::PushProgress| progress.lock().unwrap().push(p.clone());
+    let opts = registry::PushOptions {
         registry: cluster.host(),
         plain_http: true,
-        auth: vendor::push::Auth::Anonymous,
+        auth: registry::push::Auth::Anonymous,
         concurrency: 4,
         progress: Some(&record),
     };
-    let report = vendor::push_layout(&unpacked.join("registry"), &opts).expect("push");
+    let report = registry::push_layout(&unpacked.join("registry"), &opts).expect("push");
     assert_eq!(
         report.images,
         fx.manifests
@@ -322,7 +322,7 @@ fn images_travel_from_a_registry_through_the_tarball_into_the_cluster_registry()
     assert!(cluster.stored_blobs().contains(&fx.base.digest()));
 
     // Pushing again (a resumed install) sends nothing.
-    let report = vendor::push_layout(&unpacked.join("registry"), &opts).expect("second push");
+    let report = registry::push_layout(&unpacked.join("registry"), &opts).expect("second push");
     assert_eq!(
         (report.uploaded, report.bytes_uploaded),
         (0, 0),
@@ -420,11 +420,11 @@ fn images_come_from_an_oci_layout_and_a_docker_save_archive_without_a_registry()
 
     let unpacked = scratch.path().join("unpacked");
     unpack(&out, &unpacked);
-    let stored = vendor::Layout::open(&unpacked.join("registry"))
+    let stored = registry::OciLayout::open(&unpacked.join("registry"))
         .unwrap()
         .images()
         .unwrap();
-    let by_ref: BTreeMap<&str, &vendor::StoredImage> =
+    let by_ref: BTreeMap<&str, &registry::StoredImage> =
         stored.iter().map(|s| (s.reference.as_str(), s)).collect();
     assert_eq!(
         by_ref.keys().copied().collect::<Vec<_>>(),
@@ -457,12 +457,12 @@ fn images_come_from_an_oci_layout_and_a_docker_save_archive_without_a_registry()
 
     // Both are pushable and then pullable whole.
     let cluster = Registry::start();
-    vendor::push_layout(
+    registry::push_layout(
         &unpacked.join("registry"),
-        &vendor::PushOptions {
+        &registry::PushOptions {
             registry: cluster.host(),
             plain_http: true,
-            auth: vendor::push::Auth::Anonymous,
+            auth: registry::push::Auth::Anonymous,
             concurrency: 2,
             progress: None,
         },
@@ -682,7 +682,7 @@ fn pull_with_credentials(src: Registry) {
             layers: vec![private.clone()],
         }],
     );
-    tests::registry::skopeo_copy_with(
+    tests::docker_registry::skopeo_copy_with(
         &format!("oci:{}:private", layout.display()),
         &format!("docker://{host}/acme/private:1"),
         &["--dest-creds", "alice:s3cret"],

@@ -2,9 +2,9 @@
 //! real registry, `gravity install` pushes them into planet's registry, and dockerd inside
 //! planet pulls each by its registry-local name.
 
+use tests::docker_registry::{Registry, skopeo_copy};
 use tests::install::{Installation, text};
 use tests::oci_fixture::{Image, layer, write_layout};
-use tests::registry::{Registry, skopeo_copy};
 use tests::{bins, planet, serial};
 
 #[test]

@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use image::layout;
-use image::manifest::{Manifest, Offline, load_file};
+use cluster_image::layout;
+use cluster_image::manifest::{Manifest, Offline, load_file};
 
 use crate::cli::{GlobalArgs, Output};
 
@@ -48,13 +48,13 @@ pub struct Args {
     #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["peers", "autofix", "manifest", "image", "role"])]
     pub serve: Option<String>,
     /// With --serve: stop after this long without a client
-    #[arg(long, value_parser = image::units::parse_duration, default_value = "30m", value_name = "DURATION")]
+    #[arg(long, value_parser = cluster_image::units::parse_duration, default_value = "30m", value_name = "DURATION")]
     pub serve_idle_timeout: Duration,
     /// Skip the disk write rate, fdatasync and network rate measurements (faster, less thorough)
     #[arg(long)]
     pub skip_rate_tests: bool,
     /// Time limit for each custom check script, overriding the manifest's `timeout` (default 60s)
-    #[arg(long, value_parser = image::units::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = cluster_image::units::parse_duration, value_name = "DURATION")]
     pub custom_check_timeout: Option<Duration>,
 }
 

@@ -39,7 +39,7 @@ pub fn run(_global: &GlobalArgs, command: ImageCommand) -> anyhow::Result<ExitCo
                 Some(d) => d,
                 None => crate::source::own_dir()?,
             };
-            let report = image::archive::verify_dir(&dir)?;
+            let report = cluster_image::archive::verify_dir(&dir)?;
             match output {
                 Output::Json => println!(
                     "{}",
@@ -53,7 +53,7 @@ pub fn run(_global: &GlobalArgs, command: ImageCommand) -> anyhow::Result<ExitCo
                     report.index.name,
                     report.index.version,
                     report.files,
-                    image::units::Size(report.bytes),
+                    cluster_image::units::Size(report.bytes),
                     report.elapsed
                 ),
             }
@@ -64,17 +64,17 @@ pub fn run(_global: &GlobalArgs, command: ImageCommand) -> anyhow::Result<ExitCo
             no_sync,
             workers,
         } => {
-            let opts = image::archive::UnpackOptions {
+            let opts = cluster_image::archive::UnpackOptions {
                 sync: !no_sync,
                 workers,
                 ..Default::default()
             };
-            let report = image::archive::unpack(&archive, &target, &opts)
+            let report = cluster_image::archive::unpack(&archive, &target, &opts)
                 .with_context(|| format!("cannot unpack {}", archive.display()))?;
             println!(
                 "unpacked {} files ({}) into {} in {:.1?}",
                 report.files,
-                image::units::Size(report.bytes),
+                cluster_image::units::Size(report.bytes),
                 target.display(),
                 report.elapsed
             );

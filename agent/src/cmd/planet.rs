@@ -11,7 +11,7 @@ use clap::Subcommand;
 use crate::cli::{GlobalArgs, Output};
 use crate::host::user::{DEFAULT_SERVICE_ID, SystemAccounts, ensure_service_user};
 use crate::planet::config::{PlanetConfig, PlanetOptions};
-use crate::planet::{self, health, image, service};
+use crate::planet::{self, artifact, health, service};
 
 #[derive(Debug, Subcommand)]
 pub enum PlanetCommand {
@@ -189,13 +189,13 @@ fn ms(v: Option<u64>) -> String {
 }
 
 fn configure(global: &GlobalArgs, args: ConfigureArgs) -> anyhow::Result<ExitCode> {
-    let manifest = ::image::manifest::load_resolved(&args.manifest)?;
+    let manifest = cluster_image::manifest::load_resolved(&args.manifest)?;
     let profile = manifest
         .profile(args.role.as_deref())
         .with_context(|| format!("the manifest has no node profile {:?}", args.role))?;
     let system = manifest.system_options_for(&profile);
-    let src = image::source_for(&args.planet_dir, system.base_image.as_deref())?;
-    let imported = image::import(&src, &global.state_dir)?;
+    let src = artifact::source_for(&args.planet_dir, system.base_image.as_deref())?;
+    let imported = artifact::import(&src, &global.state_dir)?;
     let gid = args.service_gid.unwrap_or(args.service_uid);
     let user = ensure_service_user(args.service_uid, gid, &SystemAccounts::host())?;
     let node_name = match args.node_name {

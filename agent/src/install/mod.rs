@@ -13,8 +13,8 @@ pub mod values;
 use std::path::Path;
 
 use anyhow::Context;
-use image::Manifest;
-use image::manifest::NodeProfile;
+use cluster_image::Manifest;
+use cluster_image::manifest::NodeProfile;
 
 use crate::operation::{Engine, Journal, Observer, Phase, Plan};
 use crate::source::ClusterImage;

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use image::manifest::{DevicePermissions, FileMode, Manifest, NodeProfile};
+use cluster_image::manifest::{DevicePermissions, FileMode, Manifest, NodeProfile};
 use serde::{Deserialize, Serialize};
 
-use super::image::ImageFormat;
+use super::artifact::ImageFormat;
 use super::paths::Paths;
 use super::write_atomic;
 use crate::host::user::SERVICE_USER_ENV;
@@ -60,7 +60,7 @@ pub enum ConfigError {
     #[error("node name {0:?} is not a valid host name: use letters, digits, '-' and '.'")]
     NodeName(String),
     #[error(
-        "the planet image {0} is neither .erofs nor .squashfs: import it with planet::image::import"
+        "the planet image {0} is neither .erofs nor .squashfs: import it with planet::artifact::import"
     )]
     ImageFormat(PathBuf),
     #[error("volume {volume}: {field} {value:?} must be an absolute path")]
@@ -238,7 +238,7 @@ pub struct PlanetOptions {
     pub cluster_name: String,
     /// `--mount NAME:PATH` overrides of volume host paths.
     pub mounts: Vec<(String, PathBuf)>,
-    /// The imported image file (see `planet::image::import`).
+    /// The imported image file (see `planet::artifact::import`).
     pub image: PathBuf,
     pub image_sha256: String,
     pub image_version: String,
@@ -547,11 +547,11 @@ pub(crate) mod tests {
     pub(crate) const MANIFEST: &str = include_str!("../../tests/golden/app.yaml");
 
     pub(crate) fn fixture() -> (Manifest, NodeProfile, PlanetOptions) {
-        let manifest = image::manifest::load_str(
+        let manifest = cluster_image::manifest::load_str(
             MANIFEST,
             Path::new("app.yaml"),
             Path::new("."),
-            &image::manifest::Offline,
+            &cluster_image::manifest::Offline,
         )
         .expect("the fixture manifest is valid")
         .manifest;

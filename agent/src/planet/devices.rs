@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use image::manifest::DevicePermissions;
+use cluster_image::manifest::DevicePermissions;
 use serde::{Deserialize, Serialize};
 
 use super::config::DeviceRule;
@@ -71,7 +71,7 @@ pub fn resolve(root: &Path, rules: &[DeviceRule]) -> Result<Vec<ResolvedDevice>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use image::manifest::FileMode;
+    use cluster_image::manifest::FileMode;
 
     #[test]
     fn first_rule_wins_and_missing_devices_are_skipped() {

@@ -8,13 +8,13 @@
 //! for other code ([`service`], [`health`], [`teardown`]) therefore never call libcontainer to
 //! start anything; they run the `gravity` binary or use plain system calls.
 
+pub mod artifact;
 pub mod cleanup;
 pub mod config;
 pub mod devices;
 pub mod env;
 pub mod exec;
 pub mod health;
-pub mod image;
 pub mod inside;
 pub mod paths;
 pub mod rootfs;

@@ -22,7 +22,7 @@ use super::paths::{CONTAINER_ID, Paths};
 use super::spec::{HostFacts, SpecError};
 use super::status::{ExitInfo, RunState, Status, Timings};
 use super::sys::{SignalPipe, SupervisorLock};
-use super::{cleanup, devices, env, image, inside, rootfs, spec, sys, volumes, write_atomic};
+use super::{artifact, cleanup, devices, env, inside, rootfs, spec, sys, volumes, write_atomic};
 use crate::host::cgroups::{self, CgroupError, CgroupLayout, CgroupMode, CgroupPlan, Membership};
 use crate::host::devfilter;
 use crate::host::fs::RealFs;
@@ -41,7 +41,7 @@ pub enum SupervisorError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    Image(#[from] image::ImageError),
+    Image(#[from] artifact::ImageError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
@@ -196,7 +196,7 @@ impl Run {
         std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
 
         let t = Instant::now();
-        image::verify(&self.config.image.path, &self.config.image.sha256)?;
+        artifact::verify(&self.config.image.path, &self.config.image.sha256)?;
         tracing::debug!(ms = self.ms(), elapsed = ?t.elapsed(), "image verified");
 
         // Our mounts live in a namespace of our own (slave of the host's, so later host mounts

@@ -1,7 +1,7 @@
 //! `requirements.cpu` (logical CPUs online) and `requirements.ram` (MemTotal).
 
-use image::manifest::{CpuRange, RamRange};
-use image::units::Size;
+use cluster_image::manifest::{CpuRange, RamRange};
+use cluster_image::units::Size;
 
 use crate::check::{CheckResult, Status};
 use crate::host::{Host, HostError};
@@ -125,7 +125,7 @@ pub fn check_cpu(host: &Host, range: &CpuRange) -> CheckResult {
         .required(required)
 }
 
-fn size_text(v: &image::units::SizeValue) -> String {
+fn size_text(v: &cluster_image::units::SizeValue) -> String {
     let pretty = Size(v.value.0).to_string();
     if pretty.replace(' ', "") == v.text.replace(' ', "") {
         pretty

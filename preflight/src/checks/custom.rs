@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use image::manifest::CustomCheck;
+use cluster_image::manifest::CustomCheck;
 
 use crate::check::CheckResult;
 
@@ -239,7 +239,7 @@ pub fn timeout_for(check: &CustomCheck, cli: Option<Duration>) -> Result<Duratio
         return Ok(t);
     }
     match &check.timeout {
-        Some(t) => image::units::parse_duration(t),
+        Some(t) => cluster_image::units::parse_duration(t),
         None => Ok(DEFAULT_TIMEOUT),
     }
 }

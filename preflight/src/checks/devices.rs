@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::FileTypeExt;
 
-use image::manifest::Device;
+use cluster_image::manifest::Device;
 
 use crate::check::CheckResult;
 use crate::host::Host;

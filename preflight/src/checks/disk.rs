@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use image::units::Rate;
+use cluster_image::units::Rate;
 
 use crate::check::{CheckResult, Status};
 use crate::host::Host;

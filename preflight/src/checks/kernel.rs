@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use image::units::Size;
+use cluster_image::units::Size;
 
 use crate::check::CheckResult;
 use crate::host::Host;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use image::manifest::{NetworkRequirements, Protocol};
-use image::units::{Rate, Size};
+use cluster_image::manifest::{NetworkRequirements, Protocol};
+use cluster_image::units::{Rate, Size};
 
 use crate::check::{CheckResult, Status};
 use crate::checks::clock::{ClockThresholds, check_clock};
@@ -49,7 +49,7 @@ fn rate_result(
     peer: &str,
     send: bool,
     t: Result<Throughput, PeerError>,
-    min: Option<&image::units::RateValue>,
+    min: Option<&cluster_image::units::RateValue>,
 ) -> CheckResult {
     let (dir, title) = if send {
         ("send", format!("Transfer rate from this host to {peer}"))
@@ -108,7 +108,7 @@ pub fn check_peer(
         .fix("check the connection to the peer"),
     });
 
-    let ranges: Vec<(Protocol, image::manifest::PortRange)> = req
+    let ranges: Vec<(Protocol, cluster_image::manifest::PortRange)> = req
         .map(|r| {
             r.ports
                 .iter()
@@ -175,7 +175,7 @@ pub fn check_peer(
 fn port_results(
     peer: &str,
     proto: Protocol,
-    range: image::manifest::PortRange,
+    range: cluster_image::manifest::PortRange,
     results: &[(u16, ProbeResult)],
 ) -> Vec<CheckResult> {
     let title = format!("Port reachable on {peer}");

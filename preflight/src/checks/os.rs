@@ -1,7 +1,7 @@
 //! `requirements.os`: the distribution (`ID`, `ID_LIKE`) and release (`VERSION_ID`) of
 //! `/etc/os-release`.
 
-use image::manifest::OsRequirement;
+use cluster_image::manifest::OsRequirement;
 
 use crate::check::CheckResult;
 use crate::host::Host;
@@ -83,7 +83,7 @@ mod tests {
     use super::*;
     use crate::check::Status;
     use crate::testutil::FixtureRoot;
-    use image::manifest::OsVersion;
+    use cluster_image::manifest::OsVersion;
 
     fn req(name: &str, versions: &[&str]) -> OsRequirement {
         OsRequirement {

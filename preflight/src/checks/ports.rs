@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use image::manifest::{PortRequirement, Protocol};
+use cluster_image::manifest::{PortRequirement, Protocol};
 
 use crate::check::CheckResult;
 use crate::host::{Host, HostError};

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use image::manifest::Volume;
-use image::units::{Rate, Size};
+use cluster_image::manifest::Volume;
+use cluster_image::units::{Rate, Size};
 
 use crate::check::{CheckResult, Status};
 use crate::checks::disk::{RateLimits, measure_write_rate};

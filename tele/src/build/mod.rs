@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use image::archive::{Compression, DEFAULT_MTIME, PackEntry, PackOptions, Source, pack};
-use image::layout;
-use image::manifest::load_file;
+use cluster_image::archive::{Compression, DEFAULT_MTIME, PackEntry, PackOptions, Source, pack};
+use cluster_image::layout;
+use cluster_image::manifest::load_file;
 
 use crate::cli::BuildArgs;
 use crate::fetch::HttpFetch;
@@ -35,7 +35,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
             "built {} ({} files, {}) in {:.1?}",
             built.output.display(),
             built.files,
-            image::units::Size(built.bytes),
+            cluster_image::units::Size(built.bytes),
             started.elapsed()
         );
     }

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use image::archive::{PackEntry, Source};
-use image::layout;
-use image::manifest::Manifest;
+use cluster_image::archive::{PackEntry, Source};
+use cluster_image::layout;
+use cluster_image::manifest::Manifest;
 
 use crate::cli::BuildArgs;
 
@@ -96,7 +96,7 @@ fn image_entries(dir: &Path, prefix: &str) -> anyhow::Result<Vec<PackEntry>> {
         .with_context(|| format!("{} has no valid \"file\" field", meta_path.display()))?;
     let expected = meta["sha256"].as_str().unwrap_or_default();
     let image_path = dir.join(file);
-    let (actual, _) = image::archive::hash_file(&image_path)?;
+    let (actual, _) = cluster_image::archive::hash_file(&image_path)?;
     if actual != expected {
         bail!(
             "the planet image {} does not match {} (sha256 {actual}, expected {expected}): rebuild it",

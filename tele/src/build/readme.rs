@@ -1,6 +1,6 @@
 //! The README for the person installing the cluster image.
 
-use image::Manifest;
+use cluster_image::Manifest;
 
 pub fn text(m: &Manifest, installable: bool) -> String {
     let name = &m.metadata.name;

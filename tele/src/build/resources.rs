@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use image::archive::{PackEntry, Source};
-use image::layout::RESOURCES_DIR;
+use cluster_image::archive::{PackEntry, Source};
+use cluster_image::layout::RESOURCES_DIR;
 
 /// Walks `dir` in a stable order. Skips `skip` (the output tarball, tele's state directory) and
 /// version-control directories; refuses symlinks that lead outside `dir`.

@@ -4,18 +4,18 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use image::archive::{PackEntry, Source};
-use image::layout::REGISTRY_DIR;
-use image::manifest::Manifest;
-use vendor::store::{INDEX_FILE, Index, OCI_LAYOUT_FILE};
-use vendor::{DockerConfig, Layout, LocalSource, Platform, PullOptions};
+use cluster_image::archive::{PackEntry, Source};
+use cluster_image::layout::REGISTRY_DIR;
+use cluster_image::manifest::Manifest;
+use registry::store::{INDEX_FILE, Index, OCI_LAYOUT_FILE};
+use registry::{DockerConfig, LocalSource, OciLayout, Platform, PullOptions};
 
 use crate::cli::BuildArgs;
 
 /// The vendored images' pack entries; the layout they read from lives as long as this.
 pub struct Vendored {
     pub entries: Vec<PackEntry>,
-    pub images: Vec<vendor::Vendored>,
+    pub images: Vec<registry::Vendored>,
     _work: Option<tempfile::TempDir>,
 }
 
@@ -33,11 +33,11 @@ pub fn collect(
         .map_or_else(|| PathBuf::from("app.yaml"), PathBuf::from);
     let mut skip = skip.to_vec();
     skip.push(args.manifest.clone());
-    let mut found = vendor::discover_dir(manifest_dir, &skip)?;
-    found.merge(vendor::discover_manifest(manifest, &manifest_name)?);
+    let mut found = registry::discover_dir(manifest_dir, &skip)?;
+    found.merge(registry::discover_manifest(manifest, &manifest_name)?);
     // A base image given as a planet image travels under planet/, not as a container image.
-    let planets: Vec<vendor::ImageRef> = super::planet::references(args)
-        .filter_map(|r| vendor::ImageRef::parse(r).ok())
+    let planets: Vec<registry::ImageRef> = super::planet::references(args)
+        .filter_map(|r| registry::ImageRef::parse(r).ok())
         .collect();
     found.images.retain(|r, _| !planets.contains(r));
     if !args.quiet {
@@ -64,7 +64,7 @@ pub fn collect(
             (t.path().to_path_buf(), Some(t))
         }
     };
-    let store = Layout::create(&dir)?;
+    let store = OciLayout::create(&dir)?;
     let platform = match &args.platform {
         Some(p) => Platform::parse(p).map_err(anyhow::Error::msg)?,
         None => Platform::host(),
@@ -89,7 +89,7 @@ pub fn collect(
             bar.set_position(done);
         }
     };
-    let images = vendor::pull_all(
+    let images = registry::pull_all(
         &store,
         &found.images,
         &PullOptions {
@@ -142,7 +142,7 @@ pub fn collect(
             "vendored {} image{} ({}) in {:.1?}",
             images.len(),
             if images.len() == 1 { "" } else { "s" },
-            image::units::Size(blobs.values().sum()),
+            cluster_image::units::Size(blobs.values().sum()),
             started.elapsed()
         );
         for i in &images {
@@ -150,7 +150,7 @@ pub fn collect(
                 "  {} -> {} ({}, from {})",
                 i.reference,
                 i.reference.local_name(),
-                image::units::Size(i.size()),
+                cluster_image::units::Size(i.size()),
                 i.from
             );
         }

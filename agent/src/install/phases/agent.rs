@@ -16,7 +16,7 @@ impl Phase<Ctx> for Agent {
         "Keep a copy of gravity in the state directory"
     }
     fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
-        let src = ctx.image.path(image::layout::GRAVITY_BIN);
+        let src = ctx.image.path(cluster_image::layout::GRAVITY_BIN);
         let dst = ctx.layout.gravity();
         let dir = dst.parent().expect("bin dir");
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -18,7 +18,7 @@ impl Phase<Ctx> for Configure {
     }
     fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
         let state_dir = &ctx.params.state_dir;
-        let image = crate::planet::image::imported(state_dir)?.context(
+        let image = crate::planet::artifact::imported(state_dir)?.context(
             "the planet image is not imported: run `gravity install --resume` to redo that phase",
         )?;
         let opts = PlanetOptions {
@@ -44,7 +44,10 @@ impl Phase<Ctx> for Configure {
         // Hooks see the cluster's resources; copy them so they outlive the unpacked image.
         let resources = ctx.layout.resources();
         state::remove_dir(&resources)?;
-        copy_tree(&ctx.image.path(image::layout::RESOURCES_DIR), &resources)?;
+        copy_tree(
+            &ctx.image.path(cluster_image::layout::RESOURCES_DIR),
+            &resources,
+        )?;
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {

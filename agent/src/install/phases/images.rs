@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use vendor::push::{Auth, PushOptions, PushProgress};
+use registry::push::{Auth, PushOptions, PushProgress};
 
 use crate::install::Ctx;
 use crate::operation::Phase;
@@ -29,7 +29,7 @@ impl Phase<Ctx> for Images {
         "Push vendored images to the cluster registry"
     }
     fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
-        let layout = ctx.image.path(image::layout::REGISTRY_DIR);
+        let layout = ctx.image.path(cluster_image::layout::REGISTRY_DIR);
         if !layout.join("index.json").exists() {
             tracing::info!("the cluster image vendors no container images");
             return Ok(());
@@ -59,14 +59,14 @@ pub fn push(layout: &Path, registry: &str) -> anyhow::Result<()> {
                 blobs = format!("{}/{}", p.blobs_done, p.blobs_total),
                 bytes = format!(
                     "{}/{}",
-                    image::units::Size(p.bytes_done),
-                    image::units::Size(p.bytes_total)
+                    cluster_image::units::Size(p.bytes_done),
+                    cluster_image::units::Size(p.bytes_total)
                 ),
                 "pushing vendored images"
             );
         }
     };
-    let report = vendor::push_layout(
+    let report = registry::push_layout(
         layout,
         &PushOptions {
             registry: registry.to_string(),
@@ -86,7 +86,7 @@ pub fn push(layout: &Path, registry: &str) -> anyhow::Result<()> {
         uploaded = report.uploaded,
         already_there = report.existing,
         mounted = report.mounted,
-        bytes = %image::units::Size(report.bytes_uploaded),
+        bytes = %cluster_image::units::Size(report.bytes_uploaded),
         "pushed vendored images"
     );
     for name in &report.images {

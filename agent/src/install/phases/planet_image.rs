@@ -15,7 +15,7 @@ impl Phase<Ctx> for PlanetImage {
         "Import the planet system container image"
     }
     fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
-        let planet_dir = ctx.image.path(image::layout::PLANET_DIR);
+        let planet_dir = ctx.image.path(cluster_image::layout::PLANET_DIR);
         // A profile may run its own planet (`systemOptions.baseImage`).
         let base_image = ctx.manifest().system_options_for(&ctx.profile).base_image;
         if base_image.is_none() {
@@ -25,13 +25,13 @@ impl Phase<Ctx> for PlanetImage {
                 planet_dir.join("planet.json").display()
             );
         }
-        let src = crate::planet::image::source_for(&planet_dir, base_image.as_deref())?;
-        crate::planet::image::import(&src, &ctx.params.state_dir)
+        let src = crate::planet::artifact::source_for(&planet_dir, base_image.as_deref())?;
+        crate::planet::artifact::import(&src, &ctx.params.state_dir)
             .with_context(|| format!("cannot import the planet image from {}", src.display()))?;
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
-        crate::planet::image::remove_all(&ctx.params.state_dir)?;
+        crate::planet::artifact::remove_all(&ctx.params.state_dir)?;
         Ok(())
     }
 }

@@ -11,12 +11,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(2);
     };
     let started = Instant::now();
-    let report = vendor::push_layout(
+    let report = registry::push_layout(
         &PathBuf::from(layout),
-        &vendor::PushOptions {
+        &registry::PushOptions {
             registry: registry.clone(),
             plain_http: !args.iter().any(|a| a == "--https"),
-            auth: vendor::push::Auth::Anonymous,
+            auth: registry::push::Auth::Anonymous,
             concurrency: 4,
             progress: None,
         },

@@ -215,32 +215,32 @@ pub struct StoredImage {
 }
 
 #[derive(Debug, Clone)]
-pub struct Layout {
+pub struct OciLayout {
     root: PathBuf,
 }
 
 const LAYOUT_JSON: &[u8] = b"{\"imageLayoutVersion\":\"1.0.0\"}\n";
 
-impl Layout {
+impl OciLayout {
     /// Creates the layout's skeleton (or reuses an existing one: blobs are a cache).
-    pub fn create(root: &Path) -> Result<Layout, Error> {
+    pub fn create(root: &Path) -> Result<OciLayout, Error> {
         let blobs = root.join("blobs/sha256");
         std::fs::create_dir_all(&blobs).map_err(Error::io(&blobs))?;
         let marker = root.join(OCI_LAYOUT_FILE);
         std::fs::write(&marker, LAYOUT_JSON).map_err(Error::io(&marker))?;
-        Ok(Layout {
+        Ok(OciLayout {
             root: root.to_path_buf(),
         })
     }
 
     /// Opens an existing layout; it must have an `oci-layout` file of version 1.x.
-    pub fn open(root: &Path) -> Result<Layout, Error> {
+    pub fn open(root: &Path) -> Result<OciLayout, Error> {
         let marker = root.join(OCI_LAYOUT_FILE);
         let text = std::fs::read(&marker).map_err(Error::io(&marker))?;
         let v: serde_json::Value = serde_json::from_slice(&text)
             .map_err(|e| Error::layout(&marker, format!("not JSON: {e}")))?;
         match v["imageLayoutVersion"].as_str() {
-            Some(ver) if ver.starts_with("1.") => Ok(Layout {
+            Some(ver) if ver.starts_with("1.") => Ok(OciLayout {
                 root: root.to_path_buf(),
             }),
             other => Err(Error::layout(
@@ -406,7 +406,7 @@ impl Layout {
 
 /// Streams a blob into `blobs/sha256/.tmp-*`, hashing as it goes; `finish` moves it into place.
 pub struct BlobWriter {
-    layout: Layout,
+    layout: OciLayout,
     expected: Option<String>,
     expected_size: Option<u64>,
     hasher: Sha256,
@@ -511,9 +511,9 @@ fn tempfile_in(dir: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn layout() -> (tempfile::TempDir, Layout) {
+    fn layout() -> (tempfile::TempDir, OciLayout) {
         let dir = tempfile::tempdir().unwrap();
-        let l = Layout::create(dir.path()).unwrap();
+        let l = OciLayout::create(dir.path()).unwrap();
         (dir, l)
     }
 

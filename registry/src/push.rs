@@ -15,7 +15,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::error::{Error, chain};
 use crate::reference::ImageRef;
-use crate::store::{Descriptor, Layout, StoredImage};
+use crate::store::{Descriptor, OciLayout, StoredImage};
 
 pub struct PushOptions<'a> {
     /// `host:port` of the target registry.
@@ -71,7 +71,7 @@ pub async fn push_layout_async(
     layout_dir: &Path,
     opts: &PushOptions<'_>,
 ) -> Result<PushReport, Error> {
-    let layout = Layout::open(layout_dir)?;
+    let layout = OciLayout::open(layout_dir)?;
     let targets: Vec<Target> = layout
         .images()?
         .into_iter()
@@ -184,7 +184,7 @@ struct Counters {
 
 async fn push_blob(
     client: &oci_client::Client,
-    layout: &Layout,
+    layout: &OciLayout,
     d: &Descriptor,
     repos: &[&ImageRef],
     c: &Counters,

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use image::manifest::{Offline, load_file};
+use cluster_image::manifest::{Offline, load_file};
 
 fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sample-cluster/app.yaml")
@@ -69,6 +69,6 @@ fn resolved_manifest_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.yaml");
     std::fs::write(&path, m.to_yaml()).unwrap();
-    let again = image::manifest::load_resolved(&path).unwrap_or_else(|e| panic!("{e}"));
+    let again = cluster_image::manifest::load_resolved(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(m, again);
 }

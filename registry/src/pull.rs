@@ -1,4 +1,4 @@
-//! Fetching images into a [`Layout`] without a Docker daemon: from registries over the OCI
+//! Fetching images into a [`OciLayout`] without a Docker daemon: from registries over the OCI
 //! distribution API, from OCI image layout directories, and from `docker save` archives.
 //!
 //! A multi-platform image is stored as the one manifest for the chosen platform (linux and this
@@ -21,8 +21,8 @@ use crate::discover::Origin;
 use crate::error::{Error, chain};
 use crate::reference::ImageRef;
 use crate::store::{
-    Descriptor, Layout, MANIFEST_TYPES, ManifestDoc, OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP,
-    OCI_LAYER_ZSTD, OCI_MANIFEST, Platform, REF_NAME, sha256_digest,
+    Descriptor, MANIFEST_TYPES, ManifestDoc, OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD,
+    OCI_MANIFEST, OciLayout, Platform, REF_NAME, sha256_digest,
 };
 
 /// Where an image may come from besides its registry; local sources are tried first.
@@ -99,7 +99,7 @@ impl Vendored {
 
 /// Fetches every image in `images` (reference -> where it was referenced) into `store`.
 pub fn pull_all(
-    store: &Layout,
+    store: &OciLayout,
     images: &BTreeMap<ImageRef, Vec<Origin>>,
     opts: &PullOptions<'_>,
 ) -> Result<Vec<Vendored>, Error> {
@@ -163,7 +163,7 @@ struct Resolved {
 }
 
 async fn pull_remote(
-    store: &Layout,
+    store: &OciLayout,
     images: &[ImageRef],
     opts: &PullOptions<'_>,
     fail: &dyn Fn(&ImageRef, String) -> Error,
@@ -250,7 +250,7 @@ async fn pull_remote(
 /// Fetches the manifest (choosing the platform from an index) and stores it.
 async fn resolve(
     client: &oci_client::Client,
-    store: &Layout,
+    store: &OciLayout,
     r: &ImageRef,
     auth: &RegistryAuth,
     platform: &Platform,
@@ -311,7 +311,7 @@ async fn resolve(
 /// Streams one blob into the store; the store checks digest and size before it keeps it.
 async fn download(
     client: &oci_client::Client,
-    store: &Layout,
+    store: &OciLayout,
     r: &ImageRef,
     d: &Descriptor,
     report: &dyn Fn(u64),
@@ -401,7 +401,7 @@ impl LocalIndex {
     fn add(&mut self, i: usize, s: &LocalSource) -> Result<(), Error> {
         match s {
             LocalSource::OciLayout(dir) => {
-                let layout = Layout::open(dir)?;
+                let layout = OciLayout::open(dir)?;
                 for d in layout.read_index()?.manifests {
                     let Some(name) = d.ref_name() else { continue };
                     match ImageRef::parse(name) {
@@ -443,7 +443,7 @@ impl LocalIndex {
 }
 
 fn import_local(
-    store: &Layout,
+    store: &OciLayout,
     r: &ImageRef,
     found: &LocalImage,
     sources: &[LocalSource],
@@ -454,7 +454,7 @@ fn import_local(
             let LocalSource::OciLayout(dir) = &sources[*source] else {
                 unreachable!("layout entries come from layout sources")
             };
-            let src = Layout::open(dir)?;
+            let src = OciLayout::open(dir)?;
             let mut manifest = descriptor.clone();
             manifest.annotations = None;
             let mut doc = ManifestDoc::parse(&src.read_blob(&manifest.digest)?, &r.to_string())
@@ -553,7 +553,7 @@ fn scan_docker_archive(
 /// Turns one `docker save` image into an OCI manifest: the config and layer tars become blobs
 /// (digests computed as they are copied), layers keep their compression, if any.
 fn import_docker_save(
-    store: &Layout,
+    store: &OciLayout,
     r: &ImageRef,
     path: &Path,
     entry: &DockerSaveEntry,

@@ -152,7 +152,7 @@ pub fn source_for(planet_dir: &Path, base_image: Option<&str>) -> Result<PathBuf
     let Some(reference) = base_image else {
         return Ok(planet_dir.to_path_buf());
     };
-    let relative = image::layout::custom_planet_dir(reference)
+    let relative = cluster_image::layout::custom_planet_dir(reference)
         .ok_or_else(|| ImageError::BadReference(reference.to_string()))?;
     let expected = planet_dir.join(relative);
     if expected.join(META_FILE).is_file() {

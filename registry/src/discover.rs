@@ -423,7 +423,10 @@ fn chart_image(image: &str, origin: Origin, out: &mut Discovery) {
 /// The manifest's own images: hook jobs (inline, or resolved from `file://` at load) and
 /// custom planet images (`systemOptions.baseImage`, cluster-wide and per node profile).
 /// `file` is how origins name the manifest.
-pub fn discover_manifest(manifest: &image::Manifest, file: &Path) -> Result<Discovery, Error> {
+pub fn discover_manifest(
+    manifest: &cluster_image::Manifest,
+    file: &Path,
+) -> Result<Discovery, Error> {
     let mut out = Discovery::default();
     let at = |path: String| Origin {
         file: file.to_path_buf(),
@@ -432,7 +435,7 @@ pub fn discover_manifest(manifest: &image::Manifest, file: &Path) -> Result<Disc
     };
     if let Some(hooks) = &manifest.hooks {
         for (name, hook) in hooks.iter() {
-            if image::manifest::is_uri(&hook.job) {
+            if cluster_image::manifest::is_uri(&hook.job) {
                 // Unresolved (`file://` not yet read): the file is a resource of its own.
                 continue;
             }
@@ -697,11 +700,11 @@ hooks:
             - name: seed
               image: installer-hooks:latest
 "#;
-        let m = image::manifest::load_str(
+        let m = cluster_image::manifest::load_str(
             text,
             Path::new("app.yaml"),
             Path::new("."),
-            &image::manifest::Offline,
+            &cluster_image::manifest::Offline,
         )
         .unwrap()
         .manifest;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use image::manifest::{ManifestError, Offline, load_file};
+use cluster_image::manifest::{ManifestError, Offline, load_file};
 
 #[test]
 fn each_invalid_manifest_fails_where_and_how_expected() {

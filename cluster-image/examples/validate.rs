@@ -2,7 +2,10 @@
 fn main() {
     let mut failed = false;
     for arg in std::env::args().skip(1) {
-        match image::manifest::load_file(std::path::Path::new(&arg), &image::manifest::Offline) {
+        match cluster_image::manifest::load_file(
+            std::path::Path::new(&arg),
+            &cluster_image::manifest::Offline,
+        ) {
             Ok(_) => println!("{arg}: valid"),
             Err(e) => {
                 failed = true;

@@ -19,4 +19,4 @@ pub use error::Error;
 pub use pull::{LocalSource, PullOptions, Vendored, pull_all};
 pub use push::{PushOptions, PushProgress, PushReport, push_layout, push_layout_async};
 pub use reference::{ImageRef, LOCAL_REGISTRY, ReferenceError};
-pub use store::{Descriptor, Index, Layout, Platform, StoredImage};
+pub use store::{Descriptor, Index, OciLayout, Platform, StoredImage};

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use image::archive::{ArchiveError, Limits, UnpackOptions, unpack};
+use cluster_image::archive::{ArchiveError, Limits, UnpackOptions, unpack};
 use sha2::Digest;
 
 /// A tar writer that writes whatever it is told.

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use image::archive::{
+use cluster_image::archive::{
     ArchiveError, Compression, DEFAULT_MTIME, PackEntry, PackOptions, Source, UnpackOptions, pack,
     unpack, verify_dir,
 };
