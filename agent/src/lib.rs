@@ -5,11 +5,15 @@ pub mod cmd;
 pub mod host;
 pub mod install;
 pub mod logging;
-pub mod operation;
 pub mod planet;
 pub mod source;
 
 use std::process::ExitCode;
+
+/// Every kind of operation this gravity can resume or roll back from its journal.
+pub fn plan_kinds() -> operation::Registry {
+    operation::Registry::new().with(install::InstallKind)
+}
 
 use clap::Parser;
 

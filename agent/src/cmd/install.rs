@@ -141,7 +141,7 @@ fn new_params(global: &GlobalArgs, args: &Args) -> anyhow::Result<InstallParams>
     })
 }
 
-fn summary(ctx: &install::Ctx, plan: &crate::operation::Plan, took: std::time::Duration) {
+fn summary(ctx: &install::Ctx, plan: &operation::Plan, took: std::time::Duration) {
     let m = ctx.manifest();
     let p = &ctx.params;
     let supervisor = if systemd::is_pid1() {

@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use crate::cli::{GlobalArgs, Output};
 use crate::install::progress::Progress;
-use crate::operation::{Journal, PhaseState, Plan};
+use operation::{Journal, PhaseState, Plan};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,21 +37,24 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
                 Output::Text => print!("{}", render(&plan)),
             }
         }
-        Some(Action::Resume) => {
-            let mut progress = Progress::new(crate::install::phases().len(), "done");
-            crate::install::run(
-                crate::install::Start::Resume {
-                    ignore_preflight_errors: Vec::new(),
-                },
-                &global.state_dir,
-                &mut progress,
-            )?;
-            eprintln!("the operation is complete");
-        }
-        Some(Action::Rollback) => {
-            let mut progress = Progress::new(crate::install::phases().len(), "undone");
-            crate::install::rollback(&global.state_dir, &mut progress)?;
-            eprintln!("the operation was rolled back");
+        Some(action) => {
+            let plan = journal.load()?.with_context(|| {
+                format!("there is no operation in {}", global.state_dir.display())
+            })?;
+            let kinds = crate::plan_kinds();
+            let kind = kinds.get(&plan.kind)?;
+            match action {
+                Action::Resume => {
+                    let mut progress = Progress::new(kind.phase_count(), "done");
+                    kind.resume(&global.state_dir, &mut progress)?;
+                    eprintln!("the {} is complete", plan.kind);
+                }
+                Action::Rollback => {
+                    let mut progress = Progress::new(kind.phase_count(), "undone");
+                    kind.rollback(&global.state_dir, &mut progress)?;
+                    eprintln!("the {} was rolled back", plan.kind);
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::cli::{GlobalArgs, Output};
 use crate::install::state::{ClusterRecord, Layout};
-use crate::operation::{Journal, Plan};
 use crate::planet::health::{PlanetHealth, check};
+use operation::{Journal, Plan};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -67,7 +67,7 @@ fn render(s: &Status) -> String {
         let done = op
             .phases
             .iter()
-            .filter(|p| p.state == crate::operation::PhaseState::Completed)
+            .filter(|p| p.state == operation::PhaseState::Completed)
             .count();
         out.push_str(&format!(
             "operation:  {} {:?}, {done}/{} phases completed (gravity plan)\n",

@@ -9,7 +9,7 @@ use anyhow::bail;
 use crate::cli::GlobalArgs;
 use crate::install::phases_api;
 use crate::install::state::{self, Layout};
-use crate::operation::Journal;
+use operation::Journal;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -16,8 +16,8 @@ use anyhow::Context;
 use cluster_image::Manifest;
 use cluster_image::manifest::NodeProfile;
 
-use crate::operation::{Engine, Journal, Observer, Phase, Plan};
 use crate::source::ClusterImage;
+use operation::{Engine, Journal, Observer, Phase, Plan};
 pub use params::InstallParams;
 
 /// Everything phases share.
@@ -67,7 +67,7 @@ pub fn run(
             Start::Resume {
                 ignore_preflight_errors,
             },
-        ) if plan.kind == "install" => {
+        ) if plan.kind == KIND => {
             if !ignore_preflight_errors.is_empty() {
                 let mut params: InstallParams = serde_json::from_value(plan.params.clone())
                     .context("the journaled install parameters are unreadable")?;
@@ -96,11 +96,9 @@ pub fn run(
             state_dir.display(),
             plan.next_phase().map_or("?", |p| p.name.as_str())
         ),
-        (None, Start::New(params)) => Plan::new(
-            "install",
-            serde_json::to_value(&*params)?,
-            &engine.outline(),
-        ),
+        (None, Start::New(params)) => {
+            Plan::new(KIND, serde_json::to_value(&*params)?, &engine.outline())
+        }
     };
     let params: InstallParams = serde_json::from_value(plan.params.clone())
         .context("the journaled install parameters are unreadable")?;
@@ -108,6 +106,30 @@ pub fn run(
     engine.run(&mut plan, &mut ctx, observer)?;
     Ok((ctx, plan))
 }
+
+/// Install as a kind of plan, for `gravity plan resume|rollback`.
+pub struct InstallKind;
+
+impl operation::PlanKind for InstallKind {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+    fn phase_count(&self) -> usize {
+        phases().len()
+    }
+    fn resume(&self, state_dir: &Path, observer: &mut dyn Observer) -> anyhow::Result<Plan> {
+        let start = Start::Resume {
+            ignore_preflight_errors: Vec::new(),
+        };
+        Ok(run(start, state_dir, observer)?.1)
+    }
+    fn rollback(&self, state_dir: &Path, observer: &mut dyn Observer) -> anyhow::Result<Plan> {
+        rollback(state_dir, observer)
+    }
+}
+
+/// The `kind` install plans are journaled with.
+pub const KIND: &str = "install";
 
 /// Undoes the journaled install's phases in reverse.
 pub fn rollback(state_dir: &Path, observer: &mut dyn Observer) -> anyhow::Result<Plan> {

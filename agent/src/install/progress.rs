@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use crate::operation::{Observer, PhaseOutcome};
+use operation::{Observer, PhaseOutcome};
 
 pub struct Progress {
     total: usize,

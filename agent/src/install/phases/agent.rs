@@ -4,7 +4,7 @@
 use anyhow::Context;
 
 use crate::install::{Ctx, state};
-use crate::operation::Phase;
+use operation::Phase;
 
 pub struct Agent;
 

@@ -3,7 +3,7 @@
 use anyhow::bail;
 
 use crate::install::{Ctx, state};
-use crate::operation::Phase;
+use operation::Phase;
 
 pub struct Checks;
 

@@ -4,8 +4,8 @@
 use anyhow::Context;
 
 use crate::install::{Ctx, state, values};
-use crate::operation::Phase;
 use crate::planet::config::{PlanetConfig, PlanetOptions};
+use operation::Phase;
 
 pub struct Configure;
 

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::install::Ctx;
 use crate::install::state::{self, ClusterRecord, Supervisor};
-use crate::operation::{Phase, now_ms};
+use operation::{Phase, now_ms};
 
 pub struct Finish;
 

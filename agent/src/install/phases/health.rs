@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::install::Ctx;
-use crate::operation::Phase;
+use operation::Phase;
 
 pub struct Health;
 

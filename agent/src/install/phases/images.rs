@@ -9,7 +9,7 @@ use anyhow::Context;
 use registry::push::{Auth, PushOptions, PushProgress};
 
 use crate::install::Ctx;
-use crate::operation::Phase;
+use operation::Phase;
 
 pub struct Images;
 

@@ -13,7 +13,7 @@ use preflight::checks::kernel::{SYSCTLS, check_sysctl};
 use serde::{Deserialize, Serialize};
 
 use crate::install::{Ctx, state};
-use crate::operation::Phase;
+use operation::Phase;
 
 pub struct Kernel;
 

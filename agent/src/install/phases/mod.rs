@@ -14,7 +14,7 @@ pub(super) mod user;
 pub(super) mod volumes;
 
 use super::Ctx;
-use crate::operation::Phase;
+use operation::Phase;
 
 pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
     vec![

@@ -3,7 +3,7 @@
 use anyhow::Context;
 
 use crate::install::Ctx;
-use crate::operation::Phase;
+use operation::Phase;
 
 pub struct PlanetImage;
 

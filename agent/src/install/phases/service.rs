@@ -4,7 +4,7 @@ use systemd::manager::{ServiceManager, Systemctl};
 use systemd::units::{self, PLANET_UNIT, PlanetUnit};
 
 use crate::install::Ctx;
-use crate::operation::Phase;
+use operation::Phase;
 
 pub struct Service;
 

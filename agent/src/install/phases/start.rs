@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::install::Ctx;
-use crate::operation::{Phase, failpoint};
+use operation::{Phase, failpoint};
 
 pub struct Start;
 

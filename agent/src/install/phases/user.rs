@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::user::{SystemAccounts, ensure_service_user, remove_service_user};
 use crate::install::{Ctx, state};
-use crate::operation::Phase;
+use operation::Phase;
 
 pub struct User;
 

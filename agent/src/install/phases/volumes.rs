@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::fs::RealFs;
 use crate::install::{Ctx, state};
-use crate::operation::Phase;
 use crate::planet::config::PlanetConfig;
 use crate::planet::volumes;
+use operation::Phase;
 
 pub struct Volumes;
 

@@ -1,12 +1,14 @@
-//! Operations (install, later join and upgrade) as plans of named phases, journaled durably so
-//! that any interruption can be resumed, and completed phases can be rolled back.
+//! Operations (install; join, upgrade and uninstall next) as plans of named phases, journaled
+//! durably so that any interruption can be resumed, and started phases can be rolled back.
 
 mod engine;
 mod failpoint;
 mod journal;
+mod kinds;
 mod plan;
 
 pub use engine::{Engine, Observer, Phase, PhaseOutcome, Silent};
 pub use failpoint::failpoint;
 pub use journal::{Journal, JournalError, OperationLock};
+pub use kinds::{PlanKind, Registry, UnknownKind};
 pub use plan::{OpState, PhaseRecord, PhaseState, Plan, now_ms};

@@ -118,7 +118,7 @@ pub struct OperationLock(#[allow(dead_code)] Flock<File>);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::operation::plan::PhaseState;
+    use crate::plan::PhaseState;
 
     #[test]
     fn saved_plans_load_back() {
