@@ -5,7 +5,7 @@ pub mod cmd;
 pub mod host;
 pub mod install;
 pub mod logging;
-pub mod planet;
+pub mod node;
 pub mod source;
 
 use std::process::ExitCode;

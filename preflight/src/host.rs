@@ -28,10 +28,19 @@ pub enum HostError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
     pub mount_point: PathBuf,
+    /// `fs_type` as the kernel names it (`ext4`, `cgroup2`, ...).
     pub fs_type: String,
     pub source: String,
     pub options: String,
     pub super_options: String,
+}
+
+impl Mount {
+    /// Whether a per-superblock option is set: for cgroup v1 the controllers (`memory`,
+    /// `name=systemd`).
+    pub fn super_option(&self, name: &str) -> bool {
+        self.super_options.split(',').any(|o| o == name)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

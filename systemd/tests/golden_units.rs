@@ -1,25 +1,12 @@
 //! The generated unit files are compared with golden files, so every change is deliberate.
 //! To accept a change: `UPDATE_GOLDEN=1 cargo test -p systemd --test golden_units`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use systemd::units::PlanetUnit;
 
 fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-    }
-    let expected =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    pretty_assertions::assert_eq!(
-        expected,
-        actual,
-        "{} differs (UPDATE_GOLDEN=1 to accept)",
-        path.display()
-    );
+    golden::check_in(env!("CARGO_MANIFEST_DIR"), name, actual);
 }
 
 #[test]

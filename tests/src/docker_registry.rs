@@ -230,6 +230,7 @@ fn start_token_server(dir: &Path, user: &str, password: &str) -> (Child, u16, Pa
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("the token server did not start");
 }
 

@@ -122,7 +122,7 @@ fn resume_and_compare(inst: &Installation, reference: &serde_json::Value, what: 
         text(&out)
     );
     assert!(
-        agent::planet::leftovers(&inst.state).is_clean(),
+        planet::leftovers(&inst.state).is_clean(),
         "{what}: planet left behind"
     );
 }

@@ -134,7 +134,7 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
     let out = inst.uninstall();
     assert!(out.status.success(), "uninstall failed:\n{}", text(&out));
     assert!(!inst.state.exists(), "the state directory is still there");
-    let left = agent::planet::leftovers(&inst.state);
+    let left = planet::leftovers(&inst.state);
     assert!(left.is_clean(), "uninstall left planet behind: {left:?}");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(

@@ -18,7 +18,7 @@ fn rollback_after_a_crash_leaves_the_host_as_before_and_a_new_install_works() {
 
     let out = gravity(&inst.state, &["plan", "rollback"]);
     assert!(out.status.success(), "rollback failed:\n{}", text(&out));
-    let left = agent::planet::leftovers(&inst.state);
+    let left = planet::leftovers(&inst.state);
     assert!(left.is_clean(), "rollback left planet behind: {left:?}");
     assert!(
         !inst.app_data.exists(),

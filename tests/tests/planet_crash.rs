@@ -19,7 +19,7 @@ fn pid_of(planet: &Planet, key: &str) -> i32 {
 }
 
 fn alive(pid: i32) -> bool {
-    agent::planet::sys::alive(pid)
+    planet::sys::alive(pid)
 }
 
 fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -116,7 +116,7 @@ fn a_killed_supervisor_is_replaced_and_its_leftovers_removed() {
         "{status:#}"
     );
     assert!(alive(init));
-    let left = agent::planet::leftovers(&planet.state);
+    let left = planet::leftovers(&planet.state);
     assert!(
         !left.cgroups.is_empty() && left.container_state.is_some(),
         "{left:?}"
@@ -125,7 +125,7 @@ fn a_killed_supervisor_is_replaced_and_its_leftovers_removed() {
     // Teardown removes the orphan and everything it holds.
     planet.gravity_ok(&["planet", "teardown"]);
     assert!(!alive(init), "teardown left planet's init running");
-    let left = agent::planet::leftovers(&planet.state);
+    let left = planet::leftovers(&planet.state);
     assert!(left.is_clean(), "left after teardown: {left}");
     assert!(
         planet.state.join("planet/data/etcd/member").is_dir(),

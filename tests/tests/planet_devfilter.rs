@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use agent::host::cgroups::CgroupLayout;
-use agent::host::devfilter::{Allow, attach};
-use agent::host::devices::DeviceKind;
+use planet::host::cgroups::CgroupLayout;
+use planet::host::devfilter::{Allow, attach};
+use planet::host::devices::DeviceKind;
 
 struct TestCgroup(PathBuf);
 

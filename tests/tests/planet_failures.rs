@@ -12,7 +12,7 @@ metadata:
 "#;
 
 fn assert_clean(planet: &Planet) {
-    let left = agent::planet::leftovers(&planet.state);
+    let left = planet::leftovers(&planet.state);
     assert!(left.is_clean(), "left on the host: {left}");
     assert!(
         !planet.state.join("planet/supervisor.pid").exists(),

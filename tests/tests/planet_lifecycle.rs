@@ -90,7 +90,7 @@ fn planet_runs_what_the_manifest_asks_for() {
     assert!(healthy, "planet is not healthy: {status:#}");
     let sup = planet.supervisor_status();
     let sup_pid = sup["supervisorPid"].as_i64().unwrap() as i32;
-    let rss = agent::planet::sys::rss_kib(sup_pid).unwrap_or(0);
+    let rss = planet::sys::rss_kib(sup_pid).unwrap_or(0);
 
     // Every unit and endpoint, as `gravity planet status` reports them.
     assert_eq!(status["state"], "running", "{status:#}");
@@ -268,7 +268,7 @@ fn planet_runs_what_the_manifest_asks_for() {
 
     // Stop: everything gone from the host but the data.
     let stop = planet.stop();
-    let left = agent::planet::leftovers(&planet.state);
+    let left = planet::leftovers(&planet.state);
     assert!(left.is_clean(), "left after stop: {left}");
     let stop_ms = planet.supervisor_status()["timings"]["stopMs"].clone();
 

@@ -10,8 +10,8 @@ use clap::Subcommand;
 
 use crate::cli::{GlobalArgs, Output};
 use crate::host::user::{DEFAULT_SERVICE_ID, SystemAccounts, ensure_service_user};
-use crate::planet::config::{PlanetConfig, PlanetOptions};
-use crate::planet::{self, artifact, health, service};
+use crate::node::PlanetOptions;
+use planet::{self, artifact, health, service};
 
 #[derive(Debug, Subcommand)]
 pub enum PlanetCommand {
@@ -194,7 +194,7 @@ fn configure(global: &GlobalArgs, args: ConfigureArgs) -> anyhow::Result<ExitCod
         .profile(args.role.as_deref())
         .with_context(|| format!("the manifest has no node profile {:?}", args.role))?;
     let system = manifest.system_options_for(&profile);
-    let src = artifact::source_for(&args.planet_dir, system.base_image.as_deref())?;
+    let src = crate::node::source_for(&args.planet_dir, system.base_image.as_deref())?;
     let imported = artifact::import(&src, &global.state_dir)?;
     let gid = args.service_gid.unwrap_or(args.service_uid);
     let user = ensure_service_user(args.service_uid, gid, &SystemAccounts::host())?;
@@ -215,7 +215,7 @@ fn configure(global: &GlobalArgs, args: ConfigureArgs) -> anyhow::Result<ExitCod
         image_sha256: imported.sha256.clone(),
         image_version: imported.version.clone(),
     };
-    let config = PlanetConfig::from_manifest(&manifest, &profile, &opts)?;
+    let config = crate::node::planet_config(&manifest, &profile, &opts)?;
     config.save(&global.state_dir)?;
     eprintln!(
         "planet: configured {} (image {}, profile {}, service user planet {}:{})",

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use crate::cli::{GlobalArgs, Output};
 use crate::install::state::{ClusterRecord, Layout};
-use crate::planet::health::{PlanetHealth, check};
 use operation::{Journal, Plan};
+use planet::health::{PlanetHealth, check};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -62,7 +62,7 @@ fn render(s: &Status) -> String {
         }
         None => out.push_str("cluster:    not installed on this host\n"),
     }
-    out.push_str(&crate::planet::health::render(&s.planet));
+    out.push_str(&planet::health::render(&s.planet));
     if let Some(op) = &s.operation {
         let done = op
             .phases

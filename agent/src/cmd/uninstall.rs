@@ -61,9 +61,9 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
 /// Everything but removing the state directory itself (which holds the lock).
 pub fn uninstall(layout: &Layout, remove_user: bool) -> anyhow::Result<()> {
     let dir = &layout.root;
-    crate::planet::service::stop(dir, Duration::from_secs(120))?;
+    planet::service::stop(dir, Duration::from_secs(120))?;
     phases_api::remove_unit()?;
-    crate::planet::teardown(dir)?;
+    planet::teardown(dir)?;
     phases_api::unlink_from_path(layout);
     for kept in phases_api::remove_volumes(layout) {
         eprintln!(

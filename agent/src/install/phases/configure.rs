@@ -4,8 +4,9 @@
 use anyhow::Context;
 
 use crate::install::{Ctx, state, values};
-use crate::planet::config::{PlanetConfig, PlanetOptions};
+use crate::node::PlanetOptions;
 use operation::Phase;
+use planet::config::PlanetConfig;
 
 pub struct Configure;
 
@@ -18,7 +19,7 @@ impl Phase<Ctx> for Configure {
     }
     fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
         let state_dir = &ctx.params.state_dir;
-        let image = crate::planet::artifact::imported(state_dir)?.context(
+        let image = planet::artifact::imported(state_dir)?.context(
             "the planet image is not imported: run `gravity install --resume` to redo that phase",
         )?;
         let opts = PlanetOptions {
@@ -34,7 +35,7 @@ impl Phase<Ctx> for Configure {
             image_sha256: image.sha256.clone(),
             image_version: image.version.clone(),
         };
-        let config = PlanetConfig::from_manifest(ctx.manifest(), &ctx.profile, &opts)?;
+        let config = crate::node::planet_config(ctx.manifest(), &ctx.profile, &opts)?;
         config.save(state_dir)?;
 
         let merged = values::merge(&ctx.params.values, &ctx.params.set)?;

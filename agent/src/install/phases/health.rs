@@ -19,7 +19,7 @@ impl Phase<Ctx> for Health {
         "Wait for planet's services to be healthy"
     }
     fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
-        crate::planet::health::wait_healthy(&ctx.params.state_dir, HEALTH_TIMEOUT)
+        planet::health::wait_healthy(&ctx.params.state_dir, HEALTH_TIMEOUT)
             .context("planet did not become healthy: see `gravity planet status` and `gravity planet enter -- journalctl -xe`")?;
         Ok(())
     }

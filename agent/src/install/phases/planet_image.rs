@@ -25,13 +25,13 @@ impl Phase<Ctx> for PlanetImage {
                 planet_dir.join("planet.json").display()
             );
         }
-        let src = crate::planet::artifact::source_for(&planet_dir, base_image.as_deref())?;
-        crate::planet::artifact::import(&src, &ctx.params.state_dir)
+        let src = crate::node::source_for(&planet_dir, base_image.as_deref())?;
+        planet::artifact::import(&src, &ctx.params.state_dir)
             .with_context(|| format!("cannot import the planet image from {}", src.display()))?;
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
-        crate::planet::artifact::remove_all(&ctx.params.state_dir)?;
+        planet::artifact::remove_all(&ctx.params.state_dir)?;
         Ok(())
     }
 }

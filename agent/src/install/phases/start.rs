@@ -19,11 +19,11 @@ impl Phase<Ctx> for Start {
     }
     fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
         failpoint(self.name(), "during");
-        crate::planet::service::start(&ctx.params.state_dir, START_TIMEOUT)?;
+        planet::service::start(&ctx.params.state_dir, START_TIMEOUT)?;
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
-        crate::planet::service::stop(&ctx.params.state_dir, Duration::from_secs(120))?;
+        planet::service::stop(&ctx.params.state_dir, Duration::from_secs(120))?;
         Ok(())
     }
 }

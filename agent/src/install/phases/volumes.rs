@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::fs::RealFs;
 use crate::install::{Ctx, state};
-use crate::planet::config::PlanetConfig;
-use crate::planet::volumes;
 use operation::Phase;
+use planet::config::PlanetConfig;
+use planet::host::fs::RealFs;
+use planet::volumes;
 
 pub struct Volumes;
 

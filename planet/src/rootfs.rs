@@ -59,8 +59,7 @@ mod tests {
 
     #[test]
     fn mounts_image_then_overlay_and_unmounts_in_reverse() {
-        let (m, p, o) = crate::planet::config::tests::fixture();
-        let config = PlanetConfig::from_manifest(&m, &p, &o).unwrap();
+        let config = crate::config::tests::fixture();
         let paths = Paths::new(Path::new("/var/lib/gravity"));
         let mounter = RecordingMounter::default();
         let mounted = mount(&config, &paths, &mounter).unwrap();

@@ -8,6 +8,7 @@
 //! for other code ([`service`], [`health`], [`teardown`]) therefore never call libcontainer to
 //! start anything; they run the `gravity` binary or use plain system calls.
 
+pub mod access;
 pub mod artifact;
 pub mod cleanup;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod devices;
 pub mod env;
 pub mod exec;
 pub mod health;
+pub mod host;
 pub mod inside;
 pub mod paths;
 pub mod rootfs;

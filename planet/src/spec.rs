@@ -502,8 +502,8 @@ pub fn to_stable_json(spec: &Spec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::fixture;
     use crate::host::devices::DeviceNode;
-    use crate::planet::config::tests::fixture;
     use pretty_assertions::assert_eq;
 
     /// This machine's facts, frozen: the bounding set lacks CAP_SYS_RESOURCE and the open
@@ -559,28 +559,12 @@ mod tests {
     }
 
     fn golden(name: &str, actual: &str) {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/golden")
-            .join(name);
-        if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            std::fs::write(&path, actual).unwrap();
-        }
-        let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-            panic!(
-                "{} is missing: run with UPDATE_GOLDEN=1 to write it",
-                path.display()
-            )
-        });
-        assert_eq!(
-            expected, actual,
-            "{name} changed: if deliberate, run with UPDATE_GOLDEN=1 and review the diff"
-        );
+        golden::check_in(env!("CARGO_MANIFEST_DIR"), name, actual);
     }
 
     #[test]
     fn golden_oci_config() {
-        let (m, p, o) = fixture();
-        let config = PlanetConfig::from_manifest(&m, &p, &o).unwrap();
+        let config = fixture();
         // The fixture profile's volumes, resolved against a host that has some of them.
         let host = crate::host::fs::RecordingFs::with(&[
             "/srv/models/set-01",
@@ -589,7 +573,7 @@ mod tests {
             "/var/log/app",
         ]);
         let facts = HostFacts {
-            volumes: crate::planet::volumes::prepare(&config.volumes, &host).unwrap(),
+            volumes: crate::volumes::prepare(&config.volumes, &host).unwrap(),
             ..facts()
         };
         let spec = build(&config, &facts, &Paths::new(Path::new("/var/lib/gravity"))).unwrap();
@@ -598,18 +582,13 @@ mod tests {
 
     #[test]
     fn golden_container_environment() {
-        let (m, p, o) = fixture();
-        let config = PlanetConfig::from_manifest(&m, &p, &o).unwrap();
-        golden(
-            "container-environment",
-            &crate::planet::env::render(&config),
-        );
+        let config = fixture();
+        golden("container-environment", &crate::env::render(&config));
     }
 
     #[test]
     fn clamps_capabilities_and_rlimits_to_the_host() {
-        let (m, p, o) = fixture();
-        let config = PlanetConfig::from_manifest(&m, &p, &o).unwrap();
+        let config = fixture();
         let spec = build(&config, &facts(), &Paths::new(Path::new("/s"))).unwrap();
         let json = serde_json::to_value(&spec).unwrap();
         let bounding = json["process"]["capabilities"]["bounding"]

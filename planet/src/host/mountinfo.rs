@@ -2,28 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use preflight::host::unescape_octal;
-
 use super::under;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountEntry {
-    pub id: u32,
-    pub parent: u32,
-    pub mount_point: PathBuf,
-    pub fstype: String,
-    pub source: String,
-    /// Per-mount options (`rw,nosuid,...`).
-    pub options: String,
-    /// Per-superblock options: for cgroup v1 the controllers (`rw,memory`, `rw,name=systemd`).
-    pub super_options: String,
-}
-
-impl MountEntry {
-    pub fn super_option(&self, name: &str) -> bool {
-        self.super_options.split(',').any(|o| o == name)
-    }
-}
+/// One line of mountinfo: preflight's parser is the one parser of the project.
+pub use preflight::host::Mount as MountEntry;
 
 /// The mounts of the calling process's mount namespace, as `root/proc/self/mountinfo` says.
 pub fn read(root: &Path) -> std::io::Result<Vec<MountEntry>> {
@@ -31,26 +13,10 @@ pub fn read(root: &Path) -> std::io::Result<Vec<MountEntry>> {
     Ok(parse(&text))
 }
 
-/// Parses mountinfo lines: `36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue`.
+/// Parses mountinfo text; lines it cannot read are left out (teardown must go on).
 pub fn parse(text: &str) -> Vec<MountEntry> {
     text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let l: Vec<&str> = left.split(' ').collect();
-            let r: Vec<&str> = right.split(' ').collect();
-            if l.len() < 6 || r.len() < 3 {
-                return None;
-            }
-            Some(MountEntry {
-                id: l[0].parse().ok()?,
-                parent: l[1].parse().ok()?,
-                mount_point: PathBuf::from(unescape_octal(l[4])),
-                options: l[5].to_string(),
-                fstype: r[0].to_string(),
-                source: unescape_octal(r[1]),
-                super_options: r[2].to_string(),
-            })
-        })
+        .filter_map(|l| preflight::host::parse_mountinfo(l).ok()?.pop())
         .collect()
 }
 
@@ -86,7 +52,7 @@ mod tests {
     fn parses_fields_and_escapes() {
         let m = parse(SAMPLE);
         assert_eq!(m.len(), 7);
-        assert_eq!(m[3].fstype, "cgroup");
+        assert_eq!(m[3].fs_type, "cgroup");
         assert!(m[3].super_option("name=systemd"));
         assert!(m[4].super_option("memory"));
         assert_eq!(

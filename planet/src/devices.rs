@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cluster_image::manifest::DevicePermissions;
+use crate::access::DeviceAccess;
 use serde::{Deserialize, Serialize};
 
 use super::config::DeviceRule;
@@ -14,7 +14,7 @@ use crate::host::devices::{self, DeviceError, DeviceKind, DeviceNode};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolvedDevice {
     pub node: DeviceNode,
-    pub permissions: DevicePermissions,
+    pub permissions: DeviceAccess,
     pub file_mode: u32,
     pub uid: u32,
     pub gid: u32,
@@ -58,7 +58,7 @@ pub fn resolve(root: &Path, rules: &[DeviceRule]) -> Result<Vec<ResolvedDevice>,
             }
             out.push(ResolvedDevice {
                 node,
-                permissions: rule.permissions.clone(),
+                permissions: rule.permissions,
                 file_mode: rule.file_mode.0,
                 uid: rule.uid,
                 gid: rule.gid,
@@ -71,7 +71,7 @@ pub fn resolve(root: &Path, rules: &[DeviceRule]) -> Result<Vec<ResolvedDevice>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cluster_image::manifest::FileMode;
+    use crate::access::FileMode;
 
     #[test]
     fn first_rule_wins_and_missing_devices_are_skipped() {

@@ -92,13 +92,11 @@ pub fn prepare(
 mod tests {
     use super::*;
     use crate::host::fs::RecordingFs;
-    use crate::planet::config::PlanetConfig;
     use std::path::Path;
 
     #[test]
     fn expands_creates_skips_and_refuses() {
-        let (m, p, o) = crate::planet::config::tests::fixture();
-        let config = PlanetConfig::from_manifest(&m, &p, &o).unwrap();
+        let config = crate::config::tests::fixture();
         let fs = RecordingFs::with(&["/srv/models/set-01", "/srv/models/set-02", "/var/log/app"]);
         let resolved = prepare(&config.volumes, &fs).unwrap();
         let pairs: Vec<(String, String)> = resolved

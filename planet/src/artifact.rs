@@ -145,27 +145,6 @@ pub struct ImportedImage {
     pub format: ImageFormat,
 }
 
-/// The directory of the planet image a node profile runs: the cluster image's `planet/` itself
-/// for the default image, `planet/<name>/<version>/` for `systemOptions.baseImage:
-/// <name>:<version>` (a name may have `/`s, as registry references do).
-pub fn source_for(planet_dir: &Path, base_image: Option<&str>) -> Result<PathBuf, ImageError> {
-    let Some(reference) = base_image else {
-        return Ok(planet_dir.to_path_buf());
-    };
-    let relative = cluster_image::layout::custom_planet_dir(reference)
-        .ok_or_else(|| ImageError::BadReference(reference.to_string()))?;
-    let expected = planet_dir.join(relative);
-    if expected.join(META_FILE).is_file() {
-        Ok(expected)
-    } else {
-        Err(ImageError::NoCustomImage {
-            reference: reference.to_string(),
-            dir: planet_dir.to_path_buf(),
-            expected,
-        })
-    }
-}
-
 /// Copies (reflink, hard link or copy) the image described by `src_dir/planet.json` into
 /// `<state>/planet/images/<version>/` and verifies it. A second call with the image already
 /// there and intact does nothing.
@@ -464,35 +443,6 @@ mod tests {
         // Same size, same content length, rewritten in place: ctime moves, so it is rehashed.
         std::fs::write(&img.path, b"good image").unwrap();
         verify(&img.path, &sha).unwrap();
-    }
-
-    #[test]
-    fn finds_custom_images_per_profile() {
-        let tmp = tempfile::tempdir().unwrap();
-        let planet = tmp.path().join("planet");
-        fixture(&planet, b"default", "1.0.0");
-        fixture(
-            &planet.join("custom-planet/1.0.0"),
-            b"custom",
-            "1.0.0-custom",
-        );
-        assert_eq!(source_for(&planet, None).unwrap(), planet);
-        assert_eq!(
-            source_for(&planet, Some("custom-planet:1.0.0")).unwrap(),
-            planet.join("custom-planet/1.0.0")
-        );
-        let err = source_for(&planet, Some("other:2.0.0"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("planet/other/2.0.0"), "{err}");
-        assert!(matches!(
-            source_for(&planet, Some("../x:1")),
-            Err(ImageError::BadReference(_))
-        ));
-        assert!(matches!(
-            source_for(&planet, Some("noversion")),
-            Err(ImageError::BadReference(_))
-        ));
     }
 
     #[test]

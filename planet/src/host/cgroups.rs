@@ -127,7 +127,7 @@ impl CgroupLayout {
         let mut v1 = Vec::new();
         let mut unified = None;
         for m in mounts.iter().filter(|m| m.mount_point.starts_with(cg_root)) {
-            match m.fstype.as_str() {
+            match m.fs_type.as_str() {
                 "cgroup2" => unified = Some(m.mount_point.clone()),
                 "cgroup" => {
                     let controllers: Vec<String> = m

@@ -1,0 +1,8 @@
+//! What every node operation (install today; join and upgrade next) does to put planet on this
+//! node: the mapping from the manifest to planet's configuration, and which planet image runs.
+
+pub mod planet_config;
+pub mod planet_source;
+
+pub use planet_config::{PlanetOptions, planet_config};
+pub use planet_source::source_for;
