@@ -40,8 +40,10 @@ func server(newCommand func() *cobra.Command) func() int {
 var components = map[string]func() int{
 	"kube-apiserver":          server(apiserver.NewAPIServerCommand),
 	"kube-controller-manager": server(controllermanager.NewControllerManagerCommand),
-	"kube-scheduler":          server(scheduler.NewSchedulerCommand),
-	"kube-proxy":              server(proxy.NewProxyCommand),
+	"kube-scheduler": server(func() *cobra.Command {
+		return scheduler.NewSchedulerCommand() // no out-of-tree plugins
+	}),
+	"kube-proxy": server(proxy.NewProxyCommand),
 	"kubelet": server(func() *cobra.Command {
 		return kubelet.NewKubeletCommand(context.Background())
 	}),
