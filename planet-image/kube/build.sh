@@ -139,7 +139,7 @@ why() {
 	local k=${newest##*/}
 	echo "recipe changed since the newest entry ${k:0:12}: ${changed:-?}"
 }
-log "no cache entry for key ${key:0:12}: $(why); building"
+log "no cache entry for key ${key:0:12}: $(why)"
 
 # --- build ------------------------------------------------------------------
 for tool in flock sha256sum; do
@@ -158,6 +158,7 @@ if complete "$result"; then
 	emit "$result"
 	exit 0
 fi
+log "building key ${key:0:12}"
 # Leftovers of killed builds: this key's (we hold its lock) and any whose
 # builder pid is gone.
 for stale in "$cache"/.build-*; do
@@ -171,7 +172,9 @@ done
 
 build=$cache/.build-$key.$$
 # go runs as a background child in its own process group, so that a SIGTERM
-# to this script is handled at once and stops the compilers too.
+# to this script is handled at once and stops the compilers too. (Called from
+# this shell, never from a subshell: bash defers the trap until a foreground
+# subshell exits.)
 child=""
 run() {
 	setsid "$@" &
@@ -184,6 +187,13 @@ cleanup() {
 	if [[ -n $child ]]; then
 		kill -TERM -- "-$child" 2>/dev/null || true
 		wait "$child" 2>/dev/null || true
+		# The compilers and the linker are in go's group too: wait for them
+		# (a dying link takes ~1 s) before removing what they write into.
+		local i
+		for ((i = 0; i < 100; i++)); do
+			kill -0 -- "-$child" 2>/dev/null || break
+			sleep 0.1
+		done
 	fi
 	rm -rf --one-file-system -- "$build"
 	((rc == 0)) || log "build failed (exit $rc); nothing was written to $cache"
@@ -191,8 +201,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-mkdir -p "$build/out"
+mkdir -p "$build/out" "$build/tmp"
 bin=$build/out
+# go's own work directories, so that a killed go leaves nothing in /tmp.
+export GOTMPDIR=$build/tmp
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -207,7 +219,7 @@ build_component() { # NAME DIR TAGS PACKAGES...
 	shift 3
 	local t
 	t=$(now)
-	(cd "$here/$dir" && run go list -deps -tags "$tags" "$@" >/dev/null) ||
+	run go -C "$here/$dir" list -deps -tags "$tags" "$@" >/dev/null ||
 		die "$name: fetching modules failed (GOPROXY=$(go env GOPROXY)); see go's message above"
 	log "$name: modules ready in $(since "$t") s"
 }
@@ -224,7 +236,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 build_component kubernetes kubernetes "" .
 t=$(now)
-(cd "$here/kubernetes" && run go build -ldflags "$k8s_ldflags" -o "$bin/kube" .)
+run go -C "$here/kubernetes" build -ldflags "$k8s_ldflags" -o "$bin/kube" .
 log "kubernetes: kube compiled in $(since "$t") s ($(stat -c %s "$bin/kube") bytes)"
 for l in "${kube_links[@]}"; do ln -s kube "$bin/$l"; done
 
@@ -235,8 +247,8 @@ etcdctl_version=$(module_version etcd go.etcd.io/etcd/etcdctl/v3)
 etcd_ldflags="-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=go-module"
 build_component etcd etcd "" . go.etcd.io/etcd/etcdctl/v3
 t=$(now)
-(cd "$here/etcd" && run go build -ldflags "$etcd_ldflags" -o "$bin/etcd" .)
-(cd "$here/etcd" && run go build -ldflags "$etcd_ldflags" -o "$bin/etcdctl" go.etcd.io/etcd/etcdctl/v3)
+run go -C "$here/etcd" build -ldflags "$etcd_ldflags" -o "$bin/etcd" .
+run go -C "$here/etcd" build -ldflags "$etcd_ldflags" -o "$bin/etcdctl" go.etcd.io/etcd/etcdctl/v3
 log "etcd: etcd and etcdctl compiled in $(since "$t") s"
 
 # containerd ------------------------------------------------------------------
@@ -246,8 +258,8 @@ ctd_ldflags="-s -w -X $ctd/version.Version=$containerd_version -X $ctd/version.R
 build_component containerd containerd "$containerd_tags" "$ctd/cmd/containerd"
 build_component containerd-shim containerd "$shim_tags" "$ctd/cmd/containerd-shim-runc-v2"
 t=$(now)
-(cd "$here/containerd" && run go build -tags "$containerd_tags" -ldflags "$ctd_ldflags" -o "$bin/containerd" "$ctd/cmd/containerd")
-(cd "$here/containerd" && run go build -tags "$shim_tags" -ldflags "$ctd_ldflags" -o "$bin/containerd-shim-runc-v2" "$ctd/cmd/containerd-shim-runc-v2")
+run go -C "$here/containerd" build -tags "$containerd_tags" -ldflags "$ctd_ldflags" -o "$bin/containerd" "$ctd/cmd/containerd"
+run go -C "$here/containerd" build -tags "$shim_tags" -ldflags "$ctd_ldflags" -o "$bin/containerd-shim-runc-v2" "$ctd/cmd/containerd-shim-runc-v2"
 log "containerd: containerd and containerd-shim-runc-v2 compiled in $(since "$t") s"
 
 # --- check and publish --------------------------------------------------------
