@@ -17,8 +17,10 @@ mirror=${PLANET_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${PLANET_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 
 # Files in planet-image/ that do not affect the image and so stay out of the
-# recipe hash. Everything else (this script included) is in it.
-readonly not_recipe=(README.md smoke-runc.sh)
+# recipe hash. Everything else (this script included) is in it. kube/ is the
+# recipe of the Kubernetes binaries: what it builds enters through --kube-bin,
+# whose files are hashed.
+readonly not_recipe=(README.md smoke-runc.sh 'kube/*')
 
 log() { echo "planet-image: $*" >&2; }
 die() {
