@@ -208,7 +208,7 @@ bench_network() {
 
 # ---------------------------------------------------------------------------------------- suite
 bench_suite() {
-    local sample=image/tests/fixtures/sample-cluster/app.yaml
+    local sample=cluster-image/tests/fixtures/sample-cluster/app.yaml
     echo "== whole suite, sample manifest (profile db: 2 custom scripts, 4 volumes, 7 ports, kernel basics), wall time"
     local -a quick=() full=()
     for _ in $(seq "$runs"); do

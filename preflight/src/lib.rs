@@ -16,7 +16,6 @@ pub mod autofix;
 pub mod check;
 pub mod checks;
 pub mod host;
-pub mod peer;
 pub mod report;
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ fn ok_script(stdout: &str) -> ScriptOutcome {
 fn sample_manifest_on_a_small_centos_host() {
     let root = host("centos7-small");
     let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../image/tests/fixtures/sample-cluster/app.yaml");
+        .join("../cluster-image/tests/fixtures/sample-cluster/app.yaml");
     let manifest = load_file(&sample, &Offline).unwrap().manifest;
     let profile = manifest.profile(Some("db")).unwrap();
     let runner = RecordingRunner::new(vec![ok_script(""), ok_script("hostname is centos-small\n")]);

@@ -8,7 +8,7 @@ use tests::loopdev::LoopMount;
 use tests::preflight::{ManifestDir, Run, TmpfsDir, check, check_with};
 
 fn sample() -> PathBuf {
-    bins::repo().join("image/tests/fixtures/sample-cluster/app.yaml")
+    bins::repo().join("cluster-image/tests/fixtures/sample-cluster/app.yaml")
 }
 
 #[test]

@@ -15,7 +15,7 @@ import product
 
 pytestmark = pytest.mark.product
 
-SAMPLE = Path(__file__).resolve().parents[2] / "image/tests/fixtures/sample-cluster"
+SAMPLE = Path(__file__).resolve().parents[2] / "cluster-image/tests/fixtures/sample-cluster"
 WORKDIR = "/root/sample-cluster"
 
 

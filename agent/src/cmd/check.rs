@@ -113,7 +113,7 @@ fn subject(global: &GlobalArgs, args: &Args) -> anyhow::Result<Subject> {
 }
 
 fn serve(addr: &str, idle: Duration) -> anyhow::Result<ExitCode> {
-    let server = preflight::peer::Server::bind(addr)?;
+    let server = rpc::peer::Server::bind(addr)?;
     eprintln!(
         "serving gravity check peers on {} (stops after {} s without a client; Ctrl-C to stop)",
         server.local_addr(),

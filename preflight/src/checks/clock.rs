@@ -1,10 +1,10 @@
 //! Clock offset between this host and a peer, from timestamps exchanged in the peer protocol
-//! (see [`crate::peer::Client::clock`]). The round trip is taken out, not counted as drift.
+//! (see [`rpc::peer::Client::clock`]). The round trip is taken out, not counted as drift.
 
 use std::time::Duration;
 
 use crate::check::{CheckResult, Status};
-use crate::peer::ClockSample;
+use rpc::peer::ClockSample;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ClockThresholds {

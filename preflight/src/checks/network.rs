@@ -8,7 +8,7 @@ use cluster_image::units::{Rate, Size};
 
 use crate::check::{CheckResult, Status};
 use crate::checks::clock::{ClockThresholds, check_clock};
-use crate::peer::{Client, PeerError, ProbeResult, Throughput};
+use rpc::peer::{Client, PeerError, ProbeResult, Throughput};
 
 #[derive(Debug, Clone, Copy)]
 pub struct NetworkLimits {
@@ -226,7 +226,7 @@ fn port_results(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::Server;
+    use rpc::peer::Server;
 
     fn req(yaml: &str) -> NetworkRequirements {
         serde_json::from_str(yaml).unwrap()
