@@ -77,13 +77,18 @@ fn verify(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn unpack_into_state(archive: &Path, state_dir: &Path) -> anyhow::Result<PathBuf> {
+/// Where a cluster image tarball is unpacked under the state directory.
+pub fn unpack_target(archive: &Path, state_dir: &Path) -> PathBuf {
     let stem = archive
         .file_name()
         .and_then(|n| n.to_str())
         .map(|n| n.trim_end_matches(".zst").trim_end_matches(".tar"))
         .unwrap_or("image");
-    let target = state_dir.join("images").join(stem);
+    state_dir.join("images").join(stem)
+}
+
+fn unpack_into_state(archive: &Path, state_dir: &Path) -> anyhow::Result<PathBuf> {
+    let target = unpack_target(archive, state_dir);
     if target.join(layout::INDEX).exists() {
         // Unpacked by an earlier, perhaps interrupted, run: reuse it if it is intact.
         verify(&target)?;

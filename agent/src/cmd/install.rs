@@ -18,9 +18,9 @@ pub struct Args {
     /// this gravity runs from)
     #[arg(long, value_name = "PATH")]
     pub image: Option<PathBuf>,
-    /// The uid of the `planet` service user (created when missing)
-    #[arg(long, default_value_t = 1000, value_name = "UID")]
-    pub service_uid: u32,
+    /// The uid of the `planet` service user (created when missing) [default: 1000]
+    #[arg(long, value_name = "UID")]
+    pub service_uid: Option<u32>,
     /// The gid of the `planet` group (default: the same number as --service-uid)
     #[arg(long, value_name = "GID")]
     pub service_gid: Option<u32>,
@@ -55,9 +55,10 @@ pub struct Args {
     /// Never prompt: take defaults (the EULA still needs --accept-eula)
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Continue an interrupted or failed install where it stopped (with the flags it was
-    /// started with; only --ignore-preflight-errors may be added)
-    #[arg(long, conflicts_with_all = ["image", "service_uid", "service_gid", "role", "flavor", "advertise_addr", "node_name", "mounts", "values", "set"])]
+    /// Continue an interrupted or failed install where it stopped, with the flags it was started
+    /// with: the original command plus --resume works; a flag that differs from the recorded one
+    /// is refused, and --ignore-preflight-errors may add ids
+    #[arg(long)]
     pub resume: bool,
 }
 
@@ -70,6 +71,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let start = if args.resume {
+        refuse_changed_flags(global, &args)?;
         install::Start::Resume {
             ignore_preflight_errors: args.ignore_preflight_errors.clone(),
         }
@@ -78,13 +80,124 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut progress = Progress::new(install::phases().len(), "done");
     let (ctx, plan) = install::run(start, &global.state_dir, &mut progress).map_err(|e| {
-        e.context(format!(
-            "the install stopped; fix the cause and run `gravity install --resume` (state in {})",
-            global.state_dir.display()
-        ))
+        // Only a journaled install can be resumed; before that the error says what to do.
+        match operation::Journal::new(&global.state_dir).load() {
+            Ok(Some(_)) => e.context(format!(
+                "the install stopped; fix the cause and run `gravity install --resume` (state in {})",
+                global.state_dir.display()
+            )),
+            _ => e,
+        }
     })?;
     summary(&ctx, &plan, started.elapsed());
     Ok(ExitCode::SUCCESS)
+}
+
+const DEFAULT_SERVICE_UID: u32 = 1000;
+
+/// `--resume` continues with the journaled parameters: the flags of the original command may be
+/// repeated, but one that asks for something else is refused, naming each difference.
+fn refuse_changed_flags(global: &GlobalArgs, args: &Args) -> anyhow::Result<()> {
+    let Some(plan) = operation::Journal::new(&global.state_dir).load()? else {
+        return Ok(()); // install::run says there is nothing to resume
+    };
+    if plan.kind != install::KIND {
+        return Ok(());
+    }
+    let recorded: InstallParams = serde_json::from_value(plan.params)
+        .context("the journaled install parameters are unreadable")?;
+    let differences = changed_flags(args, &recorded, &global.state_dir);
+    if differences.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "--resume continues the install with the flags it was started with, and these differ:\n  {}\nrepeat the original flags or leave them out; to install with other flags, undo this install first with `gravity plan rollback`",
+        differences.join("\n  ")
+    )
+}
+
+/// Each flag given to a resume that differs from the recorded install: `--flag X (the install
+/// was started with Y)`.
+fn changed_flags(
+    args: &Args,
+    recorded: &InstallParams,
+    state_dir: &std::path::Path,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut differs = |flag: &str, given: String, was: String| {
+        if given != was {
+            out.push(format!(
+                "--{flag} {given} (the install was started with {was})"
+            ));
+        }
+    };
+    if let Some(image) = &args.image {
+        // A tarball is unpacked into the state directory: compare where it would go.
+        let dir = if image.is_file() {
+            crate::source::unpack_target(image, state_dir)
+        } else {
+            image.canonicalize().unwrap_or_else(|_| image.clone())
+        };
+        differs(
+            "image",
+            dir.display().to_string(),
+            recorded.image_dir.display().to_string(),
+        );
+    }
+    if let Some(uid) = args.service_uid {
+        differs(
+            "service-uid",
+            uid.to_string(),
+            recorded.service_uid.to_string(),
+        );
+    }
+    if let Some(gid) = args.service_gid {
+        differs(
+            "service-gid",
+            gid.to_string(),
+            recorded.service_gid.to_string(),
+        );
+    }
+    if let Some(role) = &args.role {
+        differs("role", role.clone(), recorded.role.clone());
+    }
+    if let Some(flavor) = &args.flavor {
+        differs("flavor", flavor.clone(), recorded.flavor.clone());
+    }
+    if let Some(ip) = args.advertise_addr {
+        differs(
+            "advertise-addr",
+            ip.to_string(),
+            recorded.advertise_ip.to_string(),
+        );
+    }
+    if let Some(name) = &args.node_name {
+        differs("node-name", name.clone(), recorded.node_name.clone());
+    }
+    let list = |v: &mut dyn Iterator<Item = String>| v.collect::<Vec<_>>().join(",");
+    if !args.mounts.is_empty() {
+        let show = |m: &[(String, PathBuf)]| {
+            list(&mut m.iter().map(|(n, p)| format!("{n}:{}", p.display())))
+        };
+        differs("mount", show(&args.mounts), show(&recorded.mounts));
+    }
+    if !args.values.is_empty() {
+        let given = list(&mut args.values.iter().map(|p| {
+            p.canonicalize()
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string()
+        }));
+        differs(
+            "values",
+            given,
+            list(&mut recorded.values.iter().map(|p| p.display().to_string())),
+        );
+    }
+    if !args.set.is_empty() {
+        differs("set", args.set.join(","), recorded.set.join(","));
+    }
+    out
 }
 
 fn new_params(global: &GlobalArgs, args: &Args) -> anyhow::Result<InstallParams> {
@@ -128,8 +241,11 @@ fn new_params(global: &GlobalArgs, args: &Args) -> anyhow::Result<InstallParams>
     Ok(InstallParams {
         image_dir: image.dir.canonicalize()?,
         state_dir: global.state_dir.clone(),
-        service_uid: args.service_uid,
-        service_gid: args.service_gid.unwrap_or(args.service_uid),
+        service_uid: args.service_uid.unwrap_or(DEFAULT_SERVICE_UID),
+        service_gid: args
+            .service_gid
+            .or(args.service_uid)
+            .unwrap_or(DEFAULT_SERVICE_UID),
         role,
         flavor,
         node_name: args.node_name.clone().unwrap_or_else(network::hostname),
@@ -187,4 +303,64 @@ fn summary(ctx: &install::Ctx, plan: &operation::Plan, took: std::time::Duration
     eprintln!("  status:     gravity status");
     eprintln!("  uninstall:  gravity uninstall");
     eprintln!("  log:        {}", p.state_dir.join("logs").display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn recorded() -> InstallParams {
+        InstallParams {
+            image_dir: PathBuf::from("/nonexistent/image"),
+            state_dir: PathBuf::from("/var/lib/gravity"),
+            service_uid: 1001,
+            service_gid: 1001,
+            role: "node".into(),
+            flavor: "one".into(),
+            node_name: "n1".into(),
+            advertise_ip: "10.0.0.5".parse().unwrap(),
+            mounts: vec![],
+            ignore_preflight_errors: vec![],
+            values: vec![],
+            set: vec!["a=1".into()],
+        }
+    }
+
+    fn changed(argv: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from([&["install"], argv].concat()).unwrap();
+        changed_flags(
+            &cli.args,
+            &recorded(),
+            std::path::Path::new("/var/lib/gravity"),
+        )
+    }
+
+    #[test]
+    fn resume_accepts_the_original_flags_and_names_each_changed_one() {
+        assert!(changed(&["--resume", "--service-uid=1001", "--set", "a=1", "--yes"]).is_empty());
+        assert!(changed(&["--resume", "--role", "node", "--node-name", "n1"]).is_empty());
+        assert_eq!(
+            changed(&[
+                "--resume",
+                "--service-uid=1002",
+                "--advertise-addr",
+                "10.0.0.6"
+            ]),
+            [
+                "--service-uid 1002 (the install was started with 1001)",
+                "--advertise-addr 10.0.0.6 (the install was started with 10.0.0.5)",
+            ]
+        );
+        assert_eq!(
+            changed(&["--resume", "--image", "/nonexistent/other"]),
+            ["--image /nonexistent/other (the install was started with /nonexistent/image)"]
+        );
+    }
 }

@@ -84,9 +84,10 @@ pub fn run(
             "the journaled operation is a {}, not an install: use `gravity plan resume`",
             plan.kind
         ),
-        (None, Start::Resume { .. }) => {
-            anyhow::bail!("there is no install to resume in {}", state_dir.display())
-        }
+        (None, Start::Resume { .. }) => anyhow::bail!(
+            "there is no install to resume in {}: it stopped before its first phase was recorded, so nothing was changed; run the install again without --resume",
+            state_dir.display()
+        ),
         (Some(plan), Start::New(_)) if plan.is_complete() => anyhow::bail!(
             "a cluster is already installed here ({}); run `gravity status`, or `gravity uninstall` first to install again",
             state_dir.display()
