@@ -1,4 +1,4 @@
-//! `run_preflight_checks` from an unpacked cluster image, and `gravity check --image TARBALL`:
+//! `run_preflight_checks` from an unpacked cluster image, and `gravity check [--image] PATH`:
 //! the checks of the image's own manifest, its `file://` scripts run from the image directory.
 
 use std::process::Command;
@@ -81,4 +81,25 @@ fn run_preflight_checks_uses_the_image_it_ships_in() {
             .contains("/images/checkme"),
         "{r}"
     );
+
+    // The same positionally, as `gravity check PATH`: the tarball (found unpacked already), the
+    // unpacked directory and the manifest file.
+    for target in [tarball.clone(), unpacked.clone(), src.join("app.yaml")] {
+        let r = Run::from_output(
+            bins::gravity()
+                .arg("--state-dir")
+                .arg(disk_state.path())
+                .args(["check", "--skip-rate-tests", "--output", "json"])
+                .arg(&target)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(r.code, 3, "{}: {r}", target.display());
+        assert_eq!(
+            r.json()["subject"]["cluster"],
+            "checkme",
+            "{}",
+            target.display()
+        );
+    }
 }

@@ -20,6 +20,10 @@ Across hosts: run `gravity check --serve ADDR:PORT` on one host, then \
 `gravity check --peers ADDR:PORT` on another."
 )]
 pub struct Args {
+    /// What to check against: a manifest (app.yaml), an unpacked cluster image or a tarball
+    /// (the same as --manifest or --image)
+    #[arg(value_name = "PATH", conflicts_with_all = ["manifest", "image"])]
+    pub target: Option<PathBuf>,
     /// The node profile to check (default: the manifest's first profile)
     #[arg(long)]
     pub role: Option<String>,
@@ -45,7 +49,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', value_name = "HOST:PORT,...")]
     pub peers: Vec<String>,
     /// Serve the peer checks on HOST:PORT for other hosts' `--peers` instead of checking
-    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["peers", "autofix", "manifest", "image", "role"])]
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["peers", "autofix", "manifest", "image", "role", "target"])]
     pub serve: Option<String>,
     /// With --serve: stop after this long without a client
     #[arg(long, value_parser = cluster_image::units::parse_duration, default_value = "30m", value_name = "DURATION")]
@@ -77,6 +81,20 @@ fn load_plain(path: &Path) -> anyhow::Result<Subject> {
 }
 
 fn subject(global: &GlobalArgs, args: &Args) -> anyhow::Result<Subject> {
+    if let Some(t) = &args.target {
+        // A file that is not a tarball is a manifest; a directory or a tarball is an image.
+        let is_manifest = t.is_file()
+            && t.extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json");
+        if is_manifest {
+            return load_plain(t);
+        }
+        let img = crate::source::open(Some(t), &global.state_dir)?;
+        return Ok(Subject {
+            manifest: img.manifest,
+            dir: img.dir,
+        });
+    }
     if let Some(m) = &args.manifest {
         return load_plain(m);
     }
