@@ -11,9 +11,22 @@ use super::plan::{OpState, PhaseState, Plan, now_ms};
 pub trait Phase<C> {
     fn name(&self) -> &'static str;
     fn description(&self) -> &'static str;
-    fn run(&self, ctx: &mut C) -> anyhow::Result<()>;
+    fn run(&self, ctx: &mut C, report: &mut Report<'_>) -> anyhow::Result<()>;
     /// Undoes what `run` did (also after a partial run); idempotent too.
-    fn rollback(&self, ctx: &mut C) -> anyhow::Result<()>;
+    fn rollback(&self, ctx: &mut C, report: &mut Report<'_>) -> anyhow::Result<()>;
+}
+
+/// How a running phase tells the user something: through the engine's observer, never by
+/// printing, so that every view of the operation (terminal, JSON, a remote one) sees it.
+pub struct Report<'a> {
+    phase: &'static str,
+    observer: &'a mut dyn Observer,
+}
+
+impl Report<'_> {
+    pub fn say(&mut self, text: impl AsRef<str>) {
+        self.observer.phase_message(self.phase, text.as_ref());
+    }
 }
 
 pub enum PhaseOutcome<'a> {
@@ -27,6 +40,8 @@ pub enum PhaseOutcome<'a> {
 pub trait Observer {
     fn phase_started(&mut self, _name: &str, _description: &str) {}
     fn phase_finished(&mut self, _name: &str, _description: &str, _outcome: PhaseOutcome<'_>) {}
+    /// A line a running phase wants the user to see.
+    fn phase_message(&mut self, _name: &str, _text: &str) {}
 }
 
 pub struct Silent;
@@ -80,7 +95,13 @@ impl<'a, C> Engine<'a, C> {
             self.journal.save(plan)?;
             observer.phase_started(name, phase.description());
             let started = Instant::now();
-            let result = phase.run(ctx);
+            let result = phase.run(
+                ctx,
+                &mut Report {
+                    phase: name,
+                    observer: &mut *observer,
+                },
+            );
             let record = plan.phase_mut(name).expect("checked above");
             record.finished_ms = Some(now_ms());
             match result {
@@ -129,7 +150,14 @@ impl<'a, C> Engine<'a, C> {
             }
             observer.phase_started(name, phase.description());
             let started = Instant::now();
-            match phase.rollback(ctx) {
+            let result = phase.rollback(
+                ctx,
+                &mut Report {
+                    phase: name,
+                    observer: &mut *observer,
+                },
+            );
+            match result {
                 Ok(()) => {
                     let record = plan.phase_mut(name).expect("checked above");
                     record.state = PhaseState::RolledBack;
@@ -191,14 +219,15 @@ mod tests {
         fn description(&self) -> &'static str {
             "a step"
         }
-        fn run(&self, ctx: &mut Log) -> anyhow::Result<()> {
+        fn run(&self, ctx: &mut Log, report: &mut Report<'_>) -> anyhow::Result<()> {
             ctx.0.push(format!("run {}", self.name));
+            report.say(format!("ran {}", self.name));
             if *self.fail_run.borrow() == Some(self.name) {
                 anyhow::bail!("{} broke", self.name);
             }
             Ok(())
         }
-        fn rollback(&self, ctx: &mut Log) -> anyhow::Result<()> {
+        fn rollback(&self, ctx: &mut Log, _: &mut Report<'_>) -> anyhow::Result<()> {
             ctx.0.push(format!("undo {}", self.name));
             Ok(())
         }
@@ -250,6 +279,26 @@ mod tests {
         assert_eq!(log.0, ["run a", "run b", "run b", "run c"]);
         assert!(resumed.is_complete());
         assert_eq!(resumed.phases[1].attempts, 2);
+    }
+
+    /// Collects what phases say.
+    #[derive(Default)]
+    struct Said(Vec<String>);
+    impl Observer for Said {
+        fn phase_message(&mut self, name: &str, text: &str) {
+            self.0.push(format!("{name}: {text}"));
+        }
+    }
+
+    #[test]
+    fn phases_speak_through_the_observer() {
+        let (_dir, engine) = setup(Rc::new(RefCell::new(None)));
+        let mut plan = Plan::new("install", serde_json::json!({}), &engine.outline());
+        let mut said = Said::default();
+        engine
+            .run(&mut plan, &mut Log::default(), &mut said)
+            .unwrap();
+        assert_eq!(said.0, ["a: ran a", "b: ran b", "c: ran c"]);
     }
 
     #[test]

@@ -142,6 +142,33 @@ mod tests {
         );
     }
 
+    /// The journal is a contract with later versions: pinned by a golden file.
+    #[test]
+    fn golden_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        let mut plan = Plan::new(
+            "install",
+            serde_json::json!({"serviceUid": 1001}),
+            &[("checks", "Check the host"), ("start", "Start planet")],
+        );
+        plan.id = "install-1700000000000".into();
+        plan.created_ms = 1_700_000_000_000;
+        plan.phases[0].state = PhaseState::Completed;
+        plan.phases[0].started_ms = Some(1_700_000_000_100);
+        plan.phases[0].finished_ms = Some(1_700_000_000_200);
+        plan.phases[0].attempts = 1;
+        plan.phases[1].state = PhaseState::Failed;
+        plan.phases[1].attempts = 1;
+        plan.phases[1].error = Some("planet did not start".into());
+        j.save(&plan).unwrap();
+        golden::check_in(
+            env!("CARGO_MANIFEST_DIR"),
+            "journal.json",
+            &std::fs::read_to_string(j.current_path()).unwrap(),
+        );
+    }
+
     #[test]
     fn a_damaged_journal_says_what_to_do() {
         let dir = tempfile::tempdir().unwrap();

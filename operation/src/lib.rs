@@ -7,7 +7,7 @@ mod journal;
 mod kinds;
 mod plan;
 
-pub use engine::{Engine, Observer, Phase, PhaseOutcome, Silent};
+pub use engine::{Engine, Observer, Phase, PhaseOutcome, Report, Silent};
 pub use failpoint::failpoint;
 pub use journal::{Journal, JournalError, OperationLock};
 pub use kinds::{PlanKind, Registry, UnknownKind};

@@ -25,6 +25,7 @@ pub enum OpState {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PhaseRecord {
     pub name: String,
     pub description: String,
@@ -46,7 +47,10 @@ impl PhaseRecord {
     }
 }
 
+/// The journal record, `<state>/operation/current.json`: a contract across versions (upgrades
+/// read what older versions wrote), pinned by `tests/golden/journal.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Plan {
     pub format: u32,
     pub id: String,

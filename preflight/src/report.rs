@@ -162,10 +162,13 @@ impl Report {
         v
     }
 
+    /// The JSON report (`--output json`, and `<state>/checks/install.json`): a contract for
+    /// machines, pinned by `tests/golden/report.json`.
     pub fn to_json(&self) -> String {
         #[derive(Serialize)]
         #[serde(rename_all = "camelCase")]
         struct Doc<'a> {
+            format: u32,
             subject: &'a Subject,
             result: &'a str,
             exit_code: u8,
@@ -179,6 +182,7 @@ impl Report {
             notes: &'a [String],
         }
         serde_json::to_string_pretty(&Doc {
+            format: REPORT_FORMAT,
             subject: &self.subject,
             result: self.result_word(),
             exit_code: self.exit_code(),
@@ -339,10 +343,22 @@ fn one_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
 
+/// The JSON report's format version.
+pub const REPORT_FORMAT: u32 = 1;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
+
+    #[test]
+    fn golden_json_report() {
+        golden::check_in(
+            env!("CARGO_MANIFEST_DIR"),
+            "report.json",
+            &report().to_json(),
+        );
+    }
 
     fn report() -> Report {
         Report {

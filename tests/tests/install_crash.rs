@@ -35,7 +35,7 @@ fn snapshot(state: &Path) -> serde_json::Value {
         serde_json::from_slice(&bytes).unwrap()
     };
     let mut cluster = json("cluster.json");
-    cluster.as_object_mut().unwrap().remove("installed_ms");
+    cluster.as_object_mut().unwrap().remove("installedMs");
     let mut files = BTreeSet::new();
     collect(state, state, &mut files);
     serde_json::json!({

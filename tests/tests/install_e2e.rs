@@ -45,7 +45,7 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
     let status = inst.status();
     assert_eq!(status["healthy"], true, "{status:#}");
     assert_eq!(status["cluster"]["name"], "example");
-    assert_eq!(status["cluster"]["service_uid"], SERVICE_UID);
+    assert_eq!(status["cluster"]["serviceUid"], SERVICE_UID);
     let units: Vec<&str> = status["planet"]["units"]
         .as_array()
         .expect("units")

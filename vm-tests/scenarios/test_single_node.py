@@ -43,11 +43,11 @@ def test_single_node_install(installed):
 
     r, doc = product.status(node)
     assert r.rc == 0 and doc["healthy"] is True, json.dumps(doc, indent=2)
-    assert doc["cluster"]["service_uid"] == SERVICE_UID
+    assert doc["cluster"]["serviceUid"] == SERVICE_UID
     # A fresh Debian has forwarding off and no br_netfilter: the install set both.
     assert product.kernel_settings(node) == ["1", "1"]
     # It advertises the address of the guest's NIC, not a loopback or a planet bridge.
-    assert doc["cluster"]["advertise_ip"] == node.addr, doc["cluster"]
+    assert doc["cluster"]["advertiseIp"] == node.addr, doc["cluster"]
 
     # etcd answers inside planet.
     r = product.etcdctl(node, "endpoint health")

@@ -65,7 +65,7 @@ pub fn uninstall(layout: &Layout, remove_user: bool) -> anyhow::Result<()> {
     phases_api::remove_unit()?;
     planet::teardown(dir)?;
     phases_api::unlink_from_path(layout);
-    for kept in phases_api::remove_volumes(layout) {
+    for kept in phases_api::remove_volumes(layout)? {
         eprintln!(
             "kept {}: it holds data; remove it yourself when no longer needed",
             kept.display()

@@ -18,7 +18,7 @@ pub fn remove_user(layout: &Layout) -> anyhow::Result<()> {
 }
 
 /// Removes the volume directories the install created, where empty; returns those kept.
-pub fn remove_volumes(layout: &Layout) -> Vec<std::path::PathBuf> {
+pub fn remove_volumes(layout: &Layout) -> anyhow::Result<Vec<std::path::PathBuf>> {
     volumes::remove_created(layout)
 }
 

@@ -44,6 +44,13 @@ impl Observer for Progress {
         }
     }
 
+    fn phase_message(&mut self, _name: &str, text: &str) {
+        match &self.spinner {
+            Some(s) => s.suspend(|| eprintln!("  {text}")),
+            None => eprintln!("  {text}"),
+        }
+    }
+
     fn phase_finished(&mut self, _name: &str, description: &str, outcome: PhaseOutcome<'_>) {
         if let Some(s) = self.spinner.take() {
             s.finish_and_clear();

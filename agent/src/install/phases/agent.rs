@@ -4,7 +4,7 @@
 use anyhow::Context;
 
 use crate::install::{Ctx, state};
-use operation::Phase;
+use operation::{Phase, Report};
 
 pub struct Agent;
 
@@ -15,7 +15,7 @@ impl Phase<Ctx> for Agent {
     fn description(&self) -> &'static str {
         "Keep a copy of gravity in the state directory"
     }
-    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         let src = ctx.image.path(cluster_image::layout::GRAVITY_BIN);
         let dst = ctx.layout.gravity();
         let dir = dst.parent().expect("bin dir");
@@ -28,7 +28,7 @@ impl Phase<Ctx> for Agent {
         std::fs::rename(&tmp, &dst)?;
         Ok(())
     }
-    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         state::remove_file_and_empty_parent(&ctx.layout.gravity())?;
         Ok(())
     }

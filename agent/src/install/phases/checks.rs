@@ -3,7 +3,7 @@
 use anyhow::bail;
 
 use crate::install::{Ctx, state};
-use operation::Phase;
+use operation::{Phase, Report};
 
 pub struct Checks;
 
@@ -14,7 +14,7 @@ impl Phase<Ctx> for Checks {
     fn description(&self) -> &'static str {
         "Run preflight checks"
     }
-    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let opts = preflight::Options {
             state_dir: ctx.params.state_dir.clone(),
             ..preflight::Options::default()
@@ -31,14 +31,16 @@ impl Phase<Ctx> for Checks {
             .filter(|c| c.status == preflight::Status::Fail)
             .partition(|c| c.id.starts_with("sysctl:"));
         for c in &fixable {
-            eprintln!(
-                "  {}: {} (the kernel phase sets it)",
+            out.say(format!(
+                "{}: {} (the kernel phase sets it)",
                 c.id,
                 c.measured.as_deref().unwrap_or("wrong")
-            );
+            ));
         }
         if !failed.is_empty() {
-            eprintln!("{}", report.render_table());
+            for line in report.render_table().lines() {
+                out.say(line);
+            }
             let ids: Vec<&str> = failed.iter().map(|c| c.id.as_str()).collect();
             bail!(
                 "{} preflight check{} failed ({}): fix them and run `gravity install --resume`, or go on anyway with `gravity install --resume --ignore-preflight-errors={}`",
@@ -57,7 +59,7 @@ impl Phase<Ctx> for Checks {
         }
         Ok(())
     }
-    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         state::remove_file_and_empty_parent(&ctx.layout.checks_report())?;
         Ok(())
     }

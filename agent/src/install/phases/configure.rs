@@ -5,7 +5,7 @@ use anyhow::Context;
 
 use crate::install::{Ctx, state, values};
 use crate::node::PlanetOptions;
-use operation::Phase;
+use operation::{Phase, Report};
 use planet::config::PlanetConfig;
 
 pub struct Configure;
@@ -17,7 +17,7 @@ impl Phase<Ctx> for Configure {
     fn description(&self) -> &'static str {
         "Configure planet, volumes and Helm values"
     }
-    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         let state_dir = &ctx.params.state_dir;
         let image = planet::artifact::imported(state_dir)?.context(
             "the planet image is not imported: run `gravity install --resume` to redo that phase",
@@ -51,7 +51,7 @@ impl Phase<Ctx> for Configure {
         )?;
         Ok(())
     }
-    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         PlanetConfig::remove(&ctx.params.state_dir)?;
         state::remove_file_and_empty_parent(&ctx.layout.helm_values())?;
         state::remove_dir(&ctx.layout.resources())?;

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::install::Ctx;
 use crate::install::state::{self, ClusterRecord, Supervisor};
-use operation::{Phase, now_ms};
+use operation::{Phase, Report, now_ms};
 
 pub struct Finish;
 
@@ -18,7 +18,7 @@ impl Phase<Ctx> for Finish {
     fn description(&self) -> &'static str {
         "Record the installed cluster"
     }
-    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         let m = ctx.manifest();
         let record = ClusterRecord {
             name: m.metadata.name.clone(),
@@ -37,11 +37,11 @@ impl Phase<Ctx> for Finish {
             },
             image_dir: ctx.params.image_dir.clone(),
         };
-        state::write_json(&ctx.layout.cluster_record(), &record)?;
+        state::write_record(&ctx.layout.cluster_record(), &record)?;
         link_on_path(&ctx.layout.gravity(), Path::new(PATH_LINK));
         Ok(())
     }
-    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         unlink_from_path(&ctx.layout.gravity(), Path::new(PATH_LINK));
         state::remove_file(&ctx.layout.cluster_record())?;
         Ok(())

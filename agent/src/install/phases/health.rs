@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::install::Ctx;
-use operation::Phase;
+use operation::{Phase, Report};
 
 pub struct Health;
 
@@ -18,12 +18,12 @@ impl Phase<Ctx> for Health {
     fn description(&self) -> &'static str {
         "Wait for planet's services to be healthy"
     }
-    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         planet::health::wait_healthy(&ctx.params.state_dir, HEALTH_TIMEOUT)
             .context("planet did not become healthy: see `gravity planet status` and `gravity planet enter -- journalctl -xe`")?;
         Ok(())
     }
-    fn rollback(&self, _ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn rollback(&self, _ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         Ok(())
     }
 }

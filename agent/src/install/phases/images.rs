@@ -9,7 +9,7 @@ use anyhow::Context;
 use registry::push::{Auth, PushOptions, PushProgress};
 
 use crate::install::Ctx;
-use operation::Phase;
+use operation::{Phase, Report};
 
 pub struct Images;
 
@@ -28,7 +28,7 @@ impl Phase<Ctx> for Images {
     fn description(&self) -> &'static str {
         "Push vendored images to the cluster registry"
     }
-    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         let layout = ctx.image.path(cluster_image::layout::REGISTRY_DIR);
         if !layout.join("index.json").exists() {
             tracing::info!("the cluster image vendors no container images");
@@ -36,7 +36,7 @@ impl Phase<Ctx> for Images {
         }
         push(&layout, &registry_address(ctx.params.advertise_ip))
     }
-    fn rollback(&self, _ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn rollback(&self, _ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         // Pushed images live in the registry's data volume, removed with the state directory.
         Ok(())
     }

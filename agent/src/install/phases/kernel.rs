@@ -13,7 +13,7 @@ use preflight::checks::kernel::{SYSCTLS, check_sysctl};
 use serde::{Deserialize, Serialize};
 
 use crate::install::{Ctx, state};
-use operation::Phase;
+use operation::{Phase, Report};
 
 pub struct Kernel;
 
@@ -36,20 +36,20 @@ impl Phase<Ctx> for Kernel {
     fn description(&self) -> &'static str {
         "Load kernel modules and set the sysctls Kubernetes needs"
     }
-    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let ignore = preflight::IgnoreList::from_entries(&ctx.params.ignore_preflight_errors);
         let wanted = |id: &str| !ignore.matches(id);
         let host = preflight::Host::real();
         let mut changer = Recording {
             inner: preflight::RealChanger::new(host.clone()),
             record_path: record(&ctx.layout),
-            record: state::read_record(&record(&ctx.layout)),
+            record: state::read_record(&record(&ctx.layout))?,
         };
         let changes = preflight::autofix::autofix_only(&host, &mut changer, &wanted);
         let mut failed = Vec::new();
         for change in &changes {
             match &change.error {
-                None => eprintln!("  {}", change.what),
+                None => out.say(&change.what),
                 Some(e) => failed.push(format!("{}: {e}", change.what)),
             }
         }
@@ -73,7 +73,7 @@ impl Phase<Ctx> for Kernel {
         }
         Ok(())
     }
-    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         restore(&ctx.layout)
     }
 }
@@ -85,7 +85,7 @@ fn record(layout: &state::Layout) -> PathBuf {
 /// Puts back every file the install changed, newest change first, and forgets the record.
 pub fn restore(layout: &state::Layout) -> anyhow::Result<()> {
     let path = record(layout);
-    let rec: Record = state::read_record(&path);
+    let rec: Record = state::read_record(&path)?;
     // Written back the way autofix wrote them (durably, but /proc as is).
     let mut writer = preflight::RealChanger::new(preflight::Host::real());
     let mut errors = Vec::new();
@@ -131,7 +131,7 @@ impl HostChanger for Recording {
                 path: path.to_path_buf(),
                 content: self.inner.read_file(path),
             });
-            state::write_json(&self.record_path, &self.record).map_err(|source| {
+            state::write_record(&self.record_path, &self.record).map_err(|source| {
                 AutofixError::Write {
                     path: self.record_path.clone(),
                     source,
@@ -169,7 +169,7 @@ mod tests {
                 },
             ],
         };
-        state::write_json(&record(&layout), &rec).unwrap();
+        state::write_record(&record(&layout), &rec).unwrap();
         restore(&layout).unwrap();
         assert_eq!(std::fs::read_to_string(&changed).unwrap(), "theirs\n");
         assert!(!created.exists());

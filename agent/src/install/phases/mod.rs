@@ -32,3 +32,113 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
         Box::new(finish::Finish),
     ]
 }
+
+/// Every record the install writes to disk is a contract with later versions (an upgrade reads
+/// what an older gravity wrote): each is pinned by a golden file under `tests/golden/records/`.
+#[cfg(test)]
+mod records {
+    use std::path::{Path, PathBuf};
+
+    use super::super::state::{self, ClusterRecord, RecordError, Supervisor};
+    use super::{kernel, user, volumes};
+
+    fn golden(name: &str, write: impl FnOnce(&Path)) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        write(&path);
+        golden::check_in(
+            env!("CARGO_MANIFEST_DIR"),
+            &format!("records/{name}"),
+            &std::fs::read_to_string(&path).unwrap(),
+        );
+    }
+
+    #[test]
+    fn golden_records() {
+        golden("cluster.json", |p| {
+            state::write_record(
+                p,
+                &ClusterRecord {
+                    name: "example".into(),
+                    version: "1.0.0".into(),
+                    installed_ms: 1_700_000_000_000,
+                    node_name: "node-1".into(),
+                    advertise_ip: "10.0.0.5".parse().unwrap(),
+                    role: "node".into(),
+                    flavor: "one".into(),
+                    service_uid: 1001,
+                    service_gid: 1001,
+                    supervisor: Supervisor::Gravity,
+                    image_dir: PathBuf::from("/var/lib/gravity/images/example"),
+                },
+            )
+            .unwrap()
+        });
+        golden("kernel.json", |p| {
+            state::write_record(
+                p,
+                &kernel::Record {
+                    files: vec![
+                        kernel::Before {
+                            path: "/etc/sysctl.d/99-gravity.conf".into(),
+                            content: None,
+                        },
+                        kernel::Before {
+                            path: "/proc/sys/net/ipv4/ip_forward".into(),
+                            content: Some("0\n".into()),
+                        },
+                    ],
+                },
+            )
+            .unwrap()
+        });
+        golden("volumes.json", |p| {
+            state::write_record(
+                p,
+                &volumes::Created {
+                    dirs: vec!["/var/lib/app".into()],
+                },
+            )
+            .unwrap()
+        });
+        golden("service-user.json", |p| {
+            state::write_record(
+                p,
+                &user::Record {
+                    uid: 1001,
+                    gid: 1001,
+                    created_user: true,
+                    created_group: false,
+                },
+            )
+            .unwrap()
+        });
+    }
+
+    #[test]
+    fn damaged_or_newer_records_are_refused_never_read_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("volumes.json");
+        assert!(
+            state::read_record::<volumes::Created>(&path)
+                .unwrap()
+                .dirs
+                .is_empty(),
+            "no record yet is the empty record"
+        );
+        for (bytes, want) in [
+            (&b"{\"format\": 1, \"dirs\": [\"/a\""[..], "damaged"),
+            (b"", "damaged"),
+            (b"{\"dirs\": []}", "no format"),
+            (b"{\"format\": 1, \"dirs\": 3}", "damaged"),
+        ] {
+            std::fs::write(&path, bytes).unwrap();
+            let e = state::read_record::<volumes::Created>(&path).unwrap_err();
+            assert!(matches!(e, RecordError::Damaged { .. }), "{e}");
+            assert!(e.to_string().contains(want), "{e}");
+        }
+        std::fs::write(&path, b"{\"format\": 9, \"dirs\": []}").unwrap();
+        let e = state::read_record::<volumes::Created>(&path).unwrap_err();
+        assert!(e.to_string().contains("format 9"), "{e}");
+    }
+}

@@ -3,7 +3,7 @@
 use anyhow::Context;
 
 use crate::install::Ctx;
-use operation::Phase;
+use operation::{Phase, Report};
 
 pub struct PlanetImage;
 
@@ -14,7 +14,7 @@ impl Phase<Ctx> for PlanetImage {
     fn description(&self) -> &'static str {
         "Import the planet system container image"
     }
-    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         let planet_dir = ctx.image.path(cluster_image::layout::PLANET_DIR);
         // A profile may run its own planet (`systemOptions.baseImage`).
         let base_image = ctx.manifest().system_options_for(&ctx.profile).base_image;
@@ -30,7 +30,7 @@ impl Phase<Ctx> for PlanetImage {
             .with_context(|| format!("cannot import the planet image from {}", src.display()))?;
         Ok(())
     }
-    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         planet::artifact::remove_all(&ctx.params.state_dir)?;
         Ok(())
     }

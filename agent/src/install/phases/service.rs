@@ -4,7 +4,7 @@ use systemd::manager::{ServiceManager, Systemctl};
 use systemd::units::{self, PLANET_UNIT, PlanetUnit};
 
 use crate::install::Ctx;
-use operation::Phase;
+use operation::{Phase, Report};
 
 pub struct Service;
 
@@ -15,7 +15,7 @@ impl Phase<Ctx> for Service {
     fn description(&self) -> &'static str {
         "Install the planet host service"
     }
-    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         if !systemd::is_pid1() {
             tracing::info!("systemd is not PID 1 here: gravity supervises planet itself");
             return Ok(());
@@ -31,7 +31,7 @@ impl Phase<Ctx> for Service {
         Systemctl.enable(PLANET_UNIT)?;
         Ok(())
     }
-    fn rollback(&self, _ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn rollback(&self, _ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         remove_unit(&Systemctl)
     }
 }

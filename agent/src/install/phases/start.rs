@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::install::Ctx;
-use operation::{Phase, failpoint};
+use operation::{Phase, Report, failpoint};
 
 pub struct Start;
 
@@ -17,12 +17,12 @@ impl Phase<Ctx> for Start {
     fn description(&self) -> &'static str {
         "Start planet"
     }
-    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         failpoint(self.name(), "during");
         planet::service::start(&ctx.params.state_dir, START_TIMEOUT)?;
         Ok(())
     }
-    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         planet::service::stop(&ctx.params.state_dir, Duration::from_secs(120))?;
         Ok(())
     }

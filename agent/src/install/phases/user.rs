@@ -4,17 +4,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::user::{SystemAccounts, ensure_service_user, remove_service_user};
 use crate::install::{Ctx, state};
-use operation::Phase;
+use operation::{Phase, Report};
 
 pub struct User;
 
 /// Whether this install created the account, so rollback removes only what it made.
 #[derive(Serialize, Deserialize)]
-struct Record {
-    uid: u32,
-    gid: u32,
-    created_user: bool,
-    created_group: bool,
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Record {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) created_user: bool,
+    pub(crate) created_group: bool,
 }
 
 impl Phase<Ctx> for User {
@@ -24,7 +25,7 @@ impl Phase<Ctx> for User {
     fn description(&self) -> &'static str {
         "Create the planet service user"
     }
-    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         let record_path = ctx.layout.service_user_record();
         let user = ensure_service_user(
             ctx.params.service_uid,
@@ -33,7 +34,7 @@ impl Phase<Ctx> for User {
         )?;
         // A resumed run finds the account made by the interrupted one: keep the first record.
         if !record_path.exists() {
-            state::write_json(
+            state::write_record(
                 &record_path,
                 &Record {
                     uid: user.uid,
@@ -45,7 +46,7 @@ impl Phase<Ctx> for User {
         }
         Ok(())
     }
-    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         remove_recorded(&ctx.layout)
     }
 }
@@ -53,10 +54,9 @@ impl Phase<Ctx> for User {
 /// Removes the user and group if (and only if) the install created them.
 pub fn remove_recorded(layout: &state::Layout) -> anyhow::Result<()> {
     let path = layout.service_user_record();
-    let Ok(bytes) = std::fs::read(&path) else {
+    let Some(record) = state::read_versioned::<Record>(&path)? else {
         return Ok(());
     };
-    let record: Record = serde_json::from_slice(&bytes)?;
     remove_service_user(
         record.created_user,
         record.created_group,

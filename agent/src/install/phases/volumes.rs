@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::install::{Ctx, state};
-use operation::Phase;
+use operation::{Phase, Report};
 use planet::config::PlanetConfig;
 use planet::host::fs::RealFs;
 use planet::volumes;
@@ -27,10 +27,10 @@ impl Phase<Ctx> for Volumes {
     fn description(&self) -> &'static str {
         "Create the node's volumes"
     }
-    fn run(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
+    fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         let config = PlanetConfig::load(&ctx.params.state_dir)?;
         let record_path = record(&ctx.layout);
-        let mut created: Created = state::read_record(&record_path);
+        let mut created: Created = state::read_record(&record_path)?;
         // Only what does not exist yet is ours to remove later.
         for v in config
             .volumes
@@ -48,13 +48,13 @@ impl Phase<Ctx> for Volumes {
             }
         }
         // Record before creating: a crash in between must not leave an unrecorded directory.
-        state::write_json(&record_path, &created)?;
+        state::write_record(&record_path, &created)?;
         volumes::prepare(&config.volumes, &RealFs::host())?;
         Ok(())
     }
-    fn rollback(&self, ctx: &mut Ctx) -> anyhow::Result<()> {
-        for kept in remove_created(&ctx.layout) {
-            eprintln!("kept {}: it holds data", kept.display());
+    fn rollback(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+        for kept in remove_created(&ctx.layout)? {
+            out.say(format!("kept {}: it holds data", kept.display()));
         }
         Ok(())
     }
@@ -81,16 +81,16 @@ fn first_missing(path: &Path) -> Option<PathBuf> {
 
 /// Removes the directories this install created, where they are empty (or hold only empty
 /// directories): data a user put there is never deleted. Returns the ones kept.
-pub fn remove_created(layout: &state::Layout) -> Vec<PathBuf> {
+pub fn remove_created(layout: &state::Layout) -> anyhow::Result<Vec<PathBuf>> {
     let path = record(layout);
-    let created: Created = state::read_record(&path);
+    let created: Created = state::read_record(&path)?;
     let kept: Vec<PathBuf> = created
         .dirs
         .into_iter()
         .filter(|d| !remove_empty_tree(d))
         .collect();
     let _ = state::remove_file(&path);
-    kept
+    Ok(kept)
 }
 
 /// Removes `dir` if it holds nothing but empty directories; returns whether it is gone.
