@@ -148,7 +148,19 @@ pub struct ImportedImage {
 /// Copies (reflink, hard link or copy) the image described by `src_dir/planet.json` into
 /// `<state>/planet/images/<version>/` and verifies it. A second call with the image already
 /// there and intact does nothing.
-pub fn import(src_dir: &Path, state_dir: &Path) -> Result<ImportedImage, ImageError> {
+/// Whether the caller has already checked the source image against its SHA-256 in this process
+/// (the agent verifies a whole cluster image once): then the import does not hash it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Unverified,
+    Verified,
+}
+
+pub fn import(
+    src_dir: &Path,
+    state_dir: &Path,
+    source: Source,
+) -> Result<ImportedImage, ImageError> {
     let meta = ImageMeta::load(&src_dir.join(META_FILE))?;
     let paths = Paths::new(state_dir);
     let dir = paths.images().join(&meta.version);
@@ -173,12 +185,15 @@ pub fn import(src_dir: &Path, state_dir: &Path) -> Result<ImportedImage, ImageEr
             path: tmp.clone(),
             source,
         })?;
-        let actual = match hash_file(&tmp) {
-            Ok(h) => h,
-            Err(source) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(ImageError::Read { path: src, source });
-            }
+        let actual = match source {
+            Source::Verified => meta.sha256.clone(),
+            Source::Unverified => match hash_file(&tmp) {
+                Ok(h) => h,
+                Err(source) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(ImageError::Read { path: src, source });
+                }
+            },
         };
         if actual != meta.sha256 {
             let _ = std::fs::remove_file(&tmp);
@@ -385,7 +400,7 @@ mod tests {
         let sha = fixture(&src, b"an erofs image", "0.1.0+abc");
         assert_eq!(imported(&state).unwrap(), None);
 
-        let first = import(&src, &state).unwrap();
+        let first = import(&src, &state, Source::Unverified).unwrap();
         assert_eq!(
             first.path,
             state.join("planet/images/0.1.0+abc/planet.erofs")
@@ -398,7 +413,7 @@ mod tests {
         assert!(kept.contains("\"recipe\": \"abc\""), "{kept}");
 
         let ino = std::fs::metadata(&first.path).unwrap().ino();
-        let second = import(&src, &state).unwrap();
+        let second = import(&src, &state, Source::Unverified).unwrap();
         assert_eq!(second, first);
         assert_eq!(
             std::fs::metadata(&first.path).unwrap().ino(),
@@ -411,12 +426,27 @@ mod tests {
     }
 
     #[test]
+    fn a_source_verified_by_the_caller_is_not_hashed_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("planet");
+        fixture(&src, b"original", "1.0.0");
+        // Stands for "hashed already": the import trusts the caller and does not read it.
+        std::fs::write(src.join("planet.erofs"), b"tampered").unwrap();
+        let state = tmp.path().join("state");
+        import(&src, &state, Source::Verified).unwrap();
+        let err = import(&src, &tmp.path().join("other"), Source::Unverified)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is corrupt"), "{err}");
+    }
+
+    #[test]
     fn refuses_a_corrupt_image() {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("planet");
         fixture(&src, b"original", "1.0.0");
         std::fs::write(src.join("planet.erofs"), b"tampered").unwrap();
-        let err = import(&src, &tmp.path().join("state"))
+        let err = import(&src, &tmp.path().join("state"), Source::Unverified)
             .unwrap_err()
             .to_string();
         assert!(err.contains("is corrupt"), "{err}");
@@ -433,7 +463,7 @@ mod tests {
         let src = tmp.path().join("planet");
         let sha = fixture(&src, b"good image", "1.0.0");
         let state = tmp.path().join("state");
-        let img = import(&src, &state).unwrap();
+        let img = import(&src, &state, Source::Unverified).unwrap();
         verify(&img.path, &sha).unwrap();
         // A hard-linked import shares the inode with the source: break the link first.
         std::fs::remove_file(&img.path).unwrap();

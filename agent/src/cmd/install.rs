@@ -76,7 +76,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
             ignore_preflight_errors: args.ignore_preflight_errors.clone(),
         }
     } else {
-        install::Start::New(Box::new(new_params(global, &args)?))
+        let (params, image) = new_params(global, &args)?;
+        install::Start::New(Box::new(params), Box::new(image))
     };
     let mut progress = Progress::new(install::phases().len(), "done");
     let (ctx, plan) = install::run(start, &global.state_dir, &mut progress).map_err(|e| {
@@ -200,7 +201,10 @@ fn changed_flags(
     out
 }
 
-fn new_params(global: &GlobalArgs, args: &Args) -> anyhow::Result<InstallParams> {
+fn new_params(
+    global: &GlobalArgs,
+    args: &Args,
+) -> anyhow::Result<(InstallParams, crate::source::ClusterImage)> {
     let image = crate::source::open(args.image.as_deref(), &global.state_dir)?;
     let manifest = &image.manifest;
     let interactive = prompt::interactive(args.yes);
@@ -238,7 +242,7 @@ fn new_params(global: &GlobalArgs, args: &Args) -> anyhow::Result<InstallParams>
                 .with_context(|| format!("cannot read {}", p.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(InstallParams {
+    let params = InstallParams {
         image_dir: image.dir.canonicalize()?,
         state_dir: global.state_dir.clone(),
         service_uid: args.service_uid.unwrap_or(DEFAULT_SERVICE_UID),
@@ -254,7 +258,8 @@ fn new_params(global: &GlobalArgs, args: &Args) -> anyhow::Result<InstallParams>
         ignore_preflight_errors: args.ignore_preflight_errors.clone(),
         values,
         set: args.set.clone(),
-    })
+    };
+    Ok((params, image))
 }
 
 fn summary(ctx: &install::Ctx, plan: &operation::Plan, took: std::time::Duration) {

@@ -195,7 +195,7 @@ fn configure(global: &GlobalArgs, args: ConfigureArgs) -> anyhow::Result<ExitCod
         .with_context(|| format!("the manifest has no node profile {:?}", args.role))?;
     let system = manifest.system_options_for(&profile);
     let src = crate::node::source_for(&args.planet_dir, system.base_image.as_deref())?;
-    let imported = artifact::import(&src, &global.state_dir)?;
+    let imported = artifact::import(&src, &global.state_dir, artifact::Source::Unverified)?;
     let gid = args.service_gid.unwrap_or(args.service_uid);
     let user = ensure_service_user(args.service_uid, gid, &SystemAccounts::host())?;
     let node_name = match args.node_name {

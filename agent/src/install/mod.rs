@@ -45,7 +45,8 @@ pub fn engine(state_dir: &Path) -> Engine<'static, Ctx> {
 
 /// How an install run begins.
 pub enum Start {
-    New(Box<InstallParams>),
+    /// With the cluster image the command opened (and so verified) for the parameters.
+    New(Box<InstallParams>, Box<ClusterImage>),
     /// Continue the journaled install; the ids are added to its ignored preflight failures.
     Resume {
         ignore_preflight_errors: Vec<String>,
@@ -61,6 +62,7 @@ pub fn run(
     let journal = Journal::new(state_dir);
     let _lock = journal.lock()?;
     let engine = engine(state_dir);
+    let mut opened = None;
     let mut plan = match (journal.load()?, start) {
         (
             Some(mut plan),
@@ -88,22 +90,27 @@ pub fn run(
             "there is no install to resume in {}: it stopped before its first phase was recorded, so nothing was changed; run the install again without --resume",
             state_dir.display()
         ),
-        (Some(plan), Start::New(_)) if plan.is_complete() => anyhow::bail!(
+        (Some(plan), Start::New(..)) if plan.is_complete() => anyhow::bail!(
             "a cluster is already installed here ({}); run `gravity status`, or `gravity uninstall` first to install again",
             state_dir.display()
         ),
-        (Some(plan), Start::New(_)) => anyhow::bail!(
+        (Some(plan), Start::New(..)) => anyhow::bail!(
             "an install is already in progress in {} (stopped at phase `{}`): continue it with `gravity install --resume`, or undo it with `gravity plan rollback`",
             state_dir.display(),
             plan.next_phase().map_or("?", |p| p.name.as_str())
         ),
-        (None, Start::New(params)) => {
+        (None, Start::New(params, image)) => {
+            opened = Some(*image);
             Plan::new(KIND, serde_json::to_value(&*params)?, &engine.outline())
         }
     };
     let params: InstallParams = serde_json::from_value(plan.params.clone())
         .context("the journaled install parameters are unreadable")?;
-    let mut ctx = context(params)?;
+    // A new install was opened (and verified) by the command: verify once per install.
+    let mut ctx = match opened {
+        Some(image) => context_with(params, image)?,
+        None => context(params)?,
+    };
     engine.run(&mut plan, &mut ctx, observer)?;
     Ok((ctx, plan))
 }
@@ -153,6 +160,11 @@ pub fn rollback(state_dir: &Path, observer: &mut dyn Observer) -> anyhow::Result
 /// Re-opens (and re-verifies) the image and picks the profile, for a new run or a resume.
 pub fn context(params: InstallParams) -> anyhow::Result<Ctx> {
     let image = crate::source::open(Some(&params.image_dir), &params.state_dir)?;
+    context_with(params, image)
+}
+
+/// The context over an image this process has opened and verified already.
+fn context_with(params: InstallParams, image: ClusterImage) -> anyhow::Result<Ctx> {
     let profile = image
         .manifest
         .profile(Some(&params.role))

@@ -26,8 +26,13 @@ impl Phase<Ctx> for PlanetImage {
             );
         }
         let src = crate::node::source_for(&planet_dir, base_image.as_deref())?;
-        planet::artifact::import(&src, &ctx.params.state_dir)
-            .with_context(|| format!("cannot import the planet image from {}", src.display()))?;
+        // The cluster image was verified when the install opened it.
+        planet::artifact::import(
+            &src,
+            &ctx.params.state_dir,
+            planet::artifact::Source::Verified,
+        )
+        .with_context(|| format!("cannot import the planet image from {}", src.display()))?;
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
