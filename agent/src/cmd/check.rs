@@ -166,12 +166,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
         autofix: args.autofix,
         ..preflight::Options::default()
     };
-    let runner = preflight::BashRunner {
-        workdir: Some(subject.dir.clone()),
-        ..preflight::BashRunner::default()
-    };
-    let mut changer = preflight::RealChanger::new(preflight::Host::real());
-    let mut report = preflight::run_with(manifest, &profile, &opts, &runner, &mut changer);
+    let mut report = crate::node::run_checks(manifest, &profile, &opts, &subject.dir);
     report.apply_ignores(&preflight::IgnoreList::from_entries(
         &args.ignore_preflight_errors,
     ));

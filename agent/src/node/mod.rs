@@ -1,8 +1,11 @@
 //! What every node operation (install today; join and upgrade next) does to put planet on this
-//! node: the mapping from the manifest to planet's configuration, and which planet image runs.
+//! node: its preflight checks, the mapping from the manifest to planet's configuration, and
+//! which planet image runs.
 
+pub mod checks;
 pub mod planet_config;
 pub mod planet_source;
 
+pub use checks::run_checks;
 pub use planet_config::{PlanetOptions, planet_config};
 pub use planet_source::source_for;

@@ -19,7 +19,9 @@ impl Phase<Ctx> for Checks {
             state_dir: ctx.params.state_dir.clone(),
             ..preflight::Options::default()
         };
-        let mut report = preflight::run(ctx.manifest(), &ctx.profile, &opts);
+        // Custom check scripts run in the image directory, as `gravity check` runs them.
+        let mut report =
+            crate::node::run_checks(ctx.manifest(), &ctx.profile, &opts, &ctx.image.dir);
         report.apply_ignores(&preflight::IgnoreList::from_entries(
             &ctx.params.ignore_preflight_errors,
         ));
