@@ -7,6 +7,26 @@ use std::path::Path;
 
 /// Writes `bytes` to `path` atomically and durably, creating its directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace_with(path, |f| f.write_all(bytes))
+}
+
+/// Copies `src` to `dest` atomically and durably, keeping `src`'s permissions (an executable
+/// stays executable).
+pub fn copy_atomic(src: &Path, dest: &Path) -> std::io::Result<()> {
+    let mut from = std::fs::File::open(src)?;
+    let perms = from.metadata()?.permissions();
+    replace_with(dest, |f| {
+        std::io::copy(&mut from, f)?;
+        f.set_permissions(perms)
+    })
+}
+
+/// The one mechanism: fill a temporary file beside `path`, fsync it, rename it over `path`,
+/// fsync the directory.
+fn replace_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path
@@ -17,8 +37,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        if let Err(e) = fill(&mut f).and_then(|()| f.sync_all()) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
     }
     std::fs::rename(&tmp, path)?;
     std::fs::File::open(dir)?.sync_all()
@@ -40,5 +62,24 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    #[test]
+    fn copies_keep_the_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("tool");
+        std::fs::write(&src, b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dest = dir.path().join("bin/tool");
+        copy_atomic(&src, &dest).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"#!/bin/sh\n");
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        assert!(copy_atomic(&dir.path().join("missing"), &dest).is_err());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("bin")).unwrap().count(),
+            1
+        );
     }
 }

@@ -18,14 +18,9 @@ impl Phase<Ctx> for Agent {
     fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         let src = ctx.image.path(cluster_image::layout::GRAVITY_BIN);
         let dst = ctx.layout.gravity();
-        let dir = dst.parent().expect("bin dir");
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        // Copy to a temporary name and rename, so a crash never leaves half a binary.
-        let tmp = dir.join(".gravity.tmp");
-        std::fs::copy(&src, &tmp)
-            .with_context(|| format!("cannot copy {} to {}", src.display(), tmp.display()))?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, &dst)?;
+        // Atomic and durable: the journal marks this phase done right after.
+        durable::copy_atomic(&src, &dst)
+            .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
