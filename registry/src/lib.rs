@@ -20,3 +20,9 @@ pub use pull::{LocalSource, PullOptions, Vendored, pull_all};
 pub use push::{PushOptions, PushProgress, PushReport, push_layout, push_layout_async};
 pub use reference::{ImageRef, LOCAL_REGISTRY, ReferenceError};
 pub use store::{Descriptor, Index, OciLayout, Platform, StoredImage};
+
+/// The tree builds rustls without a default crypto provider so that exactly one (ring) is ever
+/// linked: every TLS client of ours installs it through this before connecting.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

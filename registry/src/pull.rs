@@ -144,7 +144,7 @@ fn referenced_by(origins: &[Origin]) -> String {
 
 pub(crate) fn client(protocol: ClientProtocol) -> oci_client::Client {
     // The tree links rustls without a default provider: install ring before the first client.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::install_crypto_provider();
     oci_client::Client::new(ClientConfig {
         protocol,
         platform_resolver: None,

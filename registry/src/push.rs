@@ -87,7 +87,7 @@ pub async fn push_layout_async(
         })
         .collect::<Result<_, Error>>()?;
 
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::install_crypto_provider();
     let client = oci_client::Client::new(ClientConfig {
         protocol: if opts.plain_http {
             ClientProtocol::Http

@@ -10,7 +10,7 @@ pub struct HttpFetch {
 
 impl HttpFetch {
     pub fn new() -> anyhow::Result<HttpFetch> {
-        install_crypto_provider();
+        registry::install_crypto_provider();
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(10))
@@ -18,11 +18,6 @@ impl HttpFetch {
             .build()?;
         Ok(HttpFetch { client })
     }
-}
-
-/// The tree builds rustls without a default provider so exactly one (ring) is ever linked.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 impl Fetch for HttpFetch {

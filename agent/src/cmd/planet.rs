@@ -20,12 +20,12 @@ pub enum PlanetCommand {
     /// Start planet (through systemd, or gravity's own daemon) and wait until it runs
     Start {
         /// How long to wait for planet's systemd to report running
-        #[arg(long, default_value = "300s", value_parser = parse_duration)]
+        #[arg(long, default_value = "300s", value_parser = cluster_image::units::parse_duration)]
         timeout: Duration,
     },
     /// Stop planet and wait until it is torn down
     Stop {
-        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        #[arg(long, default_value = "120s", value_parser = cluster_image::units::parse_duration)]
         timeout: Duration,
     },
     /// Show planet's state and the health of each service inside it
@@ -33,7 +33,7 @@ pub enum PlanetCommand {
         #[arg(long, value_enum, default_value_t)]
         output: Output,
         /// Wait up to this long for planet to be healthy
-        #[arg(long, value_parser = parse_duration)]
+        #[arg(long, value_parser = cluster_image::units::parse_duration)]
         wait: Option<Duration>,
     },
     /// Open a shell (or run a command) inside planet
@@ -85,34 +85,8 @@ pub struct ConfigureArgs {
     #[arg(long, default_value = "127.0.0.1")]
     pub advertise_ip: IpAddr,
     /// NAME:PATH: mount PATH for the volume NAME (repeatable)
-    #[arg(long = "mount", value_name = "NAME:PATH", value_parser = parse_mount)]
+    #[arg(long = "mount", value_name = "NAME:PATH", value_parser = crate::install::params::parse_mount)]
     pub mounts: Vec<(String, PathBuf)>,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: write e.g. 90s or 5m"))?;
-    match unit {
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "ms" => Ok(Duration::from_millis(n)),
-        _ => Err(format!("invalid duration {s:?}: write e.g. 90s or 5m")),
-    }
-}
-
-fn parse_mount(arg: &str) -> Result<(String, PathBuf), String> {
-    match arg.split_once(':') {
-        Some((name, path)) if !name.is_empty() && path.starts_with('/') => {
-            Ok((name.to_string(), PathBuf::from(path)))
-        }
-        _ => Err(format!(
-            "invalid --mount {arg:?}: write NAME:PATH with an absolute PATH"
-        )),
-    }
 }
 
 pub fn run(global: &GlobalArgs, command: PlanetCommand) -> anyhow::Result<ExitCode> {
@@ -226,22 +200,4 @@ fn configure(global: &GlobalArgs, args: ConfigureArgs) -> anyhow::Result<ExitCod
         user.gid
     );
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_and_mounts() {
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
-        assert!(parse_duration("5h").is_err());
-        assert_eq!(
-            parse_mount("data:/mnt/x").unwrap(),
-            ("data".to_string(), PathBuf::from("/mnt/x"))
-        );
-        assert!(parse_mount("data:relative").is_err());
-    }
 }
