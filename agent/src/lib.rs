@@ -7,6 +7,7 @@ pub mod install;
 pub mod logging;
 pub mod node;
 pub mod source;
+pub mod state_dir;
 
 use std::process::ExitCode;
 

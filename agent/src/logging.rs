@@ -69,7 +69,7 @@ fn terminal_default(debug: bool) -> &'static str {
 }
 
 fn open_log_file(global: &GlobalArgs, command: &str) -> std::io::Result<(PathBuf, File)> {
-    let dir = global.state_dir.join("logs");
+    let dir = crate::state_dir::StateDir::new(&global.state_dir).logs();
     std::fs::create_dir_all(&dir)?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

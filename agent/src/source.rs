@@ -84,7 +84,7 @@ pub fn unpack_target(archive: &Path, state_dir: &Path) -> PathBuf {
         .and_then(|n| n.to_str())
         .map(|n| n.trim_end_matches(".zst").trim_end_matches(".tar"))
         .unwrap_or("image");
-    state_dir.join("images").join(stem)
+    crate::state_dir::StateDir::new(state_dir).unpacked_image(stem)
 }
 
 fn unpack_into_state(archive: &Path, state_dir: &Path) -> anyhow::Result<PathBuf> {

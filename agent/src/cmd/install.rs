@@ -307,7 +307,7 @@ fn summary(ctx: &install::Ctx, plan: &operation::Plan, took: std::time::Duration
     }
     eprintln!("  status:     gravity status");
     eprintln!("  uninstall:  gravity uninstall");
-    eprintln!("  log:        {}", p.state_dir.join("logs").display());
+    eprintln!("  log:        {}", ctx.layout.logs().display());
 }
 
 #[cfg(test)]

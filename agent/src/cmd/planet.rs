@@ -193,7 +193,10 @@ fn configure(global: &GlobalArgs, args: ConfigureArgs) -> anyhow::Result<ExitCod
     config.save(&global.state_dir)?;
     eprintln!(
         "planet: configured {} (image {}, profile {}, service user planet {}:{})",
-        global.state_dir.join("planet/config.json").display(),
+        crate::state_dir::StateDir::new(&global.state_dir)
+            .planet()
+            .config()
+            .display(),
         imported.version,
         profile.name,
         user.uid,

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, Output};
-use crate::install::state::{ClusterRecord, Layout};
+use crate::install::state::ClusterRecord;
+use crate::state_dir::StateDir;
 use operation::{Journal, Plan};
 use planet::health::{PlanetHealth, check};
 
@@ -24,7 +25,7 @@ struct Status {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
-    let layout = Layout::new(&global.state_dir);
+    let layout = StateDir::new(&global.state_dir);
     let cluster = ClusterRecord::load(&layout)?;
     let operation = Journal::new(&global.state_dir).load()?;
     let planet = check(&global.state_dir);

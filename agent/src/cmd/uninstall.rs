@@ -1,6 +1,7 @@
 //! `gravity uninstall` (and `gravity leave --force` on a single node): removes planet, its
 //! service, mounts and the state directory; leaves the host as it was before the install.
 
+use crate::state_dir::StateDir;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use anyhow::bail;
 
 use crate::cli::GlobalArgs;
 use crate::install::phases_api;
-use crate::install::state::{self, Layout};
+use crate::install::state;
 use operation::Journal;
 
 #[derive(Debug, clap::Args)]
@@ -47,7 +48,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
     }
     let journal = Journal::new(dir);
     let lock = journal.lock()?;
-    let layout = Layout::new(dir);
+    let layout = StateDir::new(dir);
     uninstall(&layout, args.remove_user)?;
     drop(lock);
     state::remove_dir(dir)?;
@@ -59,8 +60,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Everything but removing the state directory itself (which holds the lock).
-pub fn uninstall(layout: &Layout, remove_user: bool) -> anyhow::Result<()> {
-    let dir = &layout.root;
+pub fn uninstall(layout: &StateDir, remove_user: bool) -> anyhow::Result<()> {
+    let dir = layout.root();
     planet::service::stop(dir, Duration::from_secs(120))?;
     phases_api::remove_unit()?;
     planet::teardown(dir)?;

@@ -10,6 +10,7 @@ pub mod prompt;
 pub mod state;
 pub mod values;
 
+use crate::state_dir::StateDir;
 use std::path::Path;
 
 use anyhow::Context;
@@ -25,7 +26,7 @@ pub struct Ctx {
     pub params: InstallParams,
     pub image: ClusterImage,
     pub profile: NodeProfile,
-    pub layout: state::Layout,
+    pub layout: StateDir,
 }
 
 impl Ctx {
@@ -169,7 +170,7 @@ fn context_with(params: InstallParams, image: ClusterImage) -> anyhow::Result<Ct
         .manifest
         .profile(Some(&params.role))
         .with_context(|| format!("the cluster image has no node profile `{}`", params.role))?;
-    let layout = state::Layout::new(&params.state_dir);
+    let layout = StateDir::new(&params.state_dir);
     Ok(Ctx {
         params,
         image,

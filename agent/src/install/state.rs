@@ -5,39 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone)]
-pub struct Layout {
-    pub root: PathBuf,
-}
-
-impl Layout {
-    pub fn new(root: &Path) -> Layout {
-        Layout {
-            root: root.to_path_buf(),
-        }
-    }
-    /// The copy of gravity that the host unit and later commands run.
-    pub fn gravity(&self) -> PathBuf {
-        self.root.join("bin/gravity")
-    }
-    pub fn cluster_record(&self) -> PathBuf {
-        self.root.join("cluster.json")
-    }
-    pub fn checks_report(&self) -> PathBuf {
-        self.root.join("checks/install.json")
-    }
-    /// Where the spec says hooks find the merged Helm values.
-    pub fn helm_values(&self) -> PathBuf {
-        self.root.join("helm/values.yaml")
-    }
-    /// The cluster resources hooks see at /var/lib/gravity/resources.
-    pub fn resources(&self) -> PathBuf {
-        self.root.join("resources")
-    }
-    pub fn service_user_record(&self) -> PathBuf {
-        self.root.join("service-user.json")
-    }
-}
+pub use crate::state_dir::StateDir;
 
 /// How planet is kept running on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,7 +36,7 @@ pub struct ClusterRecord {
 }
 
 impl ClusterRecord {
-    pub fn load(layout: &Layout) -> Result<Option<ClusterRecord>, RecordError> {
+    pub fn load(layout: &StateDir) -> Result<Option<ClusterRecord>, RecordError> {
         read_versioned(&layout.cluster_record())
     }
 }

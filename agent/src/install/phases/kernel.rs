@@ -4,6 +4,7 @@
 //! change, so rollback and uninstall put the host back as it was. Loaded modules stay loaded:
 //! unloading one another program may use is not ours to do.
 
+use crate::state_dir::StateDir;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
@@ -78,12 +79,12 @@ impl Phase<Ctx> for Kernel {
     }
 }
 
-fn record(layout: &state::Layout) -> PathBuf {
-    layout.root.join("kernel.json")
+fn record(layout: &StateDir) -> PathBuf {
+    layout.kernel_record()
 }
 
 /// Puts back every file the install changed, newest change first, and forgets the record.
-pub fn restore(layout: &state::Layout) -> anyhow::Result<()> {
+pub fn restore(layout: &StateDir) -> anyhow::Result<()> {
     let path = record(layout);
     let rec: Record = state::read_record(&path)?;
     // Written back the way autofix wrote them (durably, but /proc as is).
@@ -152,7 +153,7 @@ mod tests {
     #[test]
     fn restore_puts_back_changed_files_and_removes_created_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let layout = state::Layout::new(dir.path());
+        let layout = StateDir::new(dir.path());
         let changed = dir.path().join("sysctl.conf");
         let created = dir.path().join("modules.conf");
         std::fs::write(&changed, "ours\n").unwrap();

@@ -1,5 +1,6 @@
 //! The `planet` service user and group, with the uid and gid asked for.
 
+use crate::state_dir::StateDir;
 use serde::{Deserialize, Serialize};
 
 use crate::host::user::{SystemAccounts, ensure_service_user, remove_service_user};
@@ -52,7 +53,7 @@ impl Phase<Ctx> for User {
 }
 
 /// Removes the user and group if (and only if) the install created them.
-pub fn remove_recorded(layout: &state::Layout) -> anyhow::Result<()> {
+pub fn remove_recorded(layout: &StateDir) -> anyhow::Result<()> {
     let path = layout.service_user_record();
     let Some(record) = state::read_versioned::<Record>(&path)? else {
         return Ok(());

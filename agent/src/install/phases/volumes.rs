@@ -1,6 +1,7 @@
 //! The node profile's volumes on the host: directories created with their owner and mode, and a
 //! record of what this install created, so rollback and uninstall remove exactly that.
 
+use crate::state_dir::StateDir;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -60,8 +61,8 @@ impl Phase<Ctx> for Volumes {
     }
 }
 
-fn record(layout: &state::Layout) -> PathBuf {
-    layout.root.join("volumes.json")
+fn record(layout: &StateDir) -> PathBuf {
+    layout.volumes_record()
 }
 
 /// The topmost component of `path` that does not exist (`/srv/a/b` when only `/srv` exists).
@@ -81,7 +82,7 @@ fn first_missing(path: &Path) -> Option<PathBuf> {
 
 /// Removes the directories this install created, where they are empty (or hold only empty
 /// directories): data a user put there is never deleted. Returns the ones kept.
-pub fn remove_created(layout: &state::Layout) -> anyhow::Result<Vec<PathBuf>> {
+pub fn remove_created(layout: &StateDir) -> anyhow::Result<Vec<PathBuf>> {
     let path = record(layout);
     let created: Created = state::read_record(&path)?;
     let kept: Vec<PathBuf> = created

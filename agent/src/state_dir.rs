@@ -1,0 +1,95 @@
+//! The state directory (`--state-dir`, default `/var/lib/gravity`): one type owns its layout, so
+//! every command, phase and record finds a file at the same place.
+//!
+//! ```text
+//! <state>/bin/gravity            the copy of gravity the host unit and later commands run
+//! <state>/cluster.json           what is installed here (the finish phase)
+//! <state>/checks/install.json    the install's preflight report
+//! <state>/kernel.json            kernel settings files the install changed, with their old content
+//! <state>/volumes.json           host directories the install created
+//! <state>/service-user.json      whether the install created the service user and group
+//! <state>/helm/values.yaml       the merged Helm values hooks read
+//! <state>/resources/             the cluster resources hooks read
+//! <state>/images/<name>/         cluster image tarballs unpacked by gravity
+//! <state>/logs/                  a log file per command run
+//! <state>/operation/             the journal (crate operation)
+//! <state>/planet/                planet's configuration, images, data and runtime (crate planet)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(root: &Path) -> StateDir {
+        StateDir {
+            root: root.to_path_buf(),
+        }
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// The copy of gravity that the host unit and later commands run.
+    pub fn gravity(&self) -> PathBuf {
+        self.root.join("bin/gravity")
+    }
+    pub fn cluster_record(&self) -> PathBuf {
+        self.root.join("cluster.json")
+    }
+    pub fn checks_report(&self) -> PathBuf {
+        self.root.join("checks/install.json")
+    }
+    pub fn kernel_record(&self) -> PathBuf {
+        self.root.join("kernel.json")
+    }
+    pub fn volumes_record(&self) -> PathBuf {
+        self.root.join("volumes.json")
+    }
+    pub fn service_user_record(&self) -> PathBuf {
+        self.root.join("service-user.json")
+    }
+    /// Where the spec says hooks find the merged Helm values.
+    pub fn helm_values(&self) -> PathBuf {
+        self.root.join("helm/values.yaml")
+    }
+    /// The cluster resources hooks see at /var/lib/gravity/resources.
+    pub fn resources(&self) -> PathBuf {
+        self.root.join("resources")
+    }
+    /// Where a cluster image tarball named `<stem>.tar[.zst]` is unpacked.
+    pub fn unpacked_image(&self, stem: &str) -> PathBuf {
+        self.root.join("images").join(stem)
+    }
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+    pub fn journal(&self) -> operation::Journal {
+        operation::Journal::new(&self.root)
+    }
+    pub fn planet(&self) -> planet::paths::Paths {
+        planet::paths::Paths::new(&self.root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_layout_is_rooted_at_the_state_directory() {
+        let s = StateDir::new(Path::new("/var/lib/gravity"));
+        assert_eq!(s.gravity(), Path::new("/var/lib/gravity/bin/gravity"));
+        assert_eq!(s.kernel_record(), Path::new("/var/lib/gravity/kernel.json"));
+        assert_eq!(
+            s.journal().current_path(),
+            Path::new("/var/lib/gravity/operation/current.json")
+        );
+        assert_eq!(
+            s.planet().config(),
+            Path::new("/var/lib/gravity/planet/config.json")
+        );
+    }
+}
