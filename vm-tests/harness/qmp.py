@@ -52,6 +52,21 @@ class _JsonLines:
         except OSError:
             pass
 
+    @staticmethod
+    def _parse(line: bytes) -> dict | None:
+        """The JSON object that ends `line`, or None. What comes before it is skipped: QGA's
+        0xFF before guest-sync-delimited's reply, or the unfinished start of a message the peer
+        never completed (a guest agent restart), which then shares the line with the next one."""
+        start = line.find(b"{")
+        while start >= 0:
+            try:
+                obj = json.loads(line[start:])
+            except ValueError:  # not JSON from here, or not UTF-8 (garbage)
+                start = line.find(b"{", start + 1)
+                continue
+            return obj if isinstance(obj, dict) else None
+        return None
+
     def send(self, obj: dict, prefix: bytes = b"") -> None:
         self.sock.sendall(prefix + json.dumps(obj).encode() + b"\n")
 
@@ -61,14 +76,10 @@ class _JsonLines:
             nl = self.buf.find(b"\n")
             if nl >= 0:
                 line, self.buf = self.buf[:nl], self.buf[nl + 1:]
-                # QGA prefixes guest-sync-delimited's reply with 0xFF; drop anything before '{'.
-                start = line.find(b"{")
-                if start < 0:
-                    continue
-                try:
-                    return json.loads(line[start:])
-                except json.JSONDecodeError:
-                    continue  # garbage left over from a guest agent restart
+                obj = self._parse(line)
+                if obj is not None:
+                    return obj
+                continue
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("no reply")

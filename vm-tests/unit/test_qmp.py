@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.qmp import QGA, QMP, ProtocolError
+from harness.qmp import QGA, QMP, ProtocolError, _JsonLines
 
 GREETING = {"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}},
                     "capabilities": ["oob"]}}
@@ -281,5 +281,33 @@ def test_guest_agent_sync_and_commands(sock_path):
     qga = QGA(sock_path, connect_timeout=5)
     qga.sync(5)
     assert qga.cmd("guest-info") == {"version": "7.2"}
+    qga.close()
+    fake.check()
+
+
+@pytest.mark.parametrize("line, want", [
+    (b'{"return": 1}', {"return": 1}),
+    (b'\xff{"return": 7}', {"return": 7}),
+    # The unfinished start of a message, then a whole one on the same line.
+    (b'{"return": {"buf-b64": "QUJD{"return": 2, "id": "g3"}', {"return": 2, "id": "g3"}),
+    (b'\xff{\xfe\xff garbage {"return": {"a": {"b": 1}}}', {"return": {"a": {"b": 1}}}),
+    (b'garbage without an object', None),
+    (b'{"return": ', None),
+    (b'\xff\xfe', None),
+])
+def test_a_line_yields_the_object_it_ends_with(line, want):
+    assert _JsonLines._parse(line) == want
+
+
+def test_a_reply_after_an_unfinished_message_on_the_same_line_is_not_lost(sock_path):
+    def agent(peer):
+        cmd = peer.command()
+        # The agent died while writing a reply; after its restart the next reply follows it.
+        peer.send(b'{"return": {"count": 3, "buf-b64": "QU',
+                  {"return": {"version": "7.2"}, "id": cmd["id"]})
+
+    fake = FakeQemu(sock_path, agent)
+    qga = QGA(sock_path, connect_timeout=5)
+    assert qga.cmd("guest-info", timeout=5) == {"version": "7.2"}
     qga.close()
     fake.check()
