@@ -108,7 +108,8 @@ def gravity_bin() -> Path:
 def pytest_runtest_protocol(item, nextitem):
     t0 = time.monotonic()
     yield
-    item.config._vm_durations[item.nodeid] = time.monotonic() - t0
+    if "harness" in getattr(item, "fixturenames", ()):  # scenarios, not the unit tests
+        item.config._vm_durations[item.nodeid] = time.monotonic() - t0
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -415,8 +415,7 @@ class Guest:
         reason = None
         while True:
             try:
-                ev = self.qmp.io.recv(min(deadline, time.monotonic() + 1))
-                self.qmp.events.append(ev)
+                ev = self.qmp.next_event(min(deadline, time.monotonic() + 1))
                 if ev.get("event") == "SHUTDOWN":
                     reason = ev.get("data", {}).get("reason")
             except TimeoutError:

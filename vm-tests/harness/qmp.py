@@ -52,6 +52,21 @@ class _JsonLines:
         except OSError:
             pass
 
+    @staticmethod
+    def _parse(line: bytes) -> dict | None:
+        """The JSON object that ends `line`, or None. What comes before it is skipped: QGA's
+        0xFF before guest-sync-delimited's reply, or the unfinished start of a message the peer
+        never completed (a guest agent restart), which then shares the line with the next one."""
+        start = line.find(b"{")
+        while start >= 0:
+            try:
+                obj = json.loads(line[start:])
+            except ValueError:  # not JSON from here, or not UTF-8 (garbage)
+                start = line.find(b"{", start + 1)
+                continue
+            return obj if isinstance(obj, dict) else None
+        return None
+
     def send(self, obj: dict, prefix: bytes = b"") -> None:
         self.sock.sendall(prefix + json.dumps(obj).encode() + b"\n")
 
@@ -61,14 +76,10 @@ class _JsonLines:
             nl = self.buf.find(b"\n")
             if nl >= 0:
                 line, self.buf = self.buf[:nl], self.buf[nl + 1:]
-                # QGA prefixes guest-sync-delimited's reply with 0xFF; drop anything before '{'.
-                start = line.find(b"{")
-                if start < 0:
-                    continue
-                try:
-                    return json.loads(line[start:])
-                except json.JSONDecodeError:
-                    continue  # garbage left over from a guest agent restart
+                obj = self._parse(line)
+                if obj is not None:
+                    return obj
+                continue
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError("no reply")
@@ -82,6 +93,18 @@ class _JsonLines:
             self.buf += chunk
 
 
+def _next(io: _JsonLines, deadline: float, events: list[dict] | None) -> dict:
+    """The next message that is not an asynchronous event. QMP events may come at any point of
+    a connection, the greeting included (see QMP.__init__), and between a command and its reply;
+    they are appended to `events`. `events` None: the peer sends none (QGA)."""
+    while True:
+        r = io.recv(deadline)
+        if events is not None and "event" in r:
+            events.append(r)
+            continue
+        return r
+
+
 def _call(io: _JsonLines, name: str, ident: str, timeout: float, args: dict,
           events: list[dict] | None = None) -> object:
     """Sends one command with `ident` and returns its reply's `return`; replies to other ids
@@ -93,10 +116,7 @@ def _call(io: _JsonLines, name: str, ident: str, timeout: float, args: dict,
         io.send(msg)
         deadline = time.monotonic() + timeout
         while True:
-            r = io.recv(deadline)
-            if "event" in r and events is not None:
-                events.append(r)
-                continue
+            r = _next(io, deadline, events)
             if r.get("id") != ident:
                 continue
             if "error" in r:
@@ -105,20 +125,50 @@ def _call(io: _JsonLines, name: str, ident: str, timeout: float, args: dict,
 
 
 class QMP:
-    def __init__(self, path: str, connect_timeout: float = 10):
+    """QMP client. `events` keeps every asynchronous event in arrival order, whenever it came.
+
+    An event can come before the greeting. QEMU (7.2 at least) accepts the connection and sends
+    the greeting in the monitor's I/O thread while its main thread may be emitting an event;
+    until that greeting the monitor is not in capabilities negotiation (the state in which it
+    holds events back: it has had no client yet, or it is still in the previous client's command
+    mode), so an event emitted between the accept and the greeting goes out first. A guest
+    restored with -incoming emits MIGRATION {"status": "setup"} while QEMU starts (whatever the
+    `events` migration capability says), just when `Guest._spawn` connects. So the greeting is
+    the first message that is not an event; events before it are kept like any other.
+    """
+
+    def __init__(self, path: str, connect_timeout: float = 10, greeting_timeout: float = 10):
         self.io = _JsonLines(path, connect_timeout)
         self.events: list[dict] = []
+        self._events_read = 0  # how many of `events` next_event has handed out
         self._ids = itertools.count(1)  # next() is atomic: callers on any thread
-        greeting = self.io.recv(time.monotonic() + 10)
-        if "QMP" not in greeting:
-            raise ProtocolError(f"not a QMP greeting: {greeting}")
-        self.cmd("qmp_capabilities")
+        try:
+            with self.io.lock:
+                greeting = _next(self.io, time.monotonic() + greeting_timeout, self.events)
+            if "QMP" not in greeting:
+                raise ProtocolError(f"not a QMP greeting: {greeting}")
+            self.cmd("qmp_capabilities")
+        except BaseException:
+            self.io.close()  # the socket serves one client: do not keep it busy
+            raise
 
     def close(self) -> None:
         self.io.close()
 
     def cmd(self, name: str, timeout: float = 30, **args) -> object:
         return _call(self.io, name, f"q{next(self._ids)}", timeout, args, self.events)
+
+    def next_event(self, deadline: float) -> dict:
+        """The oldest event next_event has not returned yet: first those that arrived while
+        commands ran, then new ones. Replies read meanwhile are stale (their command gave up)
+        and dropped. TimeoutError at `deadline`, ConnectionError when QEMU closes the socket."""
+        with self.io.lock:
+            while self._events_read == len(self.events):
+                r = self.io.recv(deadline)
+                if "event" in r:
+                    self.events.append(r)
+            self._events_read += 1
+            return self.events[self._events_read - 1]
 
     def status(self) -> str:
         return self.cmd("query-status")["status"]
