@@ -35,6 +35,7 @@ fn replace_with(
         .unwrap_or_default();
     // The pid keeps two processes writing the same file from sharing a temporary one.
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    remove_stale_temporaries(dir, &name);
     {
         let mut f = std::fs::File::create(&tmp)?;
         if let Err(e) = fill(&mut f).and_then(|()| f.sync_all()) {
@@ -44,6 +45,29 @@ fn replace_with(
     }
     std::fs::rename(&tmp, path)?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Removes the temporary files of `name` that writers killed mid-write (kill -9, power cut)
+/// left behind: those whose pid no longer runs.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|f| f.strip_suffix(".tmp"))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -62,6 +86,24 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    #[test]
+    fn a_killed_writer_s_temporary_file_is_removed_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        // pid_max is at most 2^22: this writer is certainly gone.
+        let stale = dir.path().join(".state.json.99999999.tmp");
+        std::fs::write(&stale, b"half").unwrap();
+        let other = dir.path().join(".other.json.99999999.tmp");
+        std::fs::write(&other, b"not ours").unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert!(!stale.exists());
+        assert!(
+            other.exists(),
+            "another file's temporary is left to its own writer"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
     }
 
     #[test]
