@@ -1,12 +1,16 @@
 //! A cluster image built from `examples/single-node` and installed under a temporary state
 //! directory; uninstalled on drop, also when the test fails.
 //!
-//! Installs bind planet's host ports: hold `serial::lock("planet")` around them.
+//! Each installation runs in a network namespace of its own ([`NetNs::host`]): every `gravity`
+//! it runs enters it, so planet binds its ports (2379, 2380, 5000) there and a real install on
+//! this host is never seen or touched. The `planet` user, `/etc/sysctl.d` and the `gravity`
+//! link on the PATH are host-wide: hold `serial::lock("planet")` around installs.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use crate::netns::NetNs;
 use crate::{bins, planet};
 
 /// The example cluster image (with planet), built once per test process.
@@ -30,13 +34,10 @@ pub fn example_image() -> PathBuf {
         .clone()
 }
 
-/// Runs `gravity <args> --state-dir <state>` and returns its output.
-pub fn gravity(state: &Path, args: &[&str]) -> Output {
-    gravity_with_env(state, args, &[])
-}
-
-pub fn gravity_with_env(state: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+/// Runs `gravity --state-dir <state> <args>` in `ns` and returns its output.
+fn gravity_in(ns: &NetNs, state: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = bins::gravity();
+    ns.enter(&mut cmd);
     // Before the subcommand: after a `--` it would belong to the command run inside planet.
     cmd.arg("--state-dir").arg(state).args(args);
     for (k, v) in env {
@@ -58,14 +59,18 @@ pub fn text(out: &Output) -> String {
 pub struct Installation {
     pub state: PathBuf,
     pub app_data: PathBuf,
+    /// The "host" this installation runs on.
+    pub ns: NetNs,
     _tmp: tempfile::TempDir,
     _user: planet::ServiceUser,
 }
 
 pub const SERVICE_UID: u32 = 1001;
 
-/// `install --image <image>` with the service uid. This host may have `ip_forward` off: planet
-/// does not need it for these tests, so that one failure only warns.
+/// `install --image <image>` with the service uid. The sysctls are left as they are: planet
+/// does not need them for these tests, `ip_forward` is off in a new network namespace, and the
+/// kernel phase would persist them in `/etc/sysctl.d`, a host-wide file a real install on this
+/// host may rely on (`install_kernel` tests that phase, and puts the file back).
 fn image_args(image: &Path) -> Vec<String> {
     vec![
         "install".into(),
@@ -73,7 +78,8 @@ fn image_args(image: &Path) -> Vec<String> {
         image.display().to_string(),
         "--service-uid".into(),
         SERVICE_UID.to_string(),
-        "--ignore-preflight-errors=sysctl:net.ipv4.ip_forward".into(),
+        "--ignore-preflight-errors=sysctl:net.ipv4.ip_forward,sysctl:net.bridge.bridge-nf-call-iptables"
+            .into(),
         "--yes".into(),
     ]
 }
@@ -81,7 +87,6 @@ fn image_args(image: &Path) -> Vec<String> {
 impl Installation {
     pub fn new() -> Installation {
         bins::require_root();
-        planet::require_free_ports();
         let user = planet::ServiceUser::expect(SERVICE_UID);
         // On a real filesystem: dockerd's overlay2 does not work on tmpfs.
         let tmp = tempfile::Builder::new()
@@ -91,12 +96,25 @@ impl Installation {
         Installation {
             state: tmp.path().join("state"),
             app_data: tmp.path().join("app-data"),
+            ns: NetNs::host("install"),
             _tmp: tmp,
             _user: user,
         }
     }
 
     /// The flags every test install of the example uses.
+    /// `gravity --state-dir <state> <args>` in this installation's namespace.
+    pub fn gravity(&self, args: &[&str]) -> Output {
+        gravity_in(&self.ns, &self.state, args, &[])
+    }
+
+    /// The `gravity` binary as a command in this installation's namespace.
+    pub fn command(&self) -> Command {
+        let mut cmd = bins::gravity();
+        self.ns.enter(&mut cmd);
+        cmd
+    }
+
     pub fn install_args(&self) -> Vec<String> {
         let mut args = image_args(&example_image());
         args.extend([
@@ -109,7 +127,7 @@ impl Installation {
     pub fn install(&self, env: &[(&str, &str)]) -> Output {
         let args = self.install_args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        gravity_with_env(&self.state, &args, env)
+        gravity_in(&self.ns, &self.state, &args, env)
     }
 
     /// [`Installation::install`] without ignoring any preflight check: the install sets the
@@ -121,7 +139,7 @@ impl Installation {
             .filter(|a| !a.starts_with("--ignore-preflight-errors"))
             .collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        gravity(&self.state, &args)
+        self.gravity(&args)
     }
 
     /// Installs another cluster image built from a copy of the example (its `app-data` volume
@@ -133,18 +151,18 @@ impl Installation {
             format!("app-data:{}", self.app_data.display()),
         ]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        gravity(&self.state, &args)
+        self.gravity(&args)
     }
 
     /// Installs another cluster image.
     pub fn install_image(&self, image: &Path) -> Output {
         let args = image_args(image);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        gravity(&self.state, &args)
+        self.gravity(&args)
     }
 
     pub fn status(&self) -> serde_json::Value {
-        let out = gravity(&self.state, &["status", "--output", "json"]);
+        let out = self.gravity(&["status", "--output", "json"]);
         serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("status is not JSON ({e}): {}", text(&out)))
     }
@@ -153,7 +171,7 @@ impl Installation {
     pub fn exec(&self, cmd: &[&str]) -> String {
         let mut args = vec!["planet", "exec", "--"];
         args.extend_from_slice(cmd);
-        let out = gravity(&self.state, &args);
+        let out = self.gravity(&args);
         assert!(
             out.status.success(),
             "{cmd:?} inside planet failed: {}",
@@ -163,7 +181,7 @@ impl Installation {
     }
 
     pub fn uninstall(&self) -> Output {
-        gravity(&self.state, &["uninstall", "--yes"])
+        self.gravity(&["uninstall", "--yes"])
     }
 }
 
@@ -179,9 +197,11 @@ impl Drop for Installation {
             let out = self.uninstall();
             if !out.status.success() {
                 eprintln!("cleanup: gravity uninstall failed: {}", text(&out));
-                let _ = Command::new(bins::path("gravity"))
-                    .args(["planet", "stop", "--state-dir"])
+                let _ = self
+                    .command()
+                    .arg("--state-dir")
                     .arg(&self.state)
+                    .args(["planet", "stop"])
                     .status();
             }
         }

@@ -27,6 +27,9 @@ fn ip(args: &[&str]) {
     );
 }
 
+/// The device [`NetNs::host`] routes through.
+pub const HOST_DEV: &str = "gvhost0";
+
 pub struct NetNs {
     pub name: String,
 }
@@ -39,6 +42,69 @@ impl NetNs {
         let ns = NetNs { name };
         ns.run(&["ip", "link", "set", "lo", "up"]);
         ns
+    }
+
+    /// A namespace that stands in for a host of its own, for planet and installs: loopback up,
+    /// and a device with an address and the default route (planet's units and the install's
+    /// advertise address want one): one end of a veth pair whose other end is in the same
+    /// namespace, so nothing leaves the machine.
+    pub fn host(label: &str) -> NetNs {
+        let ns = NetNs::new(label);
+        // A veth pair with both ends inside (this kernel may lack the dummy driver).
+        ns.run(&[
+            "ip", "link", "add", HOST_DEV, "type", "veth", "peer", "name", "gvhost1",
+        ]);
+        ns.run(&["ip", "addr", "add", "10.213.0.2/24", "dev", HOST_DEV]);
+        ns.run(&["ip", "link", "set", HOST_DEV, "up"]);
+        ns.run(&["ip", "link", "set", "gvhost1", "up"]);
+        ns.run(&[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.213.0.1",
+            "dev",
+            HOST_DEV,
+        ]);
+        ns
+    }
+
+    /// Makes `cmd` run in this namespace: only the network namespace is entered (with `setns`
+    /// between fork and exec), so unlike `ip netns exec` the mount namespace stays the host's
+    /// and the mounts the child makes (planet's image, overlay, volumes) are the host's too.
+    /// Children the command starts (gravity's daemon, planet) stay in the namespace.
+    pub fn enter<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        use std::os::fd::AsFd;
+        use std::os::unix::process::CommandExt;
+        let file = std::fs::File::open(format!("/run/netns/{}", self.name))
+            .unwrap_or_else(|e| panic!("cannot open the namespace {}: {e}", self.name));
+        // SAFETY: the closure runs in the forked child before exec and only makes the setns
+        // system call on a descriptor opened before the fork (async-signal-safe).
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        cmd
+    }
+
+    /// Runs `f` on a thread that has entered this namespace (a thread's network namespace is
+    /// its own): e.g. to connect to a port planet listens on inside it.
+    pub fn within<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let file = std::fs::File::open(format!("/run/netns/{}", self.name))
+            .unwrap_or_else(|e| panic!("cannot open the namespace {}: {e}", self.name));
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                use std::os::fd::AsFd;
+                nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                    .expect("setns");
+                f()
+            })
+            .join()
+            .expect("thread in the namespace")
+        })
     }
 
     /// `program` run inside the namespace (`ip netns exec` execs it: the child is the program).

@@ -2,8 +2,10 @@
 //! cache), a state directory, the `planet` service user, test devices, and a guard that tears
 //! planet down and removes what the test created, also when the test fails.
 //!
-//! planet binds host ports 2379, 2380 and 5000 and host-wide names (the `planet` user, the
-//! `/gravity` cgroup): hold `serial::lock("planet")` for the whole test.
+//! Each [`Planet`] runs in a network namespace of its own ([`NetNs::host`]), so its ports (2379,
+//! 2380, 5000) never meet those of another planet, e.g. of a real install on this host; its
+//! cgroups carry its state directory's id. The `planet` user is host-wide: hold
+//! `serial::lock("planet")` for the whole test.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::bins;
+use crate::netns::NetNs;
 
 /// The directory holding `planet.json` and the image, built once per test process.
 pub fn image_dir() -> PathBuf {
@@ -42,17 +45,6 @@ pub fn image_dir() -> PathBuf {
         dir
     })
     .clone()
-}
-
-/// Fails with a clear message when something on the host holds planet's ports.
-pub fn require_free_ports() {
-    for port in [2379u16, 2380, 5000] {
-        let free = std::net::TcpListener::bind(("0.0.0.0", port)).is_ok();
-        assert!(
-            free,
-            "port {port} is in use on this host; planet shares the host's network and needs 2379, 2380 and 5000"
-        );
-    }
 }
 
 fn run_ok(cmd: &mut Command) -> String {
@@ -177,6 +169,8 @@ impl Drop for DevNode {
 pub struct Planet {
     pub state: PathBuf,
     pub work: PathBuf,
+    /// The namespace every `gravity` of this planet runs in, and so planet itself.
+    pub ns: NetNs,
     _tmp: tempfile::TempDir,
 }
 
@@ -196,19 +190,27 @@ impl Planet {
         Planet {
             state: tmp.path().join("state"),
             work: tmp.path().to_path_buf(),
+            ns: NetNs::host("planet"),
             _tmp: tmp,
         }
     }
 
     /// `gravity --state-dir <state> <args>`; libcontainer's own warnings are kept quiet.
     pub fn gravity(&self, args: &[&str]) -> Output {
-        bins::gravity()
+        self.command()
             .arg("--state-dir")
             .arg(&self.state)
             .args(args)
             .env("RUST_LOG", "error")
             .output()
             .expect("run gravity")
+    }
+
+    /// The `gravity` binary as a command in this planet's namespace.
+    pub fn command(&self) -> Command {
+        let mut cmd = bins::gravity();
+        self.ns.enter(&mut cmd);
+        cmd
     }
 
     /// Like [`Planet::gravity`], asserting success; returns stdout.
@@ -341,8 +343,12 @@ impl Drop for Planet {
     }
 }
 
-/// GET `path` on 127.0.0.1:`port`; the status code and body.
-pub fn http_get(port: u16, path: &str) -> (u16, String) {
+/// GET `path` on 127.0.0.1:`port` inside `ns`; the status code and body.
+pub fn http_get(ns: &NetNs, port: u16, path: &str) -> (u16, String) {
+    ns.within(|| http_get_here(port, path))
+}
+
+fn http_get_here(port: u16, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");

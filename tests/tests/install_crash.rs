@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tests::install::{Installation, gravity, text};
+use tests::install::{Installation, text};
 use tests::serial;
 
 /// The install's phases, in order. A new phase must be added here, and so gets crash-tested.
@@ -103,7 +103,7 @@ fn journal_state(state: &Path, phase: &str) -> String {
 
 /// Resumes, checks the result against the reference, and uninstalls.
 fn resume_and_compare(inst: &Installation, reference: &serde_json::Value, what: &str) {
-    let out = gravity(&inst.state, &["install", "--resume"]);
+    let out = inst.gravity(&["install", "--resume"]);
     assert!(
         out.status.success(),
         "{what}: resume failed:\n{}",
@@ -179,7 +179,8 @@ fn a_kill_in_the_middle_of_long_phases_resumes_to_the_same_state() {
     for phase in ["planet-image", "start", "health"] {
         let what = format!("killed during `{phase}`");
         let args = inst.install_args();
-        let mut child = tests::bins::gravity()
+        let mut child = inst
+            .command()
             .arg("--state-dir")
             .arg(&inst.state)
             .args(&args)

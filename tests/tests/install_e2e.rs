@@ -2,7 +2,7 @@
 //! runs with the manifest's daemon arguments and volumes, `gravity status` is healthy; then
 //! `gravity uninstall` leaves no mounts, units, processes or cgroups behind.
 
-use tests::install::{Installation, SERVICE_UID, gravity, text};
+use tests::install::{Installation, SERVICE_UID, text};
 use tests::serial;
 
 /// The command lines of the processes inside planet, with their uid.
@@ -110,8 +110,7 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
 
     // Every phase journaled as completed.
     let plan: serde_json::Value =
-        serde_json::from_slice(&gravity(&inst.state, &["plan", "--output", "json"]).stdout)
-            .unwrap();
+        serde_json::from_slice(&inst.gravity(&["plan", "--output", "json"]).stdout).unwrap();
     assert_eq!(plan["state"], "completed");
     assert!(
         plan["phases"]

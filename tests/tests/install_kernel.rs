@@ -1,5 +1,6 @@
-//! The install sets the kernel settings Kubernetes needs (here: `net.ipv4.ip_forward`, off on
-//! this machine), persists them in /etc/sysctl.d, and uninstall puts both back as they were.
+//! The install sets the kernel settings Kubernetes needs (here: `net.ipv4.ip_forward`, off in
+//! a new network namespace), persists them in /etc/sysctl.d, and uninstall puts both back as
+//! they were. `ip_forward` is per network namespace: the install's is changed, never the host's.
 
 use std::path::Path;
 
@@ -9,15 +10,13 @@ use tests::serial;
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 const SYSCTL_FILE: &str = "/etc/sysctl.d/99-gravity.conf";
 
-/// Puts the host's settings back even when the test fails half-way.
+/// Puts the host's settings file back even when the test fails half-way.
 struct Restore {
-    ip_forward: String,
     file: Option<String>,
 }
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        let _ = std::fs::write(IP_FORWARD, &self.ip_forward);
         match &self.file {
             Some(c) => {
                 let _ = std::fs::write(SYSCTL_FILE, c);
@@ -37,17 +36,16 @@ fn read(path: &str) -> String {
 fn install_sets_ip_forward_and_uninstall_puts_it_back() {
     let _lock = serial::lock("planet");
     let before = Restore {
-        ip_forward: read(IP_FORWARD),
         file: std::fs::read_to_string(SYSCTL_FILE).ok(),
     };
-    if before.ip_forward.trim() == "1" {
-        // Turn it off for the test (the guard turns it back on).
-        if std::fs::write(IP_FORWARD, "0").is_err() {
-            eprintln!("skipped: cannot write {IP_FORWARD} here");
-            return;
-        }
-    }
+    let host_ip_forward = read(IP_FORWARD);
     let inst = Installation::new();
+    let ip_forward = || inst.ns.run(&["cat", IP_FORWARD]);
+    if ip_forward().trim() == "1" {
+        // Off for the test, in the installation's namespace only.
+        inst.ns
+            .run(&["sh", "-c", &format!("echo 0 > {IP_FORWARD}")]);
+    }
     let out = inst.install_fixing_the_kernel();
     assert!(out.status.success(), "install failed:\n{}", text(&out));
     assert!(
@@ -55,7 +53,7 @@ fn install_sets_ip_forward_and_uninstall_puts_it_back() {
         "{}",
         text(&out)
     );
-    assert_eq!(read(IP_FORWARD).trim(), "1");
+    assert_eq!(ip_forward().trim(), "1");
     assert!(
         read(SYSCTL_FILE).contains("net.ipv4.ip_forward = 1"),
         "not persisted: {}",
@@ -64,7 +62,12 @@ fn install_sets_ip_forward_and_uninstall_puts_it_back() {
 
     let out = inst.uninstall();
     assert!(out.status.success(), "uninstall failed:\n{}", text(&out));
-    assert_eq!(read(IP_FORWARD).trim(), "0", "ip_forward was not put back");
+    assert_eq!(ip_forward().trim(), "0", "ip_forward was not put back");
+    assert_eq!(
+        read(IP_FORWARD),
+        host_ip_forward,
+        "the host's ip_forward changed"
+    );
     assert_eq!(
         std::fs::read_to_string(SYSCTL_FILE).ok(),
         before.file,

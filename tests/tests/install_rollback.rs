@@ -4,7 +4,7 @@
 
 use std::os::unix::process::ExitStatusExt;
 
-use tests::install::{Installation, gravity, text};
+use tests::install::{Installation, text};
 use tests::serial;
 
 #[test]
@@ -16,7 +16,7 @@ fn rollback_after_a_crash_leaves_the_host_as_before_and_a_new_install_works() {
     assert_eq!(out.status.signal(), Some(9), "not killed:\n{}", text(&out));
     assert!(inst.app_data.is_dir(), "the volume was not created");
 
-    let out = gravity(&inst.state, &["plan", "rollback"]);
+    let out = inst.gravity(&["plan", "rollback"]);
     assert!(out.status.success(), "rollback failed:\n{}", text(&out));
     let left = planet::leftovers(&inst.state);
     assert!(left.is_clean(), "rollback left planet behind: {left:?}");
@@ -31,7 +31,7 @@ fn rollback_after_a_crash_leaves_the_host_as_before_and_a_new_install_works() {
     );
 
     // Nothing is left to resume, and a fresh install goes through.
-    let resume = gravity(&inst.state, &["install", "--resume"]);
+    let resume = inst.gravity(&["install", "--resume"]);
     assert!(!resume.status.success(), "{}", text(&resume));
     let out = inst.install(&[]);
     assert!(

@@ -33,14 +33,16 @@ fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 #[test]
 fn a_killed_supervisor_is_replaced_and_its_leftovers_removed() {
     let _lock = serial::lock("planet");
-    tests::planet::require_free_ports();
     let _user = ServiceUser::expect(1001);
     let planet = Planet::new();
     planet.configure(MANIFEST, &["--service-uid", "1001", "--node-name", "crash"]);
     // Started the way scripts do it, under `flock FILE cmd`: the daemon must not keep the
     // lock (it would hold it for planet's whole life).
     let lock = planet.work.join("script.lock");
-    let out = std::process::Command::new("flock")
+    let mut flock = std::process::Command::new("flock");
+    let out = planet
+        .ns
+        .enter(&mut flock)
         .arg(&lock)
         .arg(tests::bins::path("gravity"))
         .arg("--state-dir")

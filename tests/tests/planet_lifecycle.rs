@@ -55,7 +55,6 @@ nodeProfiles:
 #[test]
 fn planet_runs_what_the_manifest_asks_for() {
     let _lock = serial::lock("planet");
-    tests::planet::require_free_ports();
     let _user = ServiceUser::expect(SERVICE_UID);
     let planet = Planet::new();
     let work = planet.work.clone();
@@ -154,7 +153,7 @@ fn planet_runs_what_the_manifest_asks_for() {
     );
 
     // The registry answers on the host's network.
-    let (code, _) = http_get(5000, "/v2/");
+    let (code, _) = http_get(&planet.ns, 5000, "/v2/");
     assert_eq!(code, 200);
 
     // Volumes: created with the manifest's owner and mode, mounted at targetPath; wildcard
