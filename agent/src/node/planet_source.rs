@@ -29,7 +29,7 @@ pub fn source_for(planet_dir: &Path, base_image: Option<&str>) -> Result<PathBuf
 mod tests {
     use super::*;
 
-    fn meta(dir: &Path, _content: &[u8], version: &str) {
+    fn meta(dir: &Path, version: &str) {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(
             dir.join(META_FILE),
@@ -42,12 +42,8 @@ mod tests {
     fn finds_custom_images_per_profile() {
         let tmp = tempfile::tempdir().unwrap();
         let planet = tmp.path().join("planet");
-        meta(&planet, b"default", "1.0.0");
-        meta(
-            &planet.join("custom-planet/1.0.0"),
-            b"custom",
-            "1.0.0-custom",
-        );
+        meta(&planet, "1.0.0");
+        meta(&planet.join("custom-planet/1.0.0"), "1.0.0-custom");
         assert_eq!(source_for(&planet, None).unwrap(), planet);
         assert_eq!(
             source_for(&planet, Some("custom-planet:1.0.0")).unwrap(),
