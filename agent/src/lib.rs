@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod effects;
 pub mod host;
 pub mod install;
 pub mod logging;

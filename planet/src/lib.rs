@@ -15,6 +15,7 @@ pub mod config;
 pub mod devices;
 pub mod env;
 pub mod exec;
+mod handle;
 pub mod health;
 pub mod host;
 pub mod inside;
@@ -31,6 +32,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use cleanup::{Leftovers, leftovers};
+pub use handle::Planet;
 
 /// How long [`teardown`] waits for a running planet to stop.
 pub const TEARDOWN_STOP_TIMEOUT: Duration = Duration::from_secs(120);

@@ -23,6 +23,12 @@ pub enum AutofixError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot remove {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// What changes the host. The real one runs modprobe and writes files under the host root; the
@@ -33,6 +39,8 @@ pub trait HostChanger {
     fn write_file(&mut self, path: &Path, contents: &str) -> Result<(), AutofixError>;
     /// Reads a host file that autofix merges into; None when it does not exist.
     fn read_file(&self, path: &Path) -> Option<String>;
+    /// Removes a host file (undoing a change); a missing one is fine.
+    fn remove_file(&mut self, path: &Path) -> Result<(), AutofixError>;
 }
 
 pub struct RealChanger {
@@ -85,15 +93,27 @@ impl HostChanger for RealChanger {
     fn read_file(&self, path: &Path) -> Option<String> {
         std::fs::read_to_string(self.host.path(path)).ok()
     }
+
+    fn remove_file(&mut self, path: &Path) -> Result<(), AutofixError> {
+        match std::fs::remove_file(self.host.path(path)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(AutofixError::Remove {
+                path: path.to_path_buf(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     LoadModule(String),
     Write(PathBuf, String),
+    Remove(PathBuf),
 }
 
 /// Records actions; `fail_modules` makes those modprobes fail; `files` serves `read_file`.
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug, Default)]
 pub struct RecordingChanger {
     pub actions: Vec<Action>,
@@ -101,6 +121,7 @@ pub struct RecordingChanger {
     pub files: std::collections::BTreeMap<PathBuf, String>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl HostChanger for RecordingChanger {
     fn load_module(&mut self, name: &str) -> Result<(), AutofixError> {
         self.actions.push(Action::LoadModule(name.into()));
@@ -122,6 +143,12 @@ impl HostChanger for RecordingChanger {
 
     fn read_file(&self, path: &Path) -> Option<String> {
         self.files.get(path).cloned()
+    }
+
+    fn remove_file(&mut self, path: &Path) -> Result<(), AutofixError> {
+        self.actions.push(Action::Remove(path.to_path_buf()));
+        self.files.remove(path);
+        Ok(())
     }
 }
 

@@ -27,10 +27,14 @@ use std::time::{Duration, Instant};
 use cluster_image::Manifest;
 use cluster_image::manifest::NodeProfile;
 
-pub use autofix::{HostChanger, RealChanger, RecordingChanger};
+#[cfg(any(test, feature = "test-util"))]
+pub use autofix::RecordingChanger;
+pub use autofix::{HostChanger, RealChanger};
 pub use check::{CheckResult, Status};
 pub use checks::clock::ClockThresholds;
-pub use checks::custom::{BashRunner, RecordingRunner, ScriptRunner};
+#[cfg(any(test, feature = "test-util"))]
+pub use checks::custom::RecordingRunner;
+pub use checks::custom::{BashRunner, ScriptRunner};
 pub use checks::disk::{RateLimits, SyncLimits, SyncThresholds};
 pub use checks::network::NetworkLimits;
 pub use host::Host;

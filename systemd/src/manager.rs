@@ -1,7 +1,10 @@
 //! Controlling units: `systemctl` on real hosts, a recorder in tests.
 
+use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
+
+use crate::units::{self, UnitError};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
 #[error("`systemctl {args}` failed: {detail}")]
@@ -17,6 +20,11 @@ pub trait ServiceManager {
     fn start(&self, unit: &str) -> Result<(), ManagerError>;
     fn stop(&self, unit: &str) -> Result<(), ManagerError>;
     fn is_active(&self, unit: &str) -> bool;
+    /// Writes (or replaces) the unit file `name`; returns whether it changed.
+    fn install_unit(&self, name: &str, content: &str) -> Result<bool, UnitError>;
+    /// Removes the unit file `name`; returns whether there was one.
+    fn remove_unit(&self, name: &str) -> Result<bool, UnitError>;
+    fn has_unit(&self, name: &str) -> bool;
 }
 
 /// The host's systemd, through `systemctl`.
@@ -66,16 +74,36 @@ impl ServiceManager for Systemctl {
     fn is_active(&self, unit: &str) -> bool {
         Self::run(&["is-active", "--quiet", unit]).is_ok()
     }
+    fn install_unit(&self, name: &str, content: &str) -> Result<bool, UnitError> {
+        units::install(Path::new("/"), name, content)
+    }
+    fn remove_unit(&self, name: &str) -> Result<bool, UnitError> {
+        units::remove(Path::new("/"), name)
+    }
+    fn has_unit(&self, name: &str) -> bool {
+        Path::new("/").join(units::UNIT_DIR).join(name).exists()
+    }
 }
 
-/// Records calls instead of making them.
+/// Records calls instead of making them; `calls` may be shared with other recorders.
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Default)]
 pub struct Recorder {
-    pub calls: Mutex<Vec<String>>,
+    pub calls: Arc<Mutex<Vec<String>>>,
     pub active: Mutex<Vec<String>>,
+    pub units: Mutex<Vec<(String, String)>>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Recorder {
+    /// Records into `log` instead of a log of its own.
+    pub fn sharing(log: Arc<Mutex<Vec<String>>>) -> Self {
+        Recorder {
+            calls: log,
+            ..Default::default()
+        }
+    }
+
     fn record(&self, call: String) {
         self.calls.lock().expect("recorder lock").push(call);
     }
@@ -84,6 +112,7 @@ impl Recorder {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl ServiceManager for Recorder {
     fn daemon_reload(&self) -> Result<(), ManagerError> {
         self.record("daemon-reload".into());
@@ -119,5 +148,27 @@ impl ServiceManager for Recorder {
             .expect("recorder lock")
             .iter()
             .any(|u| u == unit)
+    }
+    fn install_unit(&self, name: &str, content: &str) -> Result<bool, UnitError> {
+        self.record(format!("install-unit {name}"));
+        let mut units = self.units.lock().expect("recorder lock");
+        let changed = !units.iter().any(|(n, c)| n == name && c == content);
+        units.retain(|(n, _)| n != name);
+        units.push((name.to_string(), content.to_string()));
+        Ok(changed)
+    }
+    fn remove_unit(&self, name: &str) -> Result<bool, UnitError> {
+        self.record(format!("remove-unit {name}"));
+        let mut units = self.units.lock().expect("recorder lock");
+        let had = units.iter().any(|(n, _)| n == name);
+        units.retain(|(n, _)| n != name);
+        Ok(had)
+    }
+    fn has_unit(&self, name: &str) -> bool {
+        self.units
+            .lock()
+            .expect("recorder lock")
+            .iter()
+            .any(|(n, _)| n == name)
     }
 }

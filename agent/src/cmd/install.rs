@@ -80,7 +80,8 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
         install::Start::New(Box::new(params), Box::new(image))
     };
     let mut progress = Progress::new(install::phases().len(), "done");
-    let (ctx, plan) = install::run(start, &global.state_dir, &mut progress).map_err(|e| {
+    let effects = crate::effects::Effects::host();
+    let (ctx, plan) = install::run(start, &global.state_dir, effects, &mut progress).map_err(|e| {
         // Only a journaled install can be resumed; before that the error says what to do.
         match operation::Journal::new(&global.state_dir).load() {
             Ok(Some(_)) => e.context(format!(

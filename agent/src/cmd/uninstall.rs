@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::bail;
 
 use crate::cli::GlobalArgs;
+use crate::effects::Effects;
 use crate::install::phases_api;
 use crate::install::state;
 use operation::Journal;
@@ -49,7 +50,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
     let journal = Journal::new(dir);
     let lock = journal.lock()?;
     let layout = StateDir::new(dir);
-    uninstall(&layout, args.remove_user)?;
+    uninstall(&mut Effects::host(), &layout, args.remove_user)?;
     drop(lock);
     state::remove_dir(dir)?;
     eprintln!(
@@ -60,21 +61,25 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Everything but removing the state directory itself (which holds the lock).
-pub fn uninstall(layout: &StateDir, remove_user: bool) -> anyhow::Result<()> {
+pub fn uninstall(
+    effects: &mut Effects,
+    layout: &StateDir,
+    remove_user: bool,
+) -> anyhow::Result<()> {
     let dir = layout.root();
-    planet::service::stop(dir, Duration::from_secs(120))?;
-    phases_api::remove_unit()?;
-    planet::teardown(dir)?;
-    phases_api::unlink_from_path(layout);
-    for kept in phases_api::remove_volumes(layout)? {
+    effects.planet.stop(dir, Duration::from_secs(120))?;
+    phases_api::remove_unit(effects)?;
+    effects.planet.teardown(dir)?;
+    phases_api::unlink_from_path(effects, layout);
+    for kept in phases_api::remove_volumes(effects, layout)? {
         eprintln!(
             "kept {}: it holds data; remove it yourself when no longer needed",
             kept.display()
         );
     }
-    phases_api::restore_kernel(layout)?;
+    phases_api::restore_kernel(effects, layout)?;
     if remove_user {
-        phases_api::remove_user(layout)?;
+        phases_api::remove_user(effects, layout)?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+#[cfg(test)]
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -421,22 +422,30 @@ impl Accounts for SystemAccounts {
     }
 }
 
-/// Accounts in memory; records every change it is asked to make.
+/// Accounts in memory; records every change it is asked to make (`calls` may be shared).
+#[cfg(test)]
 #[derive(Default)]
 pub struct RecordingAccounts {
     pub users: Mutex<Vec<PasswdEntry>>,
     pub groups: Mutex<Vec<GroupEntry>>,
-    pub calls: Mutex<Vec<String>>,
+    pub calls: std::sync::Arc<Mutex<Vec<String>>>,
 }
 
+#[cfg(test)]
 impl RecordingAccounts {
     /// From passwd and group file contents.
     pub fn new(passwd: &str, group: &str) -> Self {
         RecordingAccounts {
             users: Mutex::new(parse_passwd(passwd)),
             groups: Mutex::new(parse_group(group)),
-            calls: Mutex::default(),
+            calls: Default::default(),
         }
+    }
+
+    /// Records into `log` instead of a log of its own.
+    pub fn sharing(mut self, log: std::sync::Arc<Mutex<Vec<String>>>) -> Self {
+        self.calls = log;
+        self
     }
 
     pub fn calls(&self) -> Vec<String> {
@@ -448,6 +457,7 @@ impl RecordingAccounts {
     }
 }
 
+#[cfg(test)]
 impl Accounts for RecordingAccounts {
     fn users(&self) -> Result<Vec<PasswdEntry>, UserError> {
         Ok(self.users.lock().expect("recorder lock").clone())

@@ -8,6 +8,8 @@ pub mod phases_api;
 pub mod progress;
 pub mod prompt;
 pub mod state;
+#[cfg(test)]
+mod tests;
 pub mod values;
 
 use crate::state_dir::StateDir;
@@ -17,6 +19,7 @@ use anyhow::Context;
 use cluster_image::Manifest;
 use cluster_image::manifest::NodeProfile;
 
+use crate::effects::Effects;
 use crate::source::ClusterImage;
 use operation::{Engine, Journal, Observer, Phase, Plan};
 pub use params::InstallParams;
@@ -27,6 +30,8 @@ pub struct Ctx {
     pub image: ClusterImage,
     pub profile: NodeProfile,
     pub layout: StateDir,
+    /// What the phases change on the host, chosen by the command.
+    pub effects: Effects,
 }
 
 impl Ctx {
@@ -58,6 +63,7 @@ pub enum Start {
 pub fn run(
     start: Start,
     state_dir: &Path,
+    effects: Effects,
     observer: &mut dyn Observer,
 ) -> anyhow::Result<(Ctx, Plan)> {
     let journal = Journal::new(state_dir);
@@ -109,8 +115,8 @@ pub fn run(
         .context("the journaled install parameters are unreadable")?;
     // A new install was opened (and verified) by the command: verify once per install.
     let mut ctx = match opened {
-        Some(image) => context_with(params, image)?,
-        None => context(params)?,
+        Some(image) => context_with(params, image, effects)?,
+        None => context(params, effects)?,
     };
     engine.run(&mut plan, &mut ctx, observer)?;
     Ok((ctx, plan))
@@ -130,10 +136,10 @@ impl operation::PlanKind for InstallKind {
         let start = Start::Resume {
             ignore_preflight_errors: Vec::new(),
         };
-        Ok(run(start, state_dir, observer)?.1)
+        Ok(run(start, state_dir, Effects::host(), observer)?.1)
     }
     fn rollback(&self, state_dir: &Path, observer: &mut dyn Observer) -> anyhow::Result<Plan> {
-        rollback(state_dir, observer)
+        rollback(state_dir, Effects::host(), observer)
     }
 }
 
@@ -141,7 +147,11 @@ impl operation::PlanKind for InstallKind {
 pub const KIND: &str = "install";
 
 /// Undoes the journaled install's phases in reverse.
-pub fn rollback(state_dir: &Path, observer: &mut dyn Observer) -> anyhow::Result<Plan> {
+pub fn rollback(
+    state_dir: &Path,
+    effects: Effects,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<Plan> {
     let journal = Journal::new(state_dir);
     let _lock = journal.lock()?;
     let mut plan = journal.load()?.with_context(|| {
@@ -151,7 +161,7 @@ pub fn rollback(state_dir: &Path, observer: &mut dyn Observer) -> anyhow::Result
         )
     })?;
     let params: InstallParams = serde_json::from_value(plan.params.clone())?;
-    let mut ctx = context(params)?;
+    let mut ctx = context(params, effects)?;
     engine(state_dir).rollback(&mut plan, &mut ctx, observer)?;
     // Rolled back is finished: a new install may start.
     journal.archive(&plan)?;
@@ -159,13 +169,17 @@ pub fn rollback(state_dir: &Path, observer: &mut dyn Observer) -> anyhow::Result
 }
 
 /// Re-opens (and re-verifies) the image and picks the profile, for a new run or a resume.
-pub fn context(params: InstallParams) -> anyhow::Result<Ctx> {
+pub fn context(params: InstallParams, effects: Effects) -> anyhow::Result<Ctx> {
     let image = crate::source::open(Some(&params.image_dir), &params.state_dir)?;
-    context_with(params, image)
+    context_with(params, image, effects)
 }
 
 /// The context over an image this process has opened and verified already.
-fn context_with(params: InstallParams, image: ClusterImage) -> anyhow::Result<Ctx> {
+fn context_with(
+    params: InstallParams,
+    image: ClusterImage,
+    effects: Effects,
+) -> anyhow::Result<Ctx> {
     let profile = image
         .manifest
         .profile(Some(&params.role))
@@ -176,5 +190,6 @@ fn context_with(params: InstallParams, image: ClusterImage) -> anyhow::Result<Ct
         image,
         profile,
         layout,
+        effects,
     })
 }

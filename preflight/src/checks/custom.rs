@@ -198,12 +198,14 @@ impl ScriptRunner for BashRunner {
 }
 
 /// A fake that returns prepared outcomes in order and records what it was asked to run.
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug, Default)]
 pub struct RecordingRunner {
     pub outcomes: Mutex<Vec<ScriptOutcome>>,
     pub calls: Mutex<Vec<(String, Duration)>>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl RecordingRunner {
     pub fn new(outcomes: Vec<ScriptOutcome>) -> Self {
         RecordingRunner {
@@ -213,6 +215,7 @@ impl RecordingRunner {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl ScriptRunner for RecordingRunner {
     fn run(&self, script: &str, timeout: Duration) -> ScriptOutcome {
         self.calls

@@ -21,7 +21,9 @@ impl Phase<Ctx> for Checks {
         };
         // Custom check scripts run in the image directory, as `gravity check` runs them.
         let mut report =
-            crate::node::run_checks(ctx.manifest(), &ctx.profile, &opts, &ctx.image.dir);
+            ctx.effects
+                .checks
+                .run(ctx.manifest(), &ctx.profile, &opts, &ctx.image.dir);
         report.apply_ignores(&preflight::IgnoreList::from_entries(
             &ctx.params.ignore_preflight_errors,
         ));

@@ -5,6 +5,7 @@ use std::path::Path;
 use crate::install::Ctx;
 use crate::install::state::{self, ClusterRecord, Supervisor};
 use operation::{Phase, Report, now_ms};
+use planet::host::fs::HostFs;
 
 pub struct Finish;
 
@@ -30,7 +31,7 @@ impl Phase<Ctx> for Finish {
             flavor: ctx.params.flavor.clone(),
             service_uid: ctx.params.service_uid,
             service_gid: ctx.params.service_gid,
-            supervisor: if systemd::is_pid1() {
+            supervisor: if ctx.effects.services.is_some() {
                 Supervisor::Systemd
             } else {
                 Supervisor::Gravity
@@ -38,11 +39,19 @@ impl Phase<Ctx> for Finish {
             image_dir: ctx.params.image_dir.clone(),
         };
         state::write_record(&ctx.layout.cluster_record(), &record)?;
-        link_on_path(&ctx.layout.gravity(), Path::new(PATH_LINK));
+        link_on_path(
+            ctx.effects.fs.as_ref(),
+            &ctx.layout.gravity(),
+            Path::new(PATH_LINK),
+        );
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
-        unlink_from_path(&ctx.layout.gravity(), Path::new(PATH_LINK));
+        unlink_from_path(
+            ctx.effects.fs.as_ref(),
+            &ctx.layout.gravity(),
+            Path::new(PATH_LINK),
+        );
         state::remove_file(&ctx.layout.cluster_record())?;
         Ok(())
     }
@@ -50,14 +59,14 @@ impl Phase<Ctx> for Finish {
 
 /// Links `link` to our gravity unless something else already lives there: never replace a
 /// file we did not put there.
-pub fn link_on_path(gravity: &Path, link: &Path) {
-    match std::fs::read_link(link) {
+pub fn link_on_path(fs: &dyn HostFs, gravity: &Path, link: &Path) {
+    match fs.read_link(link) {
         Ok(target) if target == gravity => {}
-        Ok(_) | Err(_) if link.symlink_metadata().is_ok() => {
+        Ok(_) | Err(_) if fs.occupied(link) => {
             tracing::warn!(link = %link.display(), "not linking gravity on the PATH: something else is there");
         }
         _ => {
-            if let Err(e) = std::os::unix::fs::symlink(gravity, link) {
+            if let Err(e) = fs.symlink(gravity, link) {
                 tracing::warn!(link = %link.display(), error = %e, "cannot link gravity on the PATH");
             }
         }
@@ -65,8 +74,8 @@ pub fn link_on_path(gravity: &Path, link: &Path) {
 }
 
 /// Removes `link` only if it is our symlink.
-pub fn unlink_from_path(gravity: &Path, link: &Path) {
-    if std::fs::read_link(link).is_ok_and(|t| t == gravity) {
-        let _ = std::fs::remove_file(link);
+pub fn unlink_from_path(fs: &dyn HostFs, gravity: &Path, link: &Path) {
+    if fs.read_link(link).is_ok_and(|t| t == gravity) {
+        let _ = fs.remove_file(link);
     }
 }

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
-
 use crate::install::Ctx;
 use operation::{Phase, Report};
 
@@ -19,9 +17,9 @@ impl Phase<Ctx> for Health {
         "Wait for planet's services to be healthy"
     }
     fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
-        planet::health::wait_healthy(&ctx.params.state_dir, HEALTH_TIMEOUT)
-            .context("planet did not become healthy: see `gravity planet status` and `gravity planet enter -- journalctl -xe`")?;
-        Ok(())
+        ctx.effects
+            .planet
+            .wait_healthy(&ctx.params.state_dir, HEALTH_TIMEOUT)
     }
     fn rollback(&self, _ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         Ok(())

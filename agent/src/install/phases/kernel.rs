@@ -40,11 +40,11 @@ impl Phase<Ctx> for Kernel {
     fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let ignore = preflight::IgnoreList::from_entries(&ctx.params.ignore_preflight_errors);
         let wanted = |id: &str| !ignore.matches(id);
-        let host = preflight::Host::real();
+        let host = ctx.effects.kernel.host.clone();
         let mut changer = Recording {
-            inner: preflight::RealChanger::new(host.clone()),
             record_path: record(&ctx.layout),
             record: state::read_record(&record(&ctx.layout))?,
+            inner: ctx.effects.kernel.changer.as_mut(),
         };
         let changes = preflight::autofix::autofix_only(&host, &mut changer, &wanted);
         let mut failed = Vec::new();
@@ -75,7 +75,7 @@ impl Phase<Ctx> for Kernel {
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
-        restore(&ctx.layout)
+        restore(&ctx.layout, ctx.effects.kernel.changer.as_mut())
     }
 }
 
@@ -84,11 +84,9 @@ fn record(layout: &StateDir) -> PathBuf {
 }
 
 /// Puts back every file the install changed, newest change first, and forgets the record.
-pub fn restore(layout: &StateDir) -> anyhow::Result<()> {
+pub fn restore(layout: &StateDir, writer: &mut dyn HostChanger) -> anyhow::Result<()> {
     let path = record(layout);
     let rec: Record = state::read_record(&path)?;
-    // Written back the way autofix wrote them (durably, but /proc as is).
-    let mut writer = preflight::RealChanger::new(preflight::Host::real());
     let mut errors = Vec::new();
     for before in rec.files.iter().rev() {
         let result = match &before.content {
@@ -97,8 +95,7 @@ pub fn restore(layout: &StateDir) -> anyhow::Result<()> {
                 .map_err(|e| e.to_string()),
             // A /proc/sys file that appeared with its module goes when the module does.
             None if before.path.starts_with("/proc") => Ok(()),
-            None => state::remove_file(&before.path)
-                .map_err(|e| format!("cannot remove {}: {e}", before.path.display())),
+            None => writer.remove_file(&before.path).map_err(|e| e.to_string()),
         };
         if let Err(e) = result {
             errors.push(e);
@@ -116,13 +113,13 @@ pub fn restore(layout: &StateDir) -> anyhow::Result<()> {
 
 /// Records a file's content before its first change by this install, durably, then changes it.
 /// A file already recorded (a resumed install) keeps its first, original content.
-struct Recording {
-    inner: preflight::RealChanger,
+struct Recording<'a> {
+    inner: &'a mut dyn HostChanger,
     record_path: PathBuf,
     record: Record,
 }
 
-impl HostChanger for Recording {
+impl HostChanger for Recording<'_> {
     fn load_module(&mut self, name: &str) -> Result<(), AutofixError> {
         self.inner.load_module(name)
     }
@@ -143,6 +140,9 @@ impl HostChanger for Recording {
     }
     fn read_file(&self, path: &Path) -> Option<String> {
         self.inner.read_file(path)
+    }
+    fn remove_file(&mut self, path: &Path) -> Result<(), AutofixError> {
+        self.inner.remove_file(path)
     }
 }
 
@@ -171,11 +171,12 @@ mod tests {
             ],
         };
         state::write_record(&record(&layout), &rec).unwrap();
-        restore(&layout).unwrap();
+        let mut writer = preflight::RealChanger::new(preflight::Host::real());
+        restore(&layout, &mut writer).unwrap();
         assert_eq!(std::fs::read_to_string(&changed).unwrap(), "theirs\n");
         assert!(!created.exists());
         assert!(!record(&layout).exists());
         // Nothing recorded: nothing to do.
-        restore(&layout).unwrap();
+        restore(&layout, &mut writer).unwrap();
     }
 }

@@ -1,7 +1,7 @@
 //! The host service that keeps planet running: a systemd unit where systemd is PID 1.
 
-use systemd::manager::{ServiceManager, Systemctl};
-use systemd::units::{self, PLANET_UNIT, PlanetUnit};
+use systemd::manager::ServiceManager;
+use systemd::units::{PLANET_UNIT, PlanetUnit};
 
 use crate::install::Ctx;
 use operation::{Phase, Report};
@@ -15,40 +15,37 @@ impl Phase<Ctx> for Service {
     fn description(&self) -> &'static str {
         "Install the planet host service"
     }
-    fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
-        if !systemd::is_pid1() {
-            tracing::info!("systemd is not PID 1 here: gravity supervises planet itself");
+    fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+        let Some(services) = &ctx.effects.services else {
+            out.say("systemd is not PID 1 here: gravity supervises planet itself");
             return Ok(());
-        }
+        };
         let unit = PlanetUnit {
             gravity: ctx.layout.gravity(),
             state_dir: ctx.params.state_dir.clone(),
             cluster: ctx.manifest().metadata.name.clone(),
             cluster_version: ctx.manifest().metadata.resource_version.clone(),
         };
-        units::install(std::path::Path::new("/"), PLANET_UNIT, &unit.render())?;
-        Systemctl.daemon_reload()?;
-        Systemctl.enable(PLANET_UNIT)?;
+        services.install_unit(PLANET_UNIT, &unit.render())?;
+        services.daemon_reload()?;
+        services.enable(PLANET_UNIT)?;
         Ok(())
     }
-    fn rollback(&self, _ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
-        remove_unit(&Systemctl)
+    fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
+        remove_unit(ctx.effects.services.as_deref())
     }
 }
 
 /// Stops, disables and removes the planet unit, if there is one.
-pub fn remove_unit(manager: &dyn ServiceManager) -> anyhow::Result<()> {
-    if !systemd::is_pid1() {
+pub fn remove_unit(services: Option<&dyn ServiceManager>) -> anyhow::Result<()> {
+    let Some(services) = services else {
         return Ok(());
-    }
-    let path = std::path::Path::new("/")
-        .join(units::UNIT_DIR)
-        .join(PLANET_UNIT);
-    if path.exists() {
-        let _ = manager.stop(PLANET_UNIT);
-        let _ = manager.disable(PLANET_UNIT);
-        units::remove(std::path::Path::new("/"), PLANET_UNIT)?;
-        manager.daemon_reload()?;
+    };
+    if services.has_unit(PLANET_UNIT) {
+        let _ = services.stop(PLANET_UNIT);
+        let _ = services.disable(PLANET_UNIT);
+        services.remove_unit(PLANET_UNIT)?;
+        services.daemon_reload()?;
     }
     Ok(())
 }

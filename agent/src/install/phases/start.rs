@@ -19,11 +19,15 @@ impl Phase<Ctx> for Start {
     }
     fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         failpoint(self.name(), "during");
-        planet::service::start(&ctx.params.state_dir, START_TIMEOUT)?;
+        ctx.effects
+            .planet
+            .start(&ctx.params.state_dir, START_TIMEOUT)?;
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
-        planet::service::stop(&ctx.params.state_dir, Duration::from_secs(120))?;
+        ctx.effects
+            .planet
+            .stop(&ctx.params.state_dir, Duration::from_secs(120))?;
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use crate::state_dir::StateDir;
 use serde::{Deserialize, Serialize};
 
-use crate::host::user::{SystemAccounts, ensure_service_user, remove_service_user};
+use crate::host::user::{Accounts, ensure_service_user, remove_service_user};
 use crate::install::{Ctx, state};
 use operation::{Phase, Report};
 
@@ -31,7 +31,7 @@ impl Phase<Ctx> for User {
         let user = ensure_service_user(
             ctx.params.service_uid,
             ctx.params.service_gid,
-            &SystemAccounts::host(),
+            ctx.effects.accounts.as_ref(),
         )?;
         // A resumed run finds the account made by the interrupted one: keep the first record.
         if !record_path.exists() {
@@ -48,21 +48,17 @@ impl Phase<Ctx> for User {
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
-        remove_recorded(&ctx.layout)
+        remove_recorded(&ctx.layout, ctx.effects.accounts.as_ref())
     }
 }
 
 /// Removes the user and group if (and only if) the install created them.
-pub fn remove_recorded(layout: &StateDir) -> anyhow::Result<()> {
+pub fn remove_recorded(layout: &StateDir, accounts: &dyn Accounts) -> anyhow::Result<()> {
     let path = layout.service_user_record();
     let Some(record) = state::read_versioned::<Record>(&path)? else {
         return Ok(());
     };
-    remove_service_user(
-        record.created_user,
-        record.created_group,
-        &SystemAccounts::host(),
-    )?;
+    remove_service_user(record.created_user, record.created_group, accounts)?;
     state::remove_file(&path)?;
     Ok(())
 }

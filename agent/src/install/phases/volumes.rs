@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::install::{Ctx, state};
 use operation::{Phase, Report};
 use planet::config::PlanetConfig;
-use planet::host::fs::RealFs;
+use planet::host::fs::HostFs;
 use planet::volumes;
 
 pub struct Volumes;
@@ -42,7 +42,7 @@ impl Phase<Ctx> for Volumes {
             if source.starts_with(&ctx.params.state_dir) {
                 continue;
             }
-            if let Some(top) = first_missing(source)
+            if let Some(top) = first_missing(ctx.effects.fs.as_ref(), source)
                 && !created.dirs.contains(&top)
             {
                 created.dirs.push(top);
@@ -50,11 +50,11 @@ impl Phase<Ctx> for Volumes {
         }
         // Record before creating: a crash in between must not leave an unrecorded directory.
         state::write_record(&record_path, &created)?;
-        volumes::prepare(&config.volumes, &RealFs::host())?;
+        volumes::prepare(&config.volumes, ctx.effects.fs.as_ref())?;
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
-        for kept in remove_created(&ctx.layout)? {
+        for kept in remove_created(&ctx.layout, ctx.effects.fs.as_ref())? {
             out.say(format!("kept {}: it holds data", kept.display()));
         }
         Ok(())
@@ -66,13 +66,13 @@ fn record(layout: &StateDir) -> PathBuf {
 }
 
 /// The topmost component of `path` that does not exist (`/srv/a/b` when only `/srv` exists).
-fn first_missing(path: &Path) -> Option<PathBuf> {
-    if path.exists() {
+fn first_missing(fs: &dyn HostFs, path: &Path) -> Option<PathBuf> {
+    if fs.exists(path) {
         return None;
     }
     let mut top = path.to_path_buf();
     while let Some(parent) = top.parent() {
-        if parent.exists() {
+        if fs.exists(parent) {
             break;
         }
         top = parent.to_path_buf();
@@ -82,31 +82,16 @@ fn first_missing(path: &Path) -> Option<PathBuf> {
 
 /// Removes the directories this install created, where they are empty (or hold only empty
 /// directories): data a user put there is never deleted. Returns the ones kept.
-pub fn remove_created(layout: &StateDir) -> anyhow::Result<Vec<PathBuf>> {
+pub fn remove_created(layout: &StateDir, fs: &dyn HostFs) -> anyhow::Result<Vec<PathBuf>> {
     let path = record(layout);
     let created: Created = state::read_record(&path)?;
     let kept: Vec<PathBuf> = created
         .dirs
         .into_iter()
-        .filter(|d| !remove_empty_tree(d))
+        .filter(|d| !fs.remove_empty_tree(d))
         .collect();
     let _ = state::remove_file(&path);
     Ok(kept)
-}
-
-/// Removes `dir` if it holds nothing but empty directories; returns whether it is gone.
-fn remove_empty_tree(dir: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return !dir.exists();
-    };
-    let mut empty = true;
-    for entry in entries.flatten() {
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if !(is_dir && remove_empty_tree(&entry.path())) {
-            empty = false;
-        }
-    }
-    empty && std::fs::remove_dir(dir).is_ok()
 }
 
 #[cfg(test)]
@@ -114,27 +99,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_empty_trees_are_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let empty = dir.path().join("a/b/c");
-        std::fs::create_dir_all(&empty).unwrap();
-        assert!(remove_empty_tree(&dir.path().join("a")));
-        assert!(!dir.path().join("a").exists());
-
-        let full = dir.path().join("x/y");
-        std::fs::create_dir_all(&full).unwrap();
-        std::fs::write(full.join("data"), b"user data").unwrap();
-        assert!(!remove_empty_tree(&dir.path().join("x")));
-        assert!(full.join("data").exists());
-    }
-
-    #[test]
     fn the_topmost_missing_component_is_found() {
         let dir = tempfile::tempdir().unwrap();
+        let fs = planet::host::fs::RealFs::host();
         assert_eq!(
-            first_missing(&dir.path().join("a/b/c")),
+            first_missing(&fs, &dir.path().join("a/b/c")),
             Some(dir.path().join("a"))
         );
-        assert_eq!(first_missing(dir.path()), None);
+        assert_eq!(first_missing(&fs, dir.path()), None);
     }
 }

@@ -1,0 +1,75 @@
+//! Pushing the vendored container images into planet's registry.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use registry::push::{Auth, PushOptions, PushProgress};
+
+/// Uploads in flight at once: enough to overlap round trips, few enough to leave planet's other
+/// services room on a small host.
+const CONCURRENCY: usize = 4;
+/// How often progress goes to the install log.
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+pub trait ImagePush {
+    /// Pushes every image of the OCI layout at `layout` to `registry` (`host:port`).
+    fn push(&self, layout: &Path, registry: &str) -> anyhow::Result<()>;
+}
+
+/// Over the network, to the registry in planet.
+pub struct RegistryPush;
+
+impl ImagePush for RegistryPush {
+    fn push(&self, layout: &Path, registry: &str) -> anyhow::Result<()> {
+        push(layout, registry)
+    }
+}
+
+/// Pushes every image of the layout. Blobs the registry already has are skipped, so running
+/// the phase again (a resumed install) sends only what is missing. The async runtime lives
+/// inside this call only: the rest of gravity stays single-threaded.
+fn push(layout: &Path, registry: &str) -> anyhow::Result<()> {
+    let last = std::cell::Cell::new(Instant::now());
+    let progress = |p: &PushProgress| {
+        if last.get().elapsed() >= LOG_EVERY || p.blobs_done == p.blobs_total {
+            last.set(Instant::now());
+            tracing::info!(
+                blobs = format!("{}/{}", p.blobs_done, p.blobs_total),
+                bytes = format!(
+                    "{}/{}",
+                    cluster_image::units::Size(p.bytes_done),
+                    cluster_image::units::Size(p.bytes_total)
+                ),
+                "pushing vendored images"
+            );
+        }
+    };
+    let report = registry::push_layout(
+        layout,
+        &PushOptions {
+            registry: registry.to_string(),
+            plain_http: true,
+            auth: Auth::Anonymous,
+            concurrency: CONCURRENCY,
+            progress: Some(&progress),
+        },
+    )
+    .with_context(|| {
+        format!(
+            "cannot push the vendored images to planet's registry at {registry}: check it with `gravity planet status`, then `gravity install --resume`"
+        )
+    })?;
+    tracing::info!(
+        images = report.images.len(),
+        uploaded = report.uploaded,
+        already_there = report.existing,
+        mounted = report.mounted,
+        bytes = %cluster_image::units::Size(report.bytes_uploaded),
+        "pushed vendored images"
+    );
+    for name in &report.images {
+        tracing::info!(image = %name, "in the cluster registry");
+    }
+    Ok(())
+}
