@@ -201,7 +201,12 @@ struct FakePush {
 }
 
 impl ImagePush for FakePush {
-    fn push(&self, layout: &Path, registry: &str) -> anyhow::Result<()> {
+    fn push(
+        &self,
+        layout: &Path,
+        registry: &str,
+        _say: &mut dyn FnMut(String),
+    ) -> anyhow::Result<()> {
         say(
             &self.log,
             format!("push {} to {registry}", layout.display()),

@@ -13,36 +13,46 @@ const CONCURRENCY: usize = 4;
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
 pub trait ImagePush {
-    /// Pushes every image of the OCI layout at `layout` to `registry` (`host:port`).
-    fn push(&self, layout: &Path, registry: &str) -> anyhow::Result<()>;
+    /// Pushes every image of the OCI layout at `layout` to `registry` (`host:port`); progress
+    /// and the result go to `say`.
+    fn push(
+        &self,
+        layout: &Path,
+        registry: &str,
+        say: &mut dyn FnMut(String),
+    ) -> anyhow::Result<()>;
 }
 
 /// Over the network, to the registry in planet.
 pub struct RegistryPush;
 
 impl ImagePush for RegistryPush {
-    fn push(&self, layout: &Path, registry: &str) -> anyhow::Result<()> {
-        push(layout, registry)
+    fn push(
+        &self,
+        layout: &Path,
+        registry: &str,
+        say: &mut dyn FnMut(String),
+    ) -> anyhow::Result<()> {
+        push(layout, registry, say)
     }
 }
 
 /// Pushes every image of the layout. Blobs the registry already has are skipped, so running
 /// the phase again (a resumed install) sends only what is missing. The async runtime lives
 /// inside this call only: the rest of gravity stays single-threaded.
-fn push(layout: &Path, registry: &str) -> anyhow::Result<()> {
+fn push(layout: &Path, registry: &str, say: &mut dyn FnMut(String)) -> anyhow::Result<()> {
     let last = std::cell::Cell::new(Instant::now());
+    let say = std::cell::RefCell::new(say);
     let progress = |p: &PushProgress| {
         if last.get().elapsed() >= LOG_EVERY || p.blobs_done == p.blobs_total {
             last.set(Instant::now());
-            tracing::info!(
-                blobs = format!("{}/{}", p.blobs_done, p.blobs_total),
-                bytes = format!(
-                    "{}/{}",
-                    cluster_image::units::Size(p.bytes_done),
-                    cluster_image::units::Size(p.bytes_total)
-                ),
-                "pushing vendored images"
-            );
+            (say.borrow_mut())(format!(
+                "pushing vendored images: {}/{} blobs, {}/{}",
+                p.blobs_done,
+                p.blobs_total,
+                cluster_image::units::Size(p.bytes_done),
+                cluster_image::units::Size(p.bytes_total)
+            ));
         }
     };
     let report = registry::push_layout(
@@ -60,16 +70,17 @@ fn push(layout: &Path, registry: &str) -> anyhow::Result<()> {
             "cannot push the vendored images to planet's registry at {registry}: check it with `gravity planet status`, then `gravity install --resume`"
         )
     })?;
-    tracing::info!(
-        images = report.images.len(),
-        uploaded = report.uploaded,
-        already_there = report.existing,
-        mounted = report.mounted,
-        bytes = %cluster_image::units::Size(report.bytes_uploaded),
-        "pushed vendored images"
-    );
+    let say = say.into_inner();
+    say(format!(
+        "pushed {} images: {} blobs uploaded ({}), {} already there, {} mounted",
+        report.images.len(),
+        report.uploaded,
+        cluster_image::units::Size(report.bytes_uploaded),
+        report.existing,
+        report.mounted
+    ));
     for name in &report.images {
-        tracing::info!(image = %name, "in the cluster registry");
+        say(format!("in the cluster registry: {name}"));
     }
     Ok(())
 }

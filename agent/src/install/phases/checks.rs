@@ -59,7 +59,7 @@ impl Phase<Ctx> for Checks {
             .iter()
             .filter(|c| c.status == preflight::Status::Warn)
         {
-            tracing::warn!(check = %warning.id, "{}", warning.title);
+            out.say(format!("warning: {}: {}", warning.id, warning.title));
         }
         Ok(())
     }

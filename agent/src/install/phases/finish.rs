@@ -19,7 +19,7 @@ impl Phase<Ctx> for Finish {
     fn description(&self) -> &'static str {
         "Record the installed cluster"
     }
-    fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
+    fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let m = ctx.manifest();
         let record = ClusterRecord {
             name: m.metadata.name.clone(),
@@ -39,11 +39,13 @@ impl Phase<Ctx> for Finish {
             image_dir: ctx.params.image_dir.clone(),
         };
         state::write_record(&ctx.layout.cluster_record(), &record)?;
-        link_on_path(
+        if let Err(why) = link_on_path(
             ctx.effects.fs.as_ref(),
             &ctx.layout.gravity(),
             Path::new(PATH_LINK),
-        );
+        ) {
+            out.say(format!("gravity is not linked on the PATH: {why}"));
+        }
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
@@ -58,18 +60,16 @@ impl Phase<Ctx> for Finish {
 }
 
 /// Links `link` to our gravity unless something else already lives there: never replace a
-/// file we did not put there.
-pub fn link_on_path(fs: &dyn HostFs, gravity: &Path, link: &Path) {
+/// file we did not put there. Says why not, when not.
+pub fn link_on_path(fs: &dyn HostFs, gravity: &Path, link: &Path) -> Result<(), String> {
     match fs.read_link(link) {
-        Ok(target) if target == gravity => {}
+        Ok(target) if target == gravity => Ok(()),
         Ok(_) | Err(_) if fs.occupied(link) => {
-            tracing::warn!(link = %link.display(), "not linking gravity on the PATH: something else is there");
+            Err(format!("something else is at {}", link.display()))
         }
-        _ => {
-            if let Err(e) = fs.symlink(gravity, link) {
-                tracing::warn!(link = %link.display(), error = %e, "cannot link gravity on the PATH");
-            }
-        }
+        _ => fs
+            .symlink(gravity, link)
+            .map_err(|e| format!("cannot link {}: {e}", link.display())),
     }
 }
 

@@ -18,14 +18,16 @@ impl Phase<Ctx> for Images {
     fn description(&self) -> &'static str {
         "Push vendored images to the cluster registry"
     }
-    fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
+    fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let layout = ctx.image.path(cluster_image::layout::REGISTRY_DIR);
         if !layout.join("index.json").exists() {
-            tracing::info!("the cluster image vendors no container images");
+            out.say("the cluster image vendors no container images");
             return Ok(());
         }
         let registry = registry_address(ctx.params.advertise_ip);
-        ctx.effects.images.push(&layout, &registry)
+        ctx.effects
+            .images
+            .push(&layout, &registry, &mut |line| out.say(line))
     }
     fn rollback(&self, _ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         // Pushed images live in the registry's data volume, removed with the state directory.
