@@ -161,7 +161,7 @@ fn changed_flags(
         );
     }
     if let Some(role) = &args.role {
-        differs("role", role.clone(), recorded.role.clone());
+        differs("role", role.clone(), recorded.node.role.clone());
     }
     if let Some(flavor) = &args.flavor {
         differs("flavor", flavor.clone(), recorded.flavor.clone());
@@ -170,11 +170,11 @@ fn changed_flags(
         differs(
             "advertise-addr",
             ip.to_string(),
-            recorded.advertise_ip.to_string(),
+            recorded.node.advertise_ip.to_string(),
         );
     }
     if let Some(name) = &args.node_name {
-        differs("node-name", name.clone(), recorded.node_name.clone());
+        differs("node-name", name.clone(), recorded.node.node_name.clone());
     }
     let list = |v: &mut dyn Iterator<Item = String>| v.collect::<Vec<_>>().join(",");
     if !args.mounts.is_empty() {
@@ -251,10 +251,12 @@ fn new_params(
             .service_gid
             .or(args.service_uid)
             .unwrap_or(DEFAULT_SERVICE_UID),
-        role,
+        node: crate::node::NodeIdentity {
+            node_name: args.node_name.clone().unwrap_or_else(network::hostname),
+            advertise_ip,
+            role,
+        },
         flavor,
-        node_name: args.node_name.clone().unwrap_or_else(network::hostname),
-        advertise_ip,
         mounts: args.mounts.clone(),
         ignore_preflight_errors: args.ignore_preflight_errors.clone(),
         values,
@@ -277,8 +279,8 @@ fn summary(ctx: &install::Ctx, plan: &operation::Plan, took: std::time::Duration
         "{} {} is installed on {} ({}) in {:.1}s ({:.1}s in phases).",
         m.metadata.name,
         m.metadata.resource_version,
-        p.node_name,
-        p.advertise_ip,
+        p.node.node_name,
+        p.node.advertise_ip,
         took.as_secs_f64(),
         phases_took as f64 / 1000.0
     );
@@ -291,7 +293,7 @@ fn summary(ctx: &install::Ctx, plan: &operation::Plan, took: std::time::Duration
                 (Some(port), _) => format!(
                     "{}://{}:{port}",
                     e.protocol.as_deref().unwrap_or("http"),
-                    p.advertise_ip
+                    p.node.advertise_ip
                 ),
                 (None, Some(service)) => format!("Kubernetes service `{service}`"),
                 (None, None) => "selected by labels".to_string(),
@@ -328,10 +330,12 @@ mod tests {
             state_dir: PathBuf::from("/var/lib/gravity"),
             service_uid: 1001,
             service_gid: 1001,
-            role: "node".into(),
+            node: crate::node::NodeIdentity {
+                node_name: "n1".into(),
+                advertise_ip: "10.0.0.5".parse().unwrap(),
+                role: "node".into(),
+            },
             flavor: "one".into(),
-            node_name: "n1".into(),
-            advertise_ip: "10.0.0.5".parse().unwrap(),
             mounts: vec![],
             ignore_preflight_errors: vec![],
             values: vec![],

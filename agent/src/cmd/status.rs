@@ -54,7 +54,7 @@ fn render(s: &Status) -> String {
             out.push_str(&format!("cluster:    {} {}\n", c.name, c.version));
             out.push_str(&format!(
                 "node:       {} ({}), profile {}, flavor {}\n",
-                c.node_name, c.advertise_ip, c.role, c.flavor
+                c.node.node_name, c.node.advertise_ip, c.node.role, c.flavor
             ));
             out.push_str(&format!(
                 "service:    user planet {}:{}, supervised by {:?}\n",

@@ -182,8 +182,13 @@ fn context_with(
 ) -> anyhow::Result<Ctx> {
     let profile = image
         .manifest
-        .profile(Some(&params.role))
-        .with_context(|| format!("the cluster image has no node profile `{}`", params.role))?;
+        .profile(Some(&params.node.role))
+        .with_context(|| {
+            format!(
+                "the cluster image has no node profile `{}`",
+                params.node.role
+            )
+        })?;
     let layout = StateDir::new(&params.state_dir);
     Ok(Ctx {
         params,

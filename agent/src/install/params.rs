@@ -1,24 +1,31 @@
 //! What an install was asked to do. Journaled with the plan, so `--resume` needs no flags.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::node::NodeIdentity;
+
+/// Keys are camelCase; the aliases read journals of the first versions, which wrote snake_case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct InstallParams {
     /// The verified, unpacked cluster image.
+    #[serde(alias = "image_dir")]
     pub image_dir: PathBuf,
+    #[serde(alias = "state_dir")]
     pub state_dir: PathBuf,
+    #[serde(alias = "service_uid")]
     pub service_uid: u32,
+    #[serde(alias = "service_gid")]
     pub service_gid: u32,
-    pub role: String,
+    #[serde(flatten)]
+    pub node: NodeIdentity,
     pub flavor: String,
-    pub node_name: String,
-    pub advertise_ip: IpAddr,
     /// `--mount name:path` overrides of profile volumes.
     pub mounts: Vec<(String, PathBuf)>,
     /// Check ids (or `all`) whose failures only warn.
+    #[serde(alias = "ignore_preflight_errors")]
     pub ignore_preflight_errors: Vec<String>,
     pub values: Vec<PathBuf>,
     pub set: Vec<String>,
@@ -55,6 +62,23 @@ pub fn check_state_dir(dir: &std::path::Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn journals_of_the_first_versions_still_read() {
+        let old = serde_json::json!({
+            "image_dir": "/img", "state_dir": "/var/lib/gravity", "service_uid": 1001,
+            "service_gid": 1001, "role": "node", "flavor": "", "node_name": "n1",
+            "advertise_ip": "10.0.0.5", "mounts": [], "ignore_preflight_errors": ["all"],
+            "values": [], "set": []
+        });
+        let p: InstallParams = serde_json::from_value(old).unwrap();
+        assert_eq!(p.node.node_name, "n1");
+        assert_eq!(p.ignore_preflight_errors, ["all"]);
+        let now = serde_json::to_value(&p).unwrap();
+        assert_eq!(now["nodeName"], "n1");
+        assert_eq!(now["ignorePreflightErrors"][0], "all");
+        assert_eq!(serde_json::from_value::<InstallParams>(now).unwrap(), p);
+    }
 
     #[test]
     fn mounts_parse_or_say_how_to_write_them() {

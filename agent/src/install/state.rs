@@ -1,10 +1,10 @@
 //! Where an install keeps things under the state directory, and the record of what is installed.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::node::NodeIdentity;
 pub use crate::state_dir::StateDir;
 
 /// How planet is kept running on this host.
@@ -25,9 +25,8 @@ pub struct ClusterRecord {
     pub name: String,
     pub version: String,
     pub installed_ms: u64,
-    pub node_name: String,
-    pub advertise_ip: IpAddr,
-    pub role: String,
+    #[serde(flatten)]
+    pub node: NodeIdentity,
     pub flavor: String,
     pub service_uid: u32,
     pub service_gid: u32,

@@ -3,9 +3,11 @@
 //! which planet image runs.
 
 pub mod checks;
+pub mod identity;
 pub mod planet_config;
 pub mod planet_source;
 
 pub use checks::run_checks;
+pub use identity::NodeIdentity;
 pub use planet_config::{PlanetOptions, planet_config};
 pub use planet_source::source_for;

@@ -1,15 +1,15 @@
 //! The mapping from a node profile of the manifest to planet's configuration contract
 //! (`planet::config::PlanetConfig`, which knows no manifest types).
 
+use super::NodeIdentity;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use cluster_image::manifest::{DevicePermissions, Manifest, NodeProfile};
 use planet::artifact::ImageFormat;
 use planet::config::{
     ConfigError, DATA_VOLUMES, DEFAULT_HAIRPIN_MODE, DEFAULT_STOP_TIMEOUT_SECS,
-    DEFAULT_STORAGE_DRIVER, DaemonOptions, DeviceAccess, DeviceRule, FORMAT, FileMode, NodeInfo,
+    DEFAULT_STORAGE_DRIVER, DaemonOptions, DeviceAccess, DeviceRule, FORMAT, FileMode,
     PlanetConfig, PlanetImageRef, Resources, VolumeKind, VolumeMount, valid_hostname,
     wildcard_suffix,
 };
@@ -23,10 +23,7 @@ pub struct PlanetOptions {
     pub state_dir: PathBuf,
     pub service_uid: u32,
     pub service_gid: u32,
-    pub node_name: String,
-    pub advertise_ip: IpAddr,
-    /// The node profile's name.
-    pub role: String,
+    pub node: NodeIdentity,
     pub cluster_name: String,
     /// `--mount NAME:PATH` overrides of volume host paths.
     pub mounts: Vec<(String, PathBuf)>,
@@ -48,8 +45,8 @@ pub fn planet_config(
     if opts.service_gid == 0 {
         return Err(ConfigError::RootService { what: "gid" });
     }
-    if !valid_hostname(&opts.node_name) {
-        return Err(ConfigError::NodeName(opts.node_name.clone()));
+    if !valid_hostname(&opts.node.node_name) {
+        return Err(ConfigError::NodeName(opts.node.node_name.clone()));
     }
     let format =
         ImageFormat::from_path(&opts.image).ok_or(ConfigError::ImageFormat(opts.image.clone()))?;
@@ -107,12 +104,7 @@ pub fn planet_config(
         },
         service_uid: opts.service_uid,
         service_gid: opts.service_gid,
-        node: NodeInfo {
-            name: opts.node_name.clone(),
-            advertise_ip: opts.advertise_ip,
-            role: opts.role.clone(),
-            cluster_name: opts.cluster_name.clone(),
-        },
+        node: opts.node.planet(&opts.cluster_name),
         volumes,
         devices,
         daemons,
@@ -268,9 +260,11 @@ mod tests {
             state_dir: PathBuf::from("/var/lib/gravity"),
             service_uid: 1001,
             service_gid: 1001,
-            node_name: "node-1".into(),
-            advertise_ip: "10.0.0.5".parse().unwrap(),
-            role: "gpu".into(),
+            node: NodeIdentity {
+                node_name: "node-1".into(),
+                advertise_ip: "10.0.0.5".parse().unwrap(),
+                role: "gpu".into(),
+            },
             cluster_name: "example".into(),
             mounts: vec![("app-data".into(), PathBuf::from("/mnt/fast/app-data"))],
             image: PathBuf::from("/var/lib/gravity/planet/images/0.1.0+abc/planet.erofs"),

@@ -24,7 +24,7 @@ impl Phase<Ctx> for Images {
             out.say("the cluster image vendors no container images");
             return Ok(());
         }
-        let registry = registry_address(ctx.params.advertise_ip);
+        let registry = registry_address(ctx.params.node.advertise_ip);
         ctx.effects
             .images
             .push(&layout, &registry, &mut |line| out.say(line))

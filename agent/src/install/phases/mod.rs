@@ -41,6 +41,7 @@ mod records {
 
     use super::super::state::{self, ClusterRecord, RecordError, Supervisor};
     use super::{kernel, user, volumes};
+    use crate::node::NodeIdentity;
 
     fn golden(name: &str, write: impl FnOnce(&Path)) {
         let dir = tempfile::tempdir().unwrap();
@@ -62,9 +63,11 @@ mod records {
                     name: "example".into(),
                     version: "1.0.0".into(),
                     installed_ms: 1_700_000_000_000,
-                    node_name: "node-1".into(),
-                    advertise_ip: "10.0.0.5".parse().unwrap(),
-                    role: "node".into(),
+                    node: NodeIdentity {
+                        node_name: "node-1".into(),
+                        advertise_ip: "10.0.0.5".parse().unwrap(),
+                        role: "node".into(),
+                    },
                     flavor: "one".into(),
                     service_uid: 1001,
                     service_gid: 1001,

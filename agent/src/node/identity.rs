@@ -1,0 +1,31 @@
+//! Who a node is in its cluster: one type for the journaled install, the installed record and
+//! planet's configuration.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeIdentity {
+    /// The node's name in the cluster (a hostname).
+    #[serde(alias = "node_name")]
+    pub node_name: String,
+    /// The address other nodes and planet's services use.
+    #[serde(alias = "advertise_ip")]
+    pub advertise_ip: IpAddr,
+    /// The node profile's name.
+    pub role: String,
+}
+
+impl NodeIdentity {
+    /// The node as planet's configuration names it.
+    pub fn planet(&self, cluster_name: &str) -> planet::config::NodeInfo {
+        planet::config::NodeInfo {
+            name: self.node_name.clone(),
+            advertise_ip: self.advertise_ip,
+            role: self.role.clone(),
+            cluster_name: cluster_name.to_string(),
+        }
+    }
+}
