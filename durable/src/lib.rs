@@ -1,6 +1,16 @@
 //! One way to write state and configuration files: readers see the old or the new content,
 //! never a mix, and the new content survives a power loss (temporary file beside it, fsync,
-//! rename, fsync of the directory). Every crate that writes such a file uses this.
+//! rename, fsync of the directory). Every crate that writes such a file uses this, with the
+//! few other file primitives records need: removal that tolerates a crash's leftovers, file
+//! checksums and timestamps.
+
+mod checksum;
+mod remove;
+mod time;
+
+pub use checksum::sha256_file;
+pub use remove::{remove_dir_all, remove_file};
+pub use time::now_ms;
 
 use std::io::Write;
 use std::path::Path;

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use super::failpoint::failpoint;
 use super::journal::Journal;
-use super::plan::{OpState, PhaseState, Plan, now_ms};
+use super::plan::{OpState, PhaseState, Plan};
+use durable::now_ms;
 
 /// One idempotent step of an operation. Running it again after an interruption (at any point
 /// inside it) must end in the same state as running it once.

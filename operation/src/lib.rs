@@ -11,4 +11,4 @@ pub use engine::{Engine, Observer, Phase, PhaseOutcome, Report, Silent};
 pub use failpoint::failpoint;
 pub use journal::{Journal, JournalError, OperationLock};
 pub use kinds::{PlanKind, Registry, UnknownKind};
-pub use plan::{OpState, PhaseRecord, PhaseState, Plan, now_ms};
+pub use plan::{OpState, PhaseRecord, PhaseState, Plan};

@@ -65,7 +65,7 @@ pub struct Plan {
 
 impl Plan {
     pub fn new(kind: &str, params: serde_json::Value, phases: &[(&str, &str)]) -> Plan {
-        let created_ms = now_ms();
+        let created_ms = durable::now_ms();
         Plan {
             format: FORMAT,
             id: format!("{kind}-{created_ms}"),
@@ -106,10 +106,4 @@ impl Plan {
     pub fn is_complete(&self) -> bool {
         self.phases.iter().all(|p| p.state == PhaseState::Completed)
     }
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -7,12 +7,10 @@
 //! (device, inode, size, mtime and ctime, which no write can keep) matches the one recorded when
 //! it was last hashed.
 
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::paths::Paths;
 use super::write_atomic;
@@ -243,11 +241,7 @@ pub fn imported(state_dir: &Path) -> Result<Option<ImportedImage>, ImageError> {
 /// Removes every imported image (rollback of an import; planet must be stopped).
 pub fn remove_all(state_dir: &Path) -> Result<(), ImageError> {
     let dir = Paths::new(state_dir).images();
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(ImageError::Write { path: dir, source }),
-    }
+    durable::remove_dir_all(&dir).map_err(|source| ImageError::Write { path: dir, source })
 }
 
 /// Checks `path` against `sha256`: a full hash unless the file is unchanged since it was last
@@ -273,17 +267,7 @@ pub fn verify(path: &Path, sha256: &str) -> Result<(), ImageError> {
 
 /// The SHA-256 of a file, as lowercase hex.
 pub fn hash_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    durable::sha256_file(path).map(|(hex, _)| hex)
 }
 
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -378,7 +362,7 @@ mod tests {
     use super::*;
 
     fn fixture(dir: &Path, content: &[u8], version: &str) -> String {
-        let sha = hex::encode(Sha256::digest(content));
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content));
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("planet.erofs"), content).unwrap();
         std::fs::write(

@@ -56,14 +56,10 @@ pub fn container_and_cgroups(
 /// have it re-detect the cgroup layout (and log warnings about controllers this host lacks).
 pub fn container_state(paths: &Paths) -> Result<(), CleanupError> {
     let dir = paths.container_state();
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(CleanupError::State {
-            path: dir,
-            detail: e.to_string(),
-        }),
-    }
+    durable::remove_dir_all(&dir).map_err(|e| CleanupError::State {
+        path: dir,
+        detail: e.to_string(),
+    })
 }
 
 /// SIGKILLs the init of planet's container if it still runs (killing the whole pid namespace)

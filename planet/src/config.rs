@@ -257,11 +257,7 @@ impl PlanetConfig {
     /// Removes `<state>/planet/config.json` (rollback).
     pub fn remove(state_dir: &Path) -> Result<(), ConfigError> {
         let path = Paths::new(state_dir).config();
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(ConfigError::Write { path, source }),
-        }
+        durable::remove_file(&path).map_err(|source| ConfigError::Write { path, source })
     }
 
     /// A stable id for planet's systemd (`container_uuid`), so its machine id and journal

@@ -165,12 +165,7 @@ impl SupervisorLock {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use durable::now_ms;
 
 /// The resident set size of `pid` in KiB (`VmRSS`).
 pub fn rss_kib(pid: i32) -> Option<u64> {

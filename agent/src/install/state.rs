@@ -131,13 +131,7 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     durable::write_atomic(path, &bytes)
 }
 
-/// Removes a file; a missing one is fine.
-pub fn remove_file(path: &Path) -> std::io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
+pub use durable::{remove_dir_all as remove_dir, remove_file};
 
 /// Removes `path` and then its parent directory if that is now empty (a phase's own folder).
 pub fn remove_file_and_empty_parent(path: &Path) -> std::io::Result<()> {
@@ -147,12 +141,4 @@ pub fn remove_file_and_empty_parent(path: &Path) -> std::io::Result<()> {
         let _ = std::fs::remove_dir(dir);
     }
     Ok(())
-}
-
-/// Removes a directory tree; a missing one is fine.
-pub fn remove_dir(path: &Path) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }

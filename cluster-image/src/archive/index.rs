@@ -1,10 +1,8 @@
 //! `index.json`: every file of a cluster image with its size, mode and SHA-256.
 
-use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::ArchiveError;
 
@@ -89,17 +87,5 @@ impl ImageIndex {
 
 /// SHA-256 and length of a file.
 pub fn hash_file(path: &Path) -> Result<(String, u64), ArchiveError> {
-    let mut file = std::fs::File::open(path).map_err(ArchiveError::io(path))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(ArchiveError::io(path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        len += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), len))
+    durable::sha256_file(path).map_err(ArchiveError::io(path))
 }

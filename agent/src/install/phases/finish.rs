@@ -4,7 +4,8 @@ use std::path::Path;
 
 use crate::install::Ctx;
 use crate::install::state::{self, ClusterRecord, Supervisor};
-use operation::{Phase, Report, now_ms};
+use durable::now_ms;
+use operation::{Phase, Report};
 use planet::host::fs::HostFs;
 
 pub struct Finish;
