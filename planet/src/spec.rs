@@ -123,15 +123,10 @@ impl HostFacts {
             .collect()
     }
 
-    /// The bounding set from `/proc/self/status`.
-    pub fn host_bounding_set(root: &Path) -> std::io::Result<u64> {
-        let status =
-            std::fs::read_to_string(crate::host::under(root, Path::new("/proc/self/status")))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("CapBnd:"))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .ok_or_else(|| std::io::Error::other("no CapBnd line in /proc/self/status"))
+    /// This process's bounding set, as bits (`CAP_x` is bit x).
+    pub fn host_bounding_set() -> std::io::Result<u64> {
+        let set = caps::read(None, caps::CapSet::Bounding).map_err(std::io::Error::other)?;
+        Ok(set.iter().fold(0, |bits, cap| bits | cap.bitmask()))
     }
 }
 

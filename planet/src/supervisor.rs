@@ -238,7 +238,7 @@ impl Run {
         let notify = bind_notify_socket(&self.paths)?;
 
         let facts = HostFacts {
-            cap_bounding: HostFacts::host_bounding_set(Path::new("/"))
+            cap_bounding: HostFacts::host_bounding_set()
                 .map_err(io("cannot read the bounding set"))?,
             rlimit_hard: HostFacts::host_rlimits(),
             cgroup_path: plan.path.clone(),

@@ -102,27 +102,22 @@ pub fn wait_pidfd(fd: &OwnedFd, timeout: std::time::Duration) -> bool {
     matches!(poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)), Ok(n) if n > 0)
 }
 
+/// `/proc/<pid>/status` (`self` for this process), parsed by procfs.
+fn proc_status(pid: &str) -> Option<procfs_core::process::Status> {
+    use procfs_core::FromRead;
+    procfs_core::process::Status::from_file(format!("/proc/{pid}/status")).ok()
+}
+
 /// Whether `pid` is alive (and not a zombie).
 pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+    use procfs_core::FromRead;
+    procfs_core::process::Stat::from_file(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| !matches!(stat.state, 'Z' | 'X'))
 }
 
 /// The number of threads of this process.
 pub fn thread_count() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
+    proc_status("self").map_or(0, |s| s.threads as usize)
 }
 
 /// The supervisor's exclusive lock: held for as long as the supervisor lives (the kernel
@@ -167,21 +162,25 @@ impl SupervisorLock {
 
 pub use durable::now_ms;
 
-/// The resident set size of `pid` in KiB (`VmRSS`).
+/// The resident set size of `pid` in KiB (`VmRSS`; none for kernel threads).
 pub fn rss_kib(pid: i32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    proc_status(&pid.to_string())?.vmrss
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn procfs_reads_this_process() {
+        let me = std::process::id() as i32;
+        assert!(alive(me));
+        assert!(!alive(i32::MAX), "no such pid");
+        assert!(rss_kib(me).is_some_and(|kib| kib > 100), "{:?}", rss_kib(me));
+        assert!(thread_count() >= 1);
+        let bounding = crate::spec::HostFacts::host_bounding_set().unwrap();
+        assert_ne!(bounding, 0, "a test process has capabilities in its bounding set");
+    }
 
     #[test]
     fn lock_is_exclusive_and_visible() {

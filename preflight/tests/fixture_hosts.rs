@@ -89,6 +89,7 @@ fn sample_manifest_on_a_small_centos_host() {
         (Status::Fail, Some("2 CPUs"))
     );
     assert_eq!(get("ram").status, Status::Fail);
+    assert_eq!(get("ram").measured.as_deref(), Some("3.7 GiB"));
     assert_eq!(get("os").status, Status::Pass);
     assert_eq!(
         get("os").measured.as_deref(),

@@ -47,38 +47,17 @@ pub fn parse_cpu_list(list: &str) -> Result<u32, String> {
     Ok(n)
 }
 
-/// `MemTotal` of `/proc/meminfo` in bytes.
+/// `MemTotal` of `/proc/meminfo` in bytes (the kernel writes "kB" and means KiB).
 pub fn mem_total(host: &Host) -> Result<u64, HostError> {
+    use procfs_core::FromRead;
     let p = "/proc/meminfo";
     let text = host.read(p)?;
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))
-        .ok_or_else(|| HostError::Malformed {
+    procfs_core::Meminfo::from_read(text.as_bytes())
+        .map(|m| m.mem_total)
+        .map_err(|e| HostError::Malformed {
             path: p.into(),
-            reason: "no MemTotal line".into(),
-        })?;
-    let mut parts = line["MemTotal:".len()..].split_whitespace();
-    let value: u64 =
-        parts
-            .next()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| HostError::Malformed {
-                path: p.into(),
-                reason: format!("unreadable line \"{line}\""),
-            })?;
-    // The kernel writes "kB" and means KiB.
-    let unit = match parts.next() {
-        Some("kB") => 1024,
-        None => 1,
-        Some(other) => {
-            return Err(HostError::Malformed {
-                path: p.into(),
-                reason: format!("unknown unit \"{other}\" in \"{line}\""),
-            });
-        }
-    };
-    Ok(value * unit)
+            reason: e.to_string(),
+        })
 }
 
 fn plural(n: u32) -> &'static str {
@@ -232,13 +211,24 @@ mod tests {
         assert!(r.fix.is_none());
     }
 
+    /// The fields every kernel since 3.14 writes (procfs needs them all).
+    const MEMINFO: &str = "MemTotal:        4194304 kB\nMemFree:          100000 kB\n\
+MemAvailable:    2000000 kB\nBuffers:           10000 kB\nCached:           500000 kB\n\
+SwapCached:            0 kB\nActive:           800000 kB\nInactive:         400000 kB\n\
+Active(anon):     300000 kB\nInactive(anon):        0 kB\nActive(file):     500000 kB\n\
+Inactive(file):   400000 kB\nUnevictable:           0 kB\nMlocked:               0 kB\n\
+SwapTotal:             0 kB\nSwapFree:              0 kB\nDirty:                 0 kB\n\
+Writeback:             0 kB\nAnonPages:        300000 kB\nMapped:           100000 kB\n\
+Shmem:             10000 kB\nSlab:              50000 kB\nSReclaimable:      30000 kB\n\
+SUnreclaim:        20000 kB\nKernelStack:        5000 kB\nPageTables:         5000 kB\n\
+NFS_Unstable:          0 kB\nBounce:                0 kB\nWritebackTmp:          0 kB\n\
+CommitLimit:     2000000 kB\nCommitted_AS:    1000000 kB\nVmallocTotal:   34359738367 kB\n\
+VmallocUsed:       20000 kB\nVmallocChunk:          0 kB\n";
+
     #[test]
     fn ram_against_manifest_units() {
         // 4 GiB of MemTotal is more than "4GB" (4e9 bytes) and less than "32GB".
-        let fx = FixtureRoot::new().file(
-            "proc/meminfo",
-            "MemTotal:        4194304 kB\nMemFree:  100 kB\n",
-        );
+        let fx = FixtureRoot::new().file("proc/meminfo", MEMINFO);
         let min = |s: &str| RamRange {
             min: Some(s.parse().unwrap()),
             max: None,

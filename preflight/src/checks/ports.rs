@@ -2,7 +2,7 @@
 //! taken port names the program and pid holding it, found through procfs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use cluster_image::manifest::{PortRequirement, Protocol};
 
@@ -24,58 +24,42 @@ pub struct Holder {
     pub program: String,
 }
 
-const TCP_LISTEN: &str = "0A";
-
-fn parse_addr(hex: &str) -> Option<IpAddr> {
-    match hex.len() {
-        8 => {
-            let v = u32::from_str_radix(hex, 16).ok()?;
-            // The kernel prints the address in host (little-endian) byte order.
-            Some(IpAddr::V4(Ipv4Addr::from(v.swap_bytes())))
-        }
-        32 => {
-            let mut bytes = [0u8; 16];
-            for i in 0..4 {
-                let word = u32::from_str_radix(&hex[i * 8..i * 8 + 8], 16).ok()?;
-                bytes[i * 4..i * 4 + 4].copy_from_slice(&word.to_le_bytes());
-            }
-            Some(IpAddr::V6(Ipv6Addr::from(bytes)))
-        }
-        _ => None,
-    }
-}
-
-/// Sockets that make a port unavailable: TCP listeners, and every bound UDP socket.
-pub fn parse_proc_net(text: &str, protocol: Protocol) -> Vec<Socket> {
-    let mut out = Vec::new();
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 10 {
-            continue;
-        }
-        let Some((addr, port)) = f[1].split_once(':') else {
-            continue;
-        };
-        if protocol == Protocol::Tcp && f[3] != TCP_LISTEN {
-            continue;
-        }
-        let (Some(addr), Ok(port), Ok(inode)) = (
-            parse_addr(addr),
-            u16::from_str_radix(port, 16),
-            f[9].parse::<u64>(),
-        ) else {
-            continue;
-        };
-        if port != 0 {
-            out.push(Socket {
-                protocol,
-                addr,
-                port,
-                inode,
-            });
-        }
-    }
-    out
+/// Sockets that make a port unavailable: TCP listeners, and every bound UDP socket. The table
+/// is parsed by procfs, in this machine's byte order (the kernel prints addresses in it).
+pub fn parse_proc_net(text: &str, protocol: Protocol) -> Result<Vec<Socket>, String> {
+    use procfs_core::FromBufReadSI;
+    use procfs_core::net::{TcpNetEntries, TcpState, UdpNetEntries};
+    let info = procfs_core::ExplicitSystemInfo {
+        boot_time_secs: 0,
+        ticks_per_second: 100,
+        page_size: 4096,
+        is_little_endian: cfg!(target_endian = "little"),
+    };
+    let bound: Vec<(std::net::SocketAddr, u64)> = match protocol {
+        Protocol::Tcp => TcpNetEntries::from_buf_read(text.as_bytes(), &info)
+            .map_err(|e| e.to_string())?
+            .0
+            .into_iter()
+            .filter(|e| e.state == TcpState::Listen)
+            .map(|e| (e.local_address, e.inode))
+            .collect(),
+        Protocol::Udp => UdpNetEntries::from_buf_read(text.as_bytes(), &info)
+            .map_err(|e| e.to_string())?
+            .0
+            .into_iter()
+            .map(|e| (e.local_address, e.inode))
+            .collect(),
+    };
+    Ok(bound
+        .into_iter()
+        .filter(|(addr, _)| addr.port() != 0)
+        .map(|(addr, inode)| Socket {
+            protocol,
+            addr: addr.ip(),
+            port: addr.port(),
+            inode,
+        })
+        .collect())
 }
 
 /// Every socket on this host's network namespace that holds a port.
@@ -89,7 +73,12 @@ pub fn bound_sockets(host: &Host) -> Result<Vec<Socket>, HostError> {
     ] {
         let path = format!("/proc/net/{file}");
         match host.read_opt(&path)? {
-            Some(text) => out.extend(parse_proc_net(&text, protocol)),
+            Some(text) => out.extend(parse_proc_net(&text, protocol).map_err(|reason| {
+                HostError::Malformed {
+                    path: path.clone().into(),
+                    reason,
+                }
+            })?),
             // No IPv6 in this kernel: there are no IPv6 sockets either.
             None if file.ends_with('6') => {}
             None => host.read(&path).map(|_| ())?,
@@ -285,12 +274,12 @@ mod tests {
 
     #[test]
     fn proc_net_addresses() {
-        let s = parse_proc_net(TCP, Protocol::Tcp);
+        let s = parse_proc_net(TCP, Protocol::Tcp).unwrap();
         // The ESTABLISHED socket does not occupy a listening port.
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].addr.to_string(), "127.0.0.1");
         assert_eq!(s[0].port, 8080);
-        let s6 = parse_proc_net(TCP6, Protocol::Tcp);
+        let s6 = parse_proc_net(TCP6, Protocol::Tcp).unwrap();
         assert_eq!(s6[0].addr.to_string(), "::1");
         assert_eq!(s6[0].port, 10004);
     }
