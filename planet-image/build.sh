@@ -4,6 +4,9 @@
 #   planet-image/build.sh [--kube-bin DIR] [--format erofs|squashfs]
 #                         [--cache-dir DIR] [--out DIR]
 #
+# Without --kube-bin the Kubernetes, etcd and containerd binaries come from
+# planet-image/kube/build.sh (built once, cached outside the checkout).
+#
 # The LAST line of stdout is the absolute path of a directory holding exactly
 # planet.<format> and planet.json. Everything else goes to stderr.
 # See planet-image/README.md for the contract with the agent.
@@ -28,7 +31,7 @@ die() {
 	exit 1
 }
 usage() {
-	sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit "${1:-2}"
 }
 
@@ -54,10 +57,14 @@ case $format in
 erofs | squashfs) ;;
 *) die "--format must be erofs or squashfs, not '$format'" ;;
 esac
-if [[ -n $kube_bin ]]; then
-	[[ -d $kube_bin ]] || die "--kube-bin $kube_bin is not a directory"
-	kube_bin=$(cd "$kube_bin" && pwd)
+if [[ -z $kube_bin ]]; then
+	# planet's etcd, containerd (CRI) and Kubernetes: the image has no other.
+	log "no --kube-bin: taking the binaries from planet-image/kube/build.sh"
+	kube_bin=$("$here/kube/build.sh" | tail -1) ||
+		die "planet-image/kube/build.sh failed; build it (see planet-image/kube/README.md) or give --kube-bin DIR"
 fi
+[[ -d $kube_bin ]] || die "--kube-bin $kube_bin is not a directory"
+kube_bin=$(cd "$kube_bin" && pwd)
 mkdir -p "$cache_root/planet"
 cache=$(cd "$cache_root/planet" && pwd)
 readonly cache
@@ -102,15 +109,15 @@ kube_bin_manifest() {
 			fi
 			printf '%s %s\n' "$sum" "$f"
 		done
+	# Symlinks (the multi-call kube's kubelet -> kube, ...): name and target.
+	(cd "$kube_bin" && find . -maxdepth 1 -type l -printf 'link %P -> %l\n') | LC_ALL=C sort
 }
 recipe=$(
 	{
 		echo "format $format"
 		hash_tree "$here" "${not_recipe[@]}"
-		if [[ -n $kube_bin ]]; then
-			echo "kube-bin"
-			kube_bin_manifest
-		fi
+		echo "kube-bin"
+		kube_bin_manifest
 	} | sha256sum | cut -d' ' -f1
 )
 readonly recipe
@@ -285,12 +292,26 @@ run mmdebstrap "${mmdebstrap_opts[@]}" "$suite" "$rootfs" \
 
 "$here/customize.sh" "$rootfs"
 
-if [[ -n $kube_bin ]]; then
-	while IFS= read -r -d '' f; do
-		install -m 0755 "$f" "$rootfs/usr/bin/"
-		log "added $(basename "$f") from --kube-bin"
-	done < <(find "$kube_bin" -maxdepth 1 -type f -print0)
-fi
+# Every executable file of --kube-bin, and every symlink (as a symlink: the
+# multi-call kube's kubelet -> kube, ...), into /usr/bin. They replace
+# Debian's files of the same name; Debian's containerd 1.6 was moved aside
+# for dockerd by customize.sh. Other files (versions.json) stay out.
+while IFS= read -r -d '' f; do
+	name=$(basename "$f")
+	if [[ -L $f ]]; then
+		rm -f "$rootfs/usr/bin/$name"
+		cp -P "$f" "$rootfs/usr/bin/$name"
+		log "added $name -> $(readlink "$f") from --kube-bin"
+	elif [[ -f $f && -x $f ]]; then
+		install -m 0755 "$f" "$rootfs/usr/bin/$name"
+		log "added $name from --kube-bin"
+	fi
+done < <(find "$kube_bin" -maxdepth 1 \( -type f -o -type l \) ! -name '.*' -print0 | LC_ALL=C sort -z)
+for f in etcd etcdctl containerd containerd-shim-runc-v2; do
+	[[ -x $rootfs/usr/bin/$f ]] || die "--kube-bin $kube_bin has no $f: planet needs it (see planet-image/kube/README.md)"
+done
+kube_versions=null
+[[ -f $kube_bin/versions.json ]] && kube_versions=$(tr -d '\n' <"$kube_bin/versions.json")
 kubelet=false
 [[ -x $rootfs/usr/bin/kubelet ]] && kubelet=true
 
@@ -303,7 +324,7 @@ EOF
 
 # Versions of the main runtime packages, for planet.json.
 versions_json=""
-for p in systemd etcd-server containerd runc docker.io docker-registry kubernetes-client iptables; do
+for p in systemd containerd runc docker.io docker-registry containernetworking-plugins iptables; do
 	v=$(dpkg-query --admindir="$rootfs/var/lib/dpkg" -W -f '${Version}' "$p")
 	[[ $v =~ ^[A-Za-z0-9.+~:-]+$ ]] || die "unexpected version '$v' of $p"
 	versions_json+="${versions_json:+, }\"$p\": \"$v\""
@@ -341,6 +362,7 @@ cat >"$build/out/planet.json" <<EOF
   "recipe": "$recipe",
   "debian": "$suite",
   "kubelet": $kubelet,
+  "kube": $kube_versions,
   "packages": {$versions_json}
 }
 EOF

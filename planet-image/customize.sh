@@ -16,6 +16,13 @@ in_root() { chroot "$root" "$@"; }
 # Planet's files (units, planet-setup, config drop-ins), owned by root.
 cp -r --no-preserve=ownership "$here/rootfs/." "$root/"
 
+# Debian's containerd 1.6 serves dockerd only (planet-docker-containerd.service);
+# /usr/bin/containerd and its shim become planet's containerd 2 (build.sh).
+mkdir -p "$root/usr/lib/planet/docker-containerd"
+for f in containerd containerd-shim-runc-v2; do
+	mv "$root/usr/bin/$f" "$root/usr/lib/planet/docker-containerd/$f"
+done
+
 # Debian's own daemon units: disabled, and the names become aliases of
 # planet's units (so `systemctl status docker` shows planet-docker.service).
 # docker.socket would socket-activate dockerd behind planet's back.

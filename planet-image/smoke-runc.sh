@@ -118,7 +118,7 @@ PLANET_ROLE="master"
 PLANET_CLUSTER_NAME="smoke"
 PLANET_SERVICE_UID="$service_uid"
 PLANET_SERVICE_GID="$service_gid"
-PLANET_ETCD_ARGS="--heartbeat-interval=150 -debug"
+PLANET_ETCD_ARGS="--heartbeat-interval=150 --log-level=debug"
 PLANET_DOCKER_ARGS="--log-level=debug"
 PLANET_DOCKER_STORAGE_DRIVER="overlay2"
 PLANET_KUBELET_ARGS="--system-reserved=memory=500Mi"
@@ -273,7 +273,7 @@ etcdctl put /smoke/key "$value" >/dev/null
 check "etcd put/get" "$value" "$(etcdctl get --print-value-only /smoke/key)"
 etcd_pid=$(main_pid planet-etcd)
 etcd_cmd=$(cmdline "$etcd_pid")
-check "etcd cmdline has PLANET_ETCD_ARGS" "--heartbeat-interval=150 -debug" "$etcd_cmd"
+check "etcd cmdline has PLANET_ETCD_ARGS" "--heartbeat-interval=150 --log-level=debug" "$etcd_cmd"
 check "etcd cmdline has node name" "--name=planet-smoke" "$etcd_cmd"
 check "etcd runs as service uid" "$service_uid" "$(uid_of "$etcd_pid")"
 check "etcd data on the host volume" "$service_uid:$service_gid member" \
