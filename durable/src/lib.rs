@@ -17,7 +17,13 @@ use std::path::Path;
 
 /// Writes `bytes` to `path` atomically and durably, creating its directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    replace_with(path, |f| f.write_all(bytes))
+    replace_with(path, None, |f| f.write_all(bytes))
+}
+
+/// [`write_atomic`] with the file at `mode` from its first byte on: a secret written 0o600 is
+/// never readable by others, not even as the temporary file.
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    replace_with(path, Some(mode), |f| f.write_all(bytes))
 }
 
 /// Copies `src` to `dest` atomically and durably, keeping `src`'s permissions (an executable
@@ -25,7 +31,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub fn copy_atomic(src: &Path, dest: &Path) -> std::io::Result<()> {
     let mut from = std::fs::File::open(src)?;
     let perms = from.metadata()?.permissions();
-    replace_with(dest, |f| {
+    replace_with(dest, None, |f| {
         std::io::copy(&mut from, f)?;
         f.set_permissions(perms)
     })
@@ -35,8 +41,10 @@ pub fn copy_atomic(src: &Path, dest: &Path) -> std::io::Result<()> {
 /// fsync the directory.
 fn replace_with(
     path: &Path,
+    mode: Option<u32>,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path
@@ -47,8 +55,20 @@ fn replace_with(
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     remove_stale_temporaries(dir, &name);
     {
-        let mut f = std::fs::File::create(&tmp)?;
-        if let Err(e) = fill(&mut f).and_then(|()| f.sync_all()) {
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode.unwrap_or(0o666))
+            .open(&tmp)?;
+        let filled = match mode {
+            // Exactly `mode`, whatever the umask.
+            Some(m) => f.set_permissions(std::fs::Permissions::from_mode(m)),
+            None => Ok(()),
+        }
+        .and_then(|()| fill(&mut f))
+        .and_then(|()| f.sync_all());
+        if let Err(e) = filled {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
@@ -83,6 +103,19 @@ fn remove_stale_temporaries(dir: &Path, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_is_written_with_its_mode_whatever_was_there() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.key");
+        std::fs::write(&path, b"old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic_mode(&path, b"secret", 0o600).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"secret");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 
     #[test]
     fn replaces_the_file_and_leaves_no_temporary_one() {

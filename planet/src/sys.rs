@@ -176,10 +176,17 @@ mod tests {
         let me = std::process::id() as i32;
         assert!(alive(me));
         assert!(!alive(i32::MAX), "no such pid");
-        assert!(rss_kib(me).is_some_and(|kib| kib > 100), "{:?}", rss_kib(me));
+        assert!(
+            rss_kib(me).is_some_and(|kib| kib > 100),
+            "{:?}",
+            rss_kib(me)
+        );
         assert!(thread_count() >= 1);
         let bounding = crate::spec::HostFacts::host_bounding_set().unwrap();
-        assert_ne!(bounding, 0, "a test process has capabilities in its bounding set");
+        assert_ne!(
+            bounding, 0,
+            "a test process has capabilities in its bounding set"
+        );
     }
 
     #[test]
