@@ -19,3 +19,4 @@ test: release
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --lib --bins -- -D warnings

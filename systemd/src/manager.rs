@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::units::{self, UnitError};
+#[cfg(any(test, feature = "test-util"))]
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
