@@ -78,6 +78,8 @@ pub enum Command {
     Uninstall(cmd::uninstall::Args),
     /// Remove this node from its cluster (`--force` on a single node: uninstall)
     Leave(cmd::leave::Args),
+    /// Run kubectl against this cluster, as its administrator
+    Kubectl(cmd::kubectl::Args),
 }
 
 impl Command {
@@ -93,6 +95,7 @@ impl Command {
             Command::Plan(_) => "plan",
             Command::Uninstall(_) => "uninstall",
             Command::Leave(_) => "leave",
+            Command::Kubectl(_) => "kubectl",
         }
     }
 
@@ -104,6 +107,7 @@ impl Command {
             Command::Completions(_)
                 | Command::Image(_)
                 | Command::Planet(_)
+                | Command::Kubectl(_)
                 | Command::Status(_)
                 | Command::Plan(_)
         )

@@ -63,6 +63,10 @@ impl StateDir {
     pub fn unpacked_image(&self, stem: &str) -> PathBuf {
         self.root.join("images").join(stem)
     }
+    /// The cluster's CA, certificates, keys (0600) and kubeconfigs.
+    pub fn pki(&self) -> PathBuf {
+        self.root.join("pki")
+    }
     pub fn logs(&self) -> PathBuf {
         self.root.join("logs")
     }

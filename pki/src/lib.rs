@@ -167,6 +167,11 @@ fn dn(common_name: &str, organization: Option<&str>) -> DistinguishedName {
     dn
 }
 
+/// Generates the whole PKI for `req`, valid from an hour ago (clocks of other nodes may lag).
+pub fn generate_now(req: &Request) -> Result<Pki, Error> {
+    generate(req, OffsetDateTime::now_utc())
+}
+
 /// Generates the whole PKI for `req`, valid from one hour before `now`.
 pub fn generate(req: &Request, now: OffsetDateTime) -> Result<Pki, Error> {
     let not_before = now - Duration::hours(1);

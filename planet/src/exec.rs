@@ -3,7 +3,7 @@
 //! exit code becomes ours.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
@@ -73,6 +73,18 @@ pub fn exec(state_dir: &Path, args: &[String]) -> Result<u8, ExecError> {
     ]);
     if let Ok(term) = std::env::var("TERM") {
         env.insert("TERM".into(), term);
+    }
+    // kubectl and etcdctl work without flags where planet runs Kubernetes.
+    let pki = Status::load(state_dir).and_then(|s| s.init_pid).map(|pid| {
+        PathBuf::from(format!(
+            "/proc/{pid}/root{}/ca.crt",
+            super::paths::PKI_INSIDE
+        ))
+    });
+    if pki.is_some_and(|ca| ca.exists()) {
+        for (k, v) in super::paths::KUBERNETES_ENV {
+            env.insert(k.to_string(), v.to_string());
+        }
     }
     // Ctrl-C and Ctrl-\ reach the command from the terminal; they must not kill us first.
     // Caught (not ignored) signals are reset to the default by exec, so the command gets them

@@ -63,6 +63,11 @@ impl Planet {
         crate::health::wait_healthy(&self.state_dir, timeout)
     }
 
+    /// Waits until kube-apiserver inside planet answers `/readyz` (planet must run Kubernetes).
+    pub fn wait_apiserver(&self, timeout: Duration) -> Result<(), HealthError> {
+        crate::health::wait_apiserver(&self.state_dir, timeout)
+    }
+
     /// Runs `args` inside planet with this process's stdio; only from a fresh single-threaded
     /// process (see the crate documentation).
     pub fn exec(&self, args: &[String]) -> Result<u8, ExecError> {

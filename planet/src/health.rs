@@ -27,6 +27,9 @@ pub const UNITS: &[(&str, bool)] = &[
     ("planet-containerd.service", true),
     ("planet-docker.service", true),
     ("planet-registry.service", true),
+    ("planet-kube-apiserver.service", false),
+    ("planet-kube-controller-manager.service", false),
+    ("planet-kube-scheduler.service", false),
     ("planet-kubelet.service", false),
     ("planet.target", true),
 ];
@@ -139,6 +142,8 @@ pub enum HealthError {
     },
     #[error("planet is {}: {}", state_word(last.state), last.problems())]
     NotRunning { last: Box<PlanetHealth> },
+    #[error("kube-apiserver is not ready after {waited:?}: {last}")]
+    Apiserver { waited: Duration, last: String },
 }
 
 /// planet's health now.
@@ -232,6 +237,28 @@ pub fn wait_healthy(state_dir: &Path, timeout: Duration) -> Result<PlanetHealth,
     }
 }
 
+/// Waits until kube-apiserver inside planet answers `/readyz`.
+pub fn wait_apiserver(state_dir: &Path, timeout: Duration) -> Result<(), HealthError> {
+    let started = Instant::now();
+    loop {
+        let h = check(state_dir);
+        let Some(pid) = h.init_pid.filter(|_| h.state != PlanetState::Stopped) else {
+            return Err(HealthError::NotRunning { last: Box::new(h) });
+        };
+        let last = match apiserver_ready(pid) {
+            Ok(_) => return Ok(()),
+            Err(e) => e.to_string(),
+        };
+        if started.elapsed() >= timeout {
+            return Err(HealthError::Apiserver {
+                waited: started.elapsed(),
+                last,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// One `systemctl show` for every unit.
 fn units(pid: i32) -> Vec<UnitHealth> {
     let mut args = vec![
@@ -302,10 +329,11 @@ pub fn parse_units(text: &str) -> Vec<UnitHealth> {
 fn endpoints(pid: i32) -> Vec<EndpointHealth> {
     let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
     let docker_sock = PathBuf::from(format!("/proc/{pid}/root/run/docker.sock"));
-    vec![
-        endpoint("etcd", "http://127.0.0.1:2379/health", || {
+    let mut out = vec![
+        // etcd's metrics listener: plain HTTP on loopback, also where clients need TLS.
+        endpoint("etcd", "http://127.0.0.1:2381/health", || {
             let (code, body) = http_get(
-                TcpStream::connect_timeout(&local(2379), ENDPOINT_TIMEOUT)?,
+                TcpStream::connect_timeout(&local(2381), ENDPOINT_TIMEOUT)?,
                 "/health",
             )?;
             if code == 200 && body.replace(' ', "").contains("\"health\":\"true\"") {
@@ -342,7 +370,48 @@ fn endpoints(pid: i32) -> Vec<EndpointHealth> {
                 )))
             }
         }),
-    ]
+    ];
+    if kubernetes(pid) {
+        out.push(endpoint(
+            "kube-apiserver",
+            "https://127.0.0.1:6443/readyz",
+            || apiserver_ready(pid),
+        ));
+    }
+    out
+}
+
+/// Whether this planet runs Kubernetes (the cluster's PKI is mounted).
+fn kubernetes(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}/root"))
+        .join(crate::paths::PKI_INSIDE.trim_start_matches('/'))
+        .join("ca.crt")
+        .exists()
+}
+
+/// kube-apiserver's `/readyz`, asked by kubectl inside planet with the admin kubeconfig (TLS
+/// with the cluster's CA: planet's own tools, no TLS stack in gravity for it).
+pub fn apiserver_ready(pid: i32) -> std::io::Result<String> {
+    let kubeconfig = format!("--kubeconfig={}/admin.kubeconfig", crate::paths::PKI_INSIDE);
+    let out = inside::query(
+        pid,
+        "/usr/bin/kubectl",
+        &[&kubeconfig, "--request-timeout=3s", "get", "--raw=/readyz"],
+        Duration::from_secs(5),
+    )
+    .ok_or_else(|| std::io::Error::other("kubectl inside planet did not answer"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() && stdout == "ok" {
+        Ok(stdout)
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr.lines().last().unwrap_or("").trim();
+        Err(std::io::Error::other(if last.is_empty() {
+            format!("not ready: {stdout}")
+        } else {
+            last.to_string()
+        }))
+    }
 }
 
 fn endpoint(
@@ -427,6 +496,13 @@ pub fn render(h: &PlanetHealth) -> String {
             ms(t.systemd_ready_ms)
         ));
     }
+    let width = h
+        .units
+        .iter()
+        .map(|u| u.name.len())
+        .chain(h.endpoints.iter().map(|e| e.name.len()))
+        .max()
+        .unwrap_or(0);
     for u in &h.units {
         let mark = if u.healthy {
             "ok"
@@ -436,13 +512,13 @@ pub fn render(h: &PlanetHealth) -> String {
             "-"
         };
         out.push_str(&format!(
-            "  {:<28} {:<12} {:<7} {}\n",
+            "  {:<width$} {:<12} {:<7} {}\n",
             u.name, u.active_state, mark, u.detail
         ));
     }
     for e in &h.endpoints {
         out.push_str(&format!(
-            "  {:<28} {:<12} {:<7} {}\n",
+            "  {:<width$} {:<12} {:<7} {}\n",
             e.name,
             "endpoint",
             if e.healthy { "ok" } else { "FAILED" },
@@ -465,6 +541,9 @@ Id=planet-etcd.service\nActiveState=active\nSubState=running\nResult=success\nCo
 Id=planet-containerd.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
 Id=planet-docker.service\nActiveState=activating\nSubState=auto-restart\nResult=exit-code\nConditionResult=yes\n\n\
 Id=planet-registry.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
+Id=planet-kube-apiserver.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
+Id=planet-kube-controller-manager.service\nActiveState=activating\nSubState=auto-restart\nResult=exit-code\nConditionResult=yes\n\n\
+Id=planet-kube-scheduler.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
 Id=planet-kubelet.service\nActiveState=inactive\nSubState=dead\nResult=success\nConditionResult=no\n\n\
 Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nConditionResult=yes\n";
 
@@ -476,7 +555,9 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
         let docker = &units[3];
         assert!(!docker.healthy);
         assert_eq!(docker.detail, "auto-restart, result exit-code");
-        let kubelet = &units[5];
+        let unit = |name: &str| units.iter().find(|u| u.name == name).unwrap();
+        assert!(!unit("planet-kube-controller-manager.service").healthy);
+        let kubelet = unit("planet-kubelet.service");
         assert!(kubelet.healthy, "skipped optional unit is fine");
         assert!(kubelet.detail.contains("not in this image"));
         let missing = parse_units("");

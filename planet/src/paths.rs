@@ -101,3 +101,17 @@ impl Paths {
 pub const NOTIFY_DIR_INSIDE: &str = "/run/gravity";
 /// Inside planet: the agent's environment file, read by planet-setup and the daemon units.
 pub const ENVIRONMENT_INSIDE: &str = "/etc/container-environment";
+
+/// Where planet sees the cluster's PKI and kubeconfigs (mounted read-only when the node runs
+/// Kubernetes; the control plane's units are skipped without it).
+pub const PKI_INSIDE: &str = "/etc/kubernetes/pki";
+
+/// What `kubectl` and `etcdctl` inside planet need to work without flags, as in Gravity's
+/// planet: the admin kubeconfig and etcd's client TLS.
+pub const KUBERNETES_ENV: &[(&str, &str)] = &[
+    ("KUBECONFIG", "/etc/kubernetes/pki/admin.kubeconfig"),
+    ("ETCDCTL_ENDPOINTS", "https://127.0.0.1:2379"),
+    ("ETCDCTL_CACERT", "/etc/kubernetes/pki/ca.crt"),
+    ("ETCDCTL_CERT", "/etc/kubernetes/pki/etcdctl.crt"),
+    ("ETCDCTL_KEY", "/etc/kubernetes/pki/etcdctl.key"),
+];

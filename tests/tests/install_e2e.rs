@@ -1,6 +1,7 @@
 //! `gravity install` of the example cluster image on this host, with service uid 1001: planet
-//! runs with the manifest's daemon arguments and volumes, `gravity status` is healthy; then
-//! `gravity uninstall` leaves no mounts, units, processes or cgroups behind.
+//! runs with the manifest's daemon arguments and volumes, Kubernetes' control plane answers on
+//! the cluster's own PKI with etcd on TLS only, `gravity status` is healthy; then `gravity
+//! uninstall` leaves no mounts, units, processes or cgroups behind.
 
 use tests::install::{Installation, SERVICE_UID, text};
 use tests::serial;
@@ -56,9 +57,63 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
         "planet-etcd.service",
         "planet-docker.service",
         "planet-registry.service",
+        "planet-kube-apiserver.service",
+        "planet-kube-controller-manager.service",
+        "planet-kube-scheduler.service",
     ] {
         assert!(units.contains(&unit), "{unit} missing from {units:?}");
     }
+    let apiserver = status["planet"]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "kube-apiserver")
+        .unwrap_or_else(|| panic!("no kube-apiserver endpoint: {status:#}"));
+    assert_eq!(apiserver["healthy"], true, "{apiserver:#}");
+
+    // Kubernetes through gravity, as its administrator; inside planet kubectl needs no flags.
+    let out = inst.gravity(&["kubectl", "get", "namespaces", "-o", "name"]);
+    assert!(out.status.success(), "gravity kubectl: {}", text(&out));
+    assert!(
+        text(&out).contains("namespace/kube-system"),
+        "{}",
+        text(&out)
+    );
+    let version = inst.exec(&["kubectl", "version", "-o", "json"]);
+    assert!(version.contains("\"gitVersion\": \"v1.36."), "{version}");
+
+    // The PKI: root's, keys and kubeconfigs 0600, in a 0700 directory.
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let pki = inst.state.join("pki");
+        let meta = std::fs::metadata(&pki).expect("the PKI directory");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+        for entry in std::fs::read_dir(&pki).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let meta = entry.metadata().unwrap();
+            assert_eq!(meta.uid(), 0, "{name}");
+            if name.ends_with(".key") || name.ends_with(".kubeconfig") {
+                assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+            }
+        }
+    }
+
+    // etcd serves TLS only: a plain HTTP client is refused, the cluster's certificate works.
+    let plain = inst.gravity(&[
+        "planet",
+        "exec",
+        "--",
+        "env",
+        "-u",
+        "ETCDCTL_ENDPOINTS",
+        "etcdctl",
+        "--endpoints=http://127.0.0.1:2379",
+        "--command-timeout=3s",
+        "get",
+        "/",
+    ]);
+    assert!(!plain.status.success(), "etcd answered plain HTTP");
 
     // The daemons carry the manifest's systemOptions, and run as the service user where they should.
     let procs = processes(&inst);

@@ -4,6 +4,7 @@ pub mod check;
 pub mod completions;
 pub mod image;
 pub mod install;
+pub mod kubectl;
 pub mod leave;
 pub mod plan;
 pub mod planet;
@@ -25,5 +26,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(a) => status::run(&cli.global, a),
         Command::Uninstall(a) => uninstall::run(&cli.global, a),
         Command::Leave(a) => leave::run(&cli.global, a),
+        Command::Kubectl(a) => kubectl::run(&cli.global, a),
     }
 }

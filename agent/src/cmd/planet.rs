@@ -122,6 +122,7 @@ pub fn run(global: &GlobalArgs, command: PlanetCommand) -> anyhow::Result<ExitCo
                 Some(t) => health::wait_healthy(state_dir, t).unwrap_or_else(|e| match e {
                     health::HealthError::Timeout { last, .. }
                     | health::HealthError::NotRunning { last } => *last,
+                    health::HealthError::Apiserver { .. } => health::check(state_dir),
                 }),
                 None => health::check(state_dir),
             };
@@ -190,6 +191,8 @@ fn configure(global: &GlobalArgs, args: ConfigureArgs) -> anyhow::Result<ExitCod
         image: imported.path.clone(),
         image_sha256: imported.sha256.clone(),
         image_version: imported.version.clone(),
+        // A bare planet: no Kubernetes (that is the install's).
+        pki: None,
     };
     let config = crate::node::planet_config(&manifest, &profile, &opts)?;
     config.save(&global.state_dir)?;

@@ -187,6 +187,13 @@ impl PlanetControl for FakePlanet {
         );
         Ok(())
     }
+    fn wait_apiserver(&self, state_dir: &Path, _timeout: Duration) -> anyhow::Result<()> {
+        say(
+            &self.log,
+            format!("planet wait-apiserver {}", state_dir.display()),
+        );
+        Ok(())
+    }
     fn teardown(&self, state_dir: &Path) -> anyhow::Result<()> {
         say(
             &self.log,

@@ -13,6 +13,8 @@ pub trait PlanetControl {
     fn stop(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()>;
     /// Waits until planet's services answer.
     fn wait_healthy(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()>;
+    /// Waits until kube-apiserver in planet is ready.
+    fn wait_apiserver(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()>;
     /// Stops planet and removes what it put on the host, keeping its data.
     fn teardown(&self, state_dir: &Path) -> anyhow::Result<()>;
 }
@@ -33,6 +35,12 @@ impl PlanetControl for HostPlanet {
     fn wait_healthy(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
         Planet::load(state_dir)?.wait_healthy(timeout).context(
             "planet did not become healthy: see `gravity planet status` and `gravity planet enter -- journalctl -xe`",
+        )?;
+        Ok(())
+    }
+    fn wait_apiserver(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
+        Planet::load(state_dir)?.wait_apiserver(timeout).context(
+            "kube-apiserver did not become ready: see `gravity planet enter -- journalctl -u kube-apiserver`",
         )?;
         Ok(())
     }

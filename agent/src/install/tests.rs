@@ -63,6 +63,7 @@ fn cluster_image(dir: &Path) {
         "file": "planet.erofs",
         "sha256": hex::encode(sha2::Sha256::digest(planet)),
         "size": planet.len(),
+        "kube": {"kubernetes": "v1.36.3", "etcd": "v3.6.16"},
     });
     std::fs::write(dir.join("planet/planet.json"), meta.to_string()).unwrap();
     std::fs::create_dir_all(dir.join("registry")).unwrap();

@@ -4,6 +4,7 @@
 
 pub mod checks;
 pub mod identity;
+pub mod kubernetes;
 pub mod planet_config;
 pub mod planet_source;
 

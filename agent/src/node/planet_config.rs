@@ -31,6 +31,8 @@ pub struct PlanetOptions {
     pub image: PathBuf,
     pub image_sha256: String,
     pub image_version: String,
+    /// The cluster's PKI directory on the host, where the node runs Kubernetes.
+    pub pki: Option<PathBuf>,
 }
 
 /// Resolves the profile's volumes, devices and system options for this node.
@@ -51,7 +53,29 @@ pub fn planet_config(
     let format =
         ImageFormat::from_path(&opts.image).ok_or(ConfigError::ImageFormat(opts.image.clone()))?;
     let system = manifest.system_options_for(profile);
-    let volumes = resolve_volumes(profile, opts)?;
+    let mut volumes = resolve_volumes(profile, opts)?;
+    let mut env = BTreeMap::from([(SERVICE_USER_ENV.to_string(), opts.service_uid.to_string())]);
+    if let Some(pki) = &opts.pki {
+        // Read-only: planet's daemons use the certificates, only gravity makes them.
+        volumes.push(VolumeMount {
+            kind: VolumeKind::Data,
+            name: Some("pki".into()),
+            source: pki.to_string_lossy().into_owned(),
+            target: planet::paths::PKI_INSIDE.into(),
+            wildcard: false,
+            read_only: true,
+            recursive: false,
+            // The pki phase made it; as a data volume it must exist when planet starts.
+            create_if_missing: true,
+            skip_if_missing: false,
+            uid: None,
+            gid: None,
+            mode: Some(FileMode(0o700)),
+        });
+        // Parents before children, as resolve_volumes orders them.
+        volumes.sort_by_key(|v| Path::new(&v.target).components().count());
+        env.extend(super::kubernetes::planet_env(&profile.labels));
+    }
     let devices = profile
         .requirements()
         .devices
@@ -108,7 +132,7 @@ pub fn planet_config(
         volumes,
         devices,
         daemons,
-        env: BTreeMap::from([(SERVICE_USER_ENV.to_string(), opts.service_uid.to_string())]),
+        env,
         resources: Resources::default(),
         stop_timeout_secs: DEFAULT_STOP_TIMEOUT_SECS,
     })
@@ -270,6 +294,7 @@ mod tests {
             image: PathBuf::from("/var/lib/gravity/planet/images/0.1.0+abc/planet.erofs"),
             image_sha256: "ab".repeat(32),
             image_version: "0.1.0+abc".into(),
+            pki: Some("/var/lib/gravity/pki".into()),
         };
         (manifest, profile, opts)
     }

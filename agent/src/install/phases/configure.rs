@@ -32,6 +32,7 @@ impl Phase<Ctx> for Configure {
             image: image.path.clone(),
             image_sha256: image.sha256.clone(),
             image_version: image.version.clone(),
+            pki: crate::node::kubernetes::version_of(&image.path).map(|_| ctx.layout.pki()),
         };
         let config = crate::node::planet_config(ctx.manifest(), &ctx.profile, &opts)?;
         config.save(state_dir)?;

@@ -3,10 +3,12 @@
 mod agent;
 mod checks;
 mod configure;
+mod control_plane;
 pub(super) mod finish;
 mod health;
 mod images;
 pub(super) mod kernel;
+mod pki;
 mod planet_image;
 pub(super) mod service;
 mod start;
@@ -23,11 +25,13 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
         Box::new(kernel::Kernel),
         Box::new(user::User),
         Box::new(planet_image::PlanetImage),
+        Box::new(pki::Pki),
         Box::new(configure::Configure),
         Box::new(volumes::Volumes),
         Box::new(service::Service),
         Box::new(start::Start),
         Box::new(health::Health),
+        Box::new(control_plane::ControlPlane),
         Box::new(images::Images),
         Box::new(finish::Finish),
     ]
