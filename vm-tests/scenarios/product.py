@@ -4,7 +4,7 @@ Every product command line the VM scenarios use is in this file, so that when th
 only this file changes. They follow the design brief: the user unpacks the cluster image and runs
 `./gravity install --service-uid=1001`, `./gravity status --output json`, `./gravity check`
 (preflight with the app.yaml of the current directory), `gravity check --serve/--peers`.
-Planet runs etcd on the host network at 127.0.0.1:2379 (planet-image/planet-etcd.service).
+Planet runs etcd on the host network at 127.0.0.1:2379, TLS only (planet-image/planet-etcd.service).
 """
 
 from __future__ import annotations
@@ -125,8 +125,13 @@ def in_planet(node: Guest, cmd: str, timeout: float = 60):
                      f"{shlex.quote(cmd)}", timeout=timeout)
 
 
+# etcd serves TLS only, with the cluster's certificates (what `gravity planet exec` sets).
+ETCDCTL_ENV = ("ETCDCTL_ENDPOINTS=https://127.0.0.1:2379 ETCDCTL_CACERT=/etc/kubernetes/pki/ca.crt "
+               "ETCDCTL_CERT=/etc/kubernetes/pki/etcdctl.crt ETCDCTL_KEY=/etc/kubernetes/pki/etcdctl.key")
+
+
 def etcdctl(node: Guest, args: str):
-    return in_planet(node, f"ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 {args}")
+    return in_planet(node, f"{ETCDCTL_ENV} etcdctl {args}")
 
 
 def top_level_cgroups(node: Guest) -> set[str]:
