@@ -3,7 +3,7 @@
 # per-phase breakdown the journal records. For reference, the same run times what any
 # tarball-based installer must do at least: `tar -xf` of the same cluster image.
 #
-#   sudo bench/install/run.sh [RUNS]      (default 3; needs make release and free ports 2379/2380/5000)
+#   sudo bench/install/run.sh [RUNS]      (default 3; needs make release and free ports 2379-2381/5000/6443)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-3}
