@@ -1,4 +1,5 @@
-//! The SHA-256 of a file, as the cluster image index and planet images record it.
+//! The SHA-256 of a file or stream, as the cluster image index, planet images and OCI layouts
+//! record it.
 
 use std::io::Read;
 use std::path::Path;
@@ -7,12 +8,16 @@ use sha2::{Digest, Sha256};
 
 /// Lowercase hex SHA-256 and length of the file at `path`.
 pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut file = std::fs::File::open(path)?;
+    sha256_reader(std::fs::File::open(path)?)
+}
+
+/// Lowercase hex SHA-256 and length of everything `r` yields.
+pub fn sha256_reader(mut r: impl Read) -> std::io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut len = 0u64;
     loop {
-        let n = file.read(&mut buf)?;
+        let n = r.read(&mut buf)?;
         if n == 0 {
             break;
         }

@@ -8,7 +8,7 @@ mod checksum;
 mod remove;
 mod time;
 
-pub use checksum::sha256_file;
+pub use checksum::{sha256_file, sha256_reader};
 pub use remove::{remove_dir_all, remove_file};
 pub use time::now_ms;
 

@@ -480,19 +480,9 @@ fn check(digest: &str, size: u64, actual: &str, len: u64) -> Result<(), Error> {
 }
 
 /// SHA-256 and length of everything `r` yields.
-pub fn hash_reader(mut r: impl Read) -> std::io::Result<(String, u64)> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        let n = r.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        len += n as u64;
-    }
-    Ok((format!("sha256:{}", hex::encode(h.finalize())), len))
+pub fn hash_reader(r: impl Read) -> std::io::Result<(String, u64)> {
+    let (hex, len) = durable::sha256_reader(r)?;
+    Ok((format!("sha256:{hex}"), len))
 }
 
 pub fn sha256_digest(bytes: &[u8]) -> String {
