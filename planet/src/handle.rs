@@ -68,6 +68,11 @@ impl Planet {
         crate::health::wait_apiserver(&self.state_dir, timeout)
     }
 
+    /// Waits until this planet's Kubernetes node is Ready.
+    pub fn wait_node_ready(&self, timeout: Duration) -> Result<(), HealthError> {
+        crate::health::wait_node_ready(&self.state_dir, timeout)
+    }
+
     /// Runs `args` inside planet with this process's stdio; only from a fresh single-threaded
     /// process (see the crate documentation).
     pub fn exec(&self, args: &[String]) -> Result<u8, ExecError> {

@@ -144,6 +144,8 @@ pub enum HealthError {
     NotRunning { last: Box<PlanetHealth> },
     #[error("kube-apiserver is not ready after {waited:?}: {last}")]
     Apiserver { waited: Duration, last: String },
+    #[error("the node is not Ready after {waited:?}: {last}")]
+    Node { waited: Duration, last: String },
 }
 
 /// planet's health now.
@@ -203,7 +205,10 @@ pub fn check(state_dir: &Path) -> PlanetHealth {
     };
     health.system_state = inside::system_state(pid);
     health.units = units(pid);
-    health.endpoints = endpoints(pid);
+    let node = crate::config::PlanetConfig::load(state_dir)
+        .ok()
+        .map(|c| c.node.name);
+    health.endpoints = endpoints(pid, node.as_deref());
     if health.state == PlanetState::Running
         && (health.system_state.as_deref() != Some("running")
             || health.units.iter().any(|u| u.required && !u.healthy)
@@ -251,6 +256,31 @@ pub fn wait_apiserver(state_dir: &Path, timeout: Duration) -> Result<(), HealthE
         };
         if started.elapsed() >= timeout {
             return Err(HealthError::Apiserver {
+                waited: started.elapsed(),
+                last,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Waits until this planet's Kubernetes node is Ready.
+pub fn wait_node_ready(state_dir: &Path, timeout: Duration) -> Result<(), HealthError> {
+    let node = crate::config::PlanetConfig::load(state_dir)
+        .map(|c| c.node.name)
+        .unwrap_or_default();
+    let started = Instant::now();
+    loop {
+        let h = check(state_dir);
+        let Some(pid) = h.init_pid.filter(|_| h.state != PlanetState::Stopped) else {
+            return Err(HealthError::NotRunning { last: Box::new(h) });
+        };
+        let last = match node_ready(pid, &node) {
+            Ok(_) => return Ok(()),
+            Err(e) => e.to_string(),
+        };
+        if started.elapsed() >= timeout {
+            return Err(HealthError::Node {
                 waited: started.elapsed(),
                 last,
             });
@@ -326,7 +356,7 @@ pub fn parse_units(text: &str) -> Vec<UnitHealth> {
         .collect()
 }
 
-fn endpoints(pid: i32) -> Vec<EndpointHealth> {
+fn endpoints(pid: i32, node: Option<&str>) -> Vec<EndpointHealth> {
     let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
     let docker_sock = PathBuf::from(format!("/proc/{pid}/root/run/docker.sock"));
     let mut out = vec![
@@ -377,8 +407,45 @@ fn endpoints(pid: i32) -> Vec<EndpointHealth> {
             "https://127.0.0.1:6443/readyz",
             || apiserver_ready(pid),
         ));
+        if let Some(node) = node {
+            out.push(endpoint("node", &format!("node/{node} Ready"), || {
+                node_ready(pid, node)
+            }));
+        }
     }
     out
+}
+
+/// Whether the Kubernetes node `node` is Ready, as its Ready condition says.
+pub fn node_ready(pid: i32, node: &str) -> std::io::Result<String> {
+    let kubeconfig = format!("--kubeconfig={}/admin.kubeconfig", crate::paths::PKI_INSIDE);
+    let out = inside::query(
+        pid,
+        "/usr/bin/kubectl",
+        &[
+            &kubeconfig,
+            "--request-timeout=3s",
+            "get",
+            "node",
+            node,
+            "-o",
+            "jsonpath={range .status.conditions[?(@.type==\"Ready\")]}{.status} {.reason}: {.message}{end}",
+        ],
+        Duration::from_secs(5),
+    )
+    .ok_or_else(|| std::io::Error::other("kubectl inside planet did not answer"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(std::io::Error::other(
+            stderr.lines().last().unwrap_or("").trim().to_string(),
+        ));
+    }
+    match stdout.split_once(' ') {
+        Some(("True", why)) => Ok(why.to_string()),
+        _ if stdout.is_empty() => Err(std::io::Error::other("not registered yet")),
+        _ => Err(std::io::Error::other(format!("not Ready: {stdout}"))),
+    }
 }
 
 /// Whether this planet runs Kubernetes (the cluster's PKI is mounted).

@@ -54,11 +54,36 @@ pub enum TeardownError {
     Left(Box<Leftovers>),
 }
 
+/// What Kubernetes put on the host's network (iptables chains, the pod bridge) goes while
+/// planet still runs, with planet's own tools (`/usr/lib/planet/kube-cleanup`); a planet that
+/// does not run, or has no such script, has nothing to clean.
+fn clean_kubernetes(state_dir: &Path) {
+    const SCRIPT: &str = "/usr/lib/planet/kube-cleanup";
+    let Some(pid) = status::Status::load(state_dir)
+        .and_then(|s| s.init_pid)
+        .filter(|pid| sys::alive(*pid))
+    else {
+        return;
+    };
+    if !Path::new(&format!("/proc/{pid}/root{SCRIPT}")).exists() {
+        return;
+    }
+    match inside::query(pid, SCRIPT, &[], Duration::from_secs(60)) {
+        Some(out) => {
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                tracing::info!("{line}");
+            }
+        }
+        None => tracing::warn!("{SCRIPT} inside planet did not finish"),
+    }
+}
+
 /// Stops planet if it runs and removes everything it put on the host (container, cgroups,
 /// mounts, loop devices, runtime files) except its persistent data, its configuration and
 /// its images: for uninstall. Returns what is left (nothing, or it fails).
 pub fn teardown(state_dir: &Path) -> Result<Leftovers, TeardownError> {
     let paths = paths::Paths::new(state_dir);
+    clean_kubernetes(state_dir);
     service::stop(state_dir, TEARDOWN_STOP_TIMEOUT)?;
     if !paths.dir.exists() {
         return Ok(leftovers(state_dir));

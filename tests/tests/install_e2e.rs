@@ -71,6 +71,20 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
         .unwrap_or_else(|| panic!("no kube-apiserver endpoint: {status:#}"));
     assert_eq!(apiserver["healthy"], true, "{apiserver:#}");
 
+    // The node is Ready, with the profile's labels; kubelet runs with the manifest's args.
+    let out = inst.gravity(&[
+        "kubectl",
+        "get",
+        "nodes",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.labels.role} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
+    ]);
+    assert!(out.status.success(), "gravity kubectl: {}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "node True");
+    let procs = processes(&inst);
+    let (_, kubelet) = process(&procs, "kubelet");
+    assert!(kubelet.contains("--system-reserved=memory=500Mi"), "{kubelet}");
+
     // Kubernetes through gravity, as its administrator; inside planet kubectl needs no flags.
     let out = inst.gravity(&["kubectl", "get", "namespaces", "-o", "name"]);
     assert!(out.status.success(), "gravity kubectl: {}", text(&out));
@@ -132,11 +146,11 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
     assert_eq!(*registry_uid, SERVICE_UID);
 
     // etcd answers through planet.
-    inst.exec(&["sh", "-c", "ETCDCTL_API=3 etcdctl put /gravity/e2e hello"]);
+    inst.exec(&["sh", "-c", "etcdctl put /gravity/e2e hello"]);
     let got = inst.exec(&[
         "sh",
         "-c",
-        "ETCDCTL_API=3 etcdctl get --print-value-only /gravity/e2e",
+        "etcdctl get --print-value-only /gravity/e2e",
     ]);
     assert_eq!(got.trim(), "hello");
 
@@ -185,8 +199,20 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
         text(&again)
     );
 
+    let kube_chains = |inst: &Installation| -> Vec<String> {
+        let mut cmd = std::process::Command::new("iptables-save");
+        let out = inst.ns.enter(&mut cmd).output().expect("iptables-save");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with(":KUBE-") || l.starts_with(":CNI-"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(!kube_chains(&inst).is_empty(), "kubelet made no iptables chains");
+
     let out = inst.uninstall();
     assert!(out.status.success(), "uninstall failed:\n{}", text(&out));
+    assert_eq!(kube_chains(&inst), Vec::<String>::new(), "Kubernetes' chains left behind");
     assert!(!inst.state.exists(), "the state directory is still there");
     let left = planet::leftovers(&inst.state);
     assert!(left.is_clean(), "uninstall left planet behind: {left:?}");

@@ -67,7 +67,7 @@ fn a_killed_supervisor_is_replaced_and_its_leftovers_removed() {
     );
     let (healthy, status) = planet.status(Some("300s"));
     assert!(healthy, "{status:#}");
-    let etcdctl = "ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379";
+    let etcdctl = "etcdctl --endpoints=http://127.0.0.1:2379";
     planet.sh_ok(&format!("{etcdctl} put /crash/key survived"));
 
     // SIGKILL the supervisor: the daemon restarts it, and the new one replaces the orphaned

@@ -115,7 +115,7 @@ fn planet_runs_what_the_manifest_asks_for() {
         "{etcd}"
     );
     assert!(etcd.contains("--name=planet-test"), "{etcd}");
-    let etcdctl = "ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379";
+    let etcdctl = "etcdctl --endpoints=http://127.0.0.1:2379";
     assert!(
         planet
             .sh_ok(&format!("{etcdctl} endpoint health"))

@@ -3,7 +3,6 @@
 
 use crate::state_dir::StateDir;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::bail;
 
@@ -67,9 +66,9 @@ pub fn uninstall(
     remove_user: bool,
 ) -> anyhow::Result<()> {
     let dir = layout.root();
-    effects.planet.stop(dir, Duration::from_secs(120))?;
-    phases_api::remove_unit(effects)?;
+    // Teardown first, while planet runs: what its Kubernetes put on the host goes with it.
     effects.planet.teardown(dir)?;
+    phases_api::remove_unit(effects)?;
     phases_api::unlink_from_path(effects, layout);
     for kept in phases_api::remove_volumes(effects, layout)? {
         eprintln!(

@@ -176,10 +176,6 @@ impl PlanetControl for FakePlanet {
         say(&self.log, format!("planet start {}", state_dir.display()));
         Ok(())
     }
-    fn stop(&self, state_dir: &Path, _timeout: Duration) -> anyhow::Result<()> {
-        say(&self.log, format!("planet stop {}", state_dir.display()));
-        Ok(())
-    }
     fn wait_healthy(&self, state_dir: &Path, _timeout: Duration) -> anyhow::Result<()> {
         say(
             &self.log,
@@ -191,6 +187,13 @@ impl PlanetControl for FakePlanet {
         say(
             &self.log,
             format!("planet wait-apiserver {}", state_dir.display()),
+        );
+        Ok(())
+    }
+    fn wait_node_ready(&self, state_dir: &Path, _timeout: Duration) -> anyhow::Result<()> {
+        say(
+            &self.log,
+            format!("planet wait-node-ready {}", state_dir.display()),
         );
         Ok(())
     }

@@ -9,12 +9,12 @@ use planet::Planet;
 pub trait PlanetControl {
     /// Starts planet under its supervisor; returns once its systemd runs.
     fn start(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()>;
-    /// Stops planet if it runs.
-    fn stop(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()>;
     /// Waits until planet's services answer.
     fn wait_healthy(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()>;
     /// Waits until kube-apiserver in planet is ready.
     fn wait_apiserver(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()>;
+    /// Waits until this node is Ready in Kubernetes.
+    fn wait_node_ready(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()>;
     /// Stops planet and removes what it put on the host, keeping its data.
     fn teardown(&self, state_dir: &Path) -> anyhow::Result<()>;
 }
@@ -27,11 +27,6 @@ impl PlanetControl for HostPlanet {
         Planet::load(state_dir)?.start(timeout)?;
         Ok(())
     }
-    fn stop(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
-        // Also where planet was never configured (nothing to stop then).
-        planet::service::stop(state_dir, timeout)?;
-        Ok(())
-    }
     fn wait_healthy(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
         Planet::load(state_dir)?.wait_healthy(timeout).context(
             "planet did not become healthy: see `gravity planet status` and `gravity planet enter -- journalctl -xe`",
@@ -41,6 +36,12 @@ impl PlanetControl for HostPlanet {
     fn wait_apiserver(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
         Planet::load(state_dir)?.wait_apiserver(timeout).context(
             "kube-apiserver did not become ready: see `gravity planet enter -- journalctl -u kube-apiserver`",
+        )?;
+        Ok(())
+    }
+    fn wait_node_ready(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
+        Planet::load(state_dir)?.wait_node_ready(timeout).context(
+            "the node did not become Ready: see `gravity kubectl describe node` and `gravity planet enter -- journalctl -u kubelet`",
         )?;
         Ok(())
     }

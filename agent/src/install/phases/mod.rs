@@ -8,6 +8,7 @@ pub(super) mod finish;
 mod health;
 mod images;
 pub(super) mod kernel;
+mod node_ready;
 mod pki;
 mod planet_image;
 pub(super) mod service;
@@ -32,6 +33,7 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
         Box::new(start::Start),
         Box::new(health::Health),
         Box::new(control_plane::ControlPlane),
+        Box::new(node_ready::NodeReady),
         Box::new(images::Images),
         Box::new(finish::Finish),
     ]

@@ -25,9 +25,8 @@ impl Phase<Ctx> for Start {
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
-        ctx.effects
-            .planet
-            .stop(&ctx.params.state_dir, Duration::from_secs(120))?;
+        // Also what planet's Kubernetes put on the host.
+        ctx.effects.planet.teardown(&ctx.params.state_dir)?;
         Ok(())
     }
 }
