@@ -266,7 +266,7 @@ check "service user planet" "uid=$service_uid(planet) gid=$service_gid(planet)" 
 check "registry.local in /etc/hosts" "127.0.0.1" "$(inside getent hosts registry.local || true)"
 check "node name in /etc/hosts" "planet-smoke" "$(inside getent hosts planet-smoke || true)"
 
-etcdctl() { inside env ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 "$@"; }
+etcdctl() { inside env etcdctl --endpoints=http://127.0.0.1:2379 "$@"; }
 check "etcd endpoint health" "is healthy" "$(etcdctl endpoint health 2>&1 || true)"
 value="smoke-$$-$RANDOM"
 etcdctl put /smoke/key "$value" >/dev/null
