@@ -83,7 +83,10 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "node True");
     let procs = processes(&inst);
     let (_, kubelet) = process(&procs, "kubelet");
-    assert!(kubelet.contains("--system-reserved=memory=500Mi"), "{kubelet}");
+    assert!(
+        kubelet.contains("--system-reserved=memory=500Mi"),
+        "{kubelet}"
+    );
 
     // Kubernetes through gravity, as its administrator; inside planet kubectl needs no flags.
     let out = inst.gravity(&["kubectl", "get", "namespaces", "-o", "name"]);
@@ -147,11 +150,7 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
 
     // etcd answers through planet.
     inst.exec(&["sh", "-c", "etcdctl put /gravity/e2e hello"]);
-    let got = inst.exec(&[
-        "sh",
-        "-c",
-        "etcdctl get --print-value-only /gravity/e2e",
-    ]);
+    let got = inst.exec(&["sh", "-c", "etcdctl get --print-value-only /gravity/e2e"]);
     assert_eq!(got.trim(), "hello");
 
     // The app-data volume: created on the host with the manifest's mode, mounted at targetPath.
@@ -208,11 +207,18 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
             .map(str::to_string)
             .collect()
     };
-    assert!(!kube_chains(&inst).is_empty(), "kubelet made no iptables chains");
+    assert!(
+        !kube_chains(&inst).is_empty(),
+        "kubelet made no iptables chains"
+    );
 
     let out = inst.uninstall();
     assert!(out.status.success(), "uninstall failed:\n{}", text(&out));
-    assert_eq!(kube_chains(&inst), Vec::<String>::new(), "Kubernetes' chains left behind");
+    assert_eq!(
+        kube_chains(&inst),
+        Vec::<String>::new(),
+        "Kubernetes' chains left behind"
+    );
     assert!(!inst.state.exists(), "the state directory is still there");
     let left = planet::leftovers(&inst.state);
     assert!(left.is_clean(), "uninstall left planet behind: {left:?}");
