@@ -244,24 +244,9 @@ pub fn wait_healthy(state_dir: &Path, timeout: Duration) -> Result<PlanetHealth,
 
 /// Waits until kube-apiserver inside planet answers `/readyz`.
 pub fn wait_apiserver(state_dir: &Path, timeout: Duration) -> Result<(), HealthError> {
-    let started = Instant::now();
-    loop {
-        let h = check(state_dir);
-        let Some(pid) = h.init_pid.filter(|_| h.state != PlanetState::Stopped) else {
-            return Err(HealthError::NotRunning { last: Box::new(h) });
-        };
-        let last = match apiserver_ready(pid) {
-            Ok(_) => return Ok(()),
-            Err(e) => e.to_string(),
-        };
-        if started.elapsed() >= timeout {
-            return Err(HealthError::Apiserver {
-                waited: started.elapsed(),
-                last,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_inside(state_dir, timeout, apiserver_ready, |waited, last| {
+        HealthError::Apiserver { waited, last }
+    })
 }
 
 /// Waits until this planet's Kubernetes node is Ready.
@@ -269,21 +254,34 @@ pub fn wait_node_ready(state_dir: &Path, timeout: Duration) -> Result<(), Health
     let node = crate::config::PlanetConfig::load(state_dir)
         .map(|c| c.node.name)
         .unwrap_or_default();
+    wait_inside(
+        state_dir,
+        timeout,
+        |pid| node_ready(pid, &node),
+        |waited, last| HealthError::Node { waited, last },
+    )
+}
+
+/// Polls `probe` against the running planet until it succeeds; fails at once when planet
+/// stops, and with `timed_out` and the probe's last error after `timeout`.
+fn wait_inside(
+    state_dir: &Path,
+    timeout: Duration,
+    probe: impl Fn(i32) -> std::io::Result<String>,
+    timed_out: impl FnOnce(Duration, String) -> HealthError,
+) -> Result<(), HealthError> {
     let started = Instant::now();
     loop {
         let h = check(state_dir);
         let Some(pid) = h.init_pid.filter(|_| h.state != PlanetState::Stopped) else {
             return Err(HealthError::NotRunning { last: Box::new(h) });
         };
-        let last = match node_ready(pid, &node) {
+        let last = match probe(pid) {
             Ok(_) => return Ok(()),
             Err(e) => e.to_string(),
         };
         if started.elapsed() >= timeout {
-            return Err(HealthError::Node {
-                waited: started.elapsed(),
-                last,
-            });
+            return Err(timed_out(started.elapsed(), last));
         }
         std::thread::sleep(Duration::from_millis(500));
     }

@@ -38,6 +38,11 @@ impl Ctx {
     pub fn manifest(&self) -> &Manifest {
         &self.image.manifest
     }
+
+    /// Whether this node runs Kubernetes (the pki phase made the cluster's CA).
+    pub fn runs_kubernetes(&self) -> bool {
+        self.layout.pki().join("ca.crt").exists()
+    }
 }
 
 /// The install phases, in order.

@@ -18,7 +18,7 @@ impl Phase<Ctx> for ControlPlane {
         "Wait for the Kubernetes control plane"
     }
     fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
-        if !ctx.layout.pki().join("ca.crt").exists() {
+        if !ctx.runs_kubernetes() {
             out.say("this node runs no Kubernetes");
             return Ok(());
         }
