@@ -35,6 +35,9 @@ pub const UNITS: &[(&str, bool)] = &[
 ];
 
 const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(2);
+/// kubectl is one large static binary (the multi-call `kube`): on a slow or emulated CPU (the
+/// QEMU TCG guests of vm-tests) starting it alone takes seconds.
+const KUBECTL_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -422,14 +425,14 @@ pub fn node_ready(pid: i32, node: &str) -> std::io::Result<String> {
         "/usr/bin/kubectl",
         &[
             &kubeconfig,
-            "--request-timeout=3s",
+            "--request-timeout=10s",
             "get",
             "node",
             node,
             "-o",
             "jsonpath={range .status.conditions[?(@.type==\"Ready\")]}{.status} {.reason}: {.message}{end}",
         ],
-        Duration::from_secs(5),
+        KUBECTL_TIMEOUT,
     )
     .ok_or_else(|| std::io::Error::other("kubectl inside planet did not answer"))?;
     let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -461,8 +464,8 @@ pub fn apiserver_ready(pid: i32) -> std::io::Result<String> {
     let out = inside::query(
         pid,
         "/usr/bin/kubectl",
-        &[&kubeconfig, "--request-timeout=3s", "get", "--raw=/readyz"],
-        Duration::from_secs(5),
+        &[&kubeconfig, "--request-timeout=10s", "get", "--raw=/readyz"],
+        KUBECTL_TIMEOUT,
     )
     .ok_or_else(|| std::io::Error::other("kubectl inside planet did not answer"))?;
     let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();

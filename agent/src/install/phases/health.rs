@@ -7,7 +7,8 @@ use operation::{Phase, Report};
 
 pub struct Health;
 
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(300);
+/// Includes Kubernetes' first start (apiserver ready, node Ready): minutes on a slow machine.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl Phase<Ctx> for Health {
     fn name(&self) -> &'static str {
