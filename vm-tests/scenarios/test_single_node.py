@@ -82,6 +82,10 @@ def test_reboot_planet_comes_back_with_its_data(installed):
                        timeout=900)
     product.wait_until("etcd healthy after reboot",
                        lambda: product.etcdctl(node, "endpoint health").ok, timeout=600)
+    # Kubernetes comes back after etcd (minutes on this emulated CPU): apiserver, then the node.
+    product.wait_until("planet healthy after reboot, the node Ready",
+                       lambda: product.status(node)[1].get("healthy") is True, timeout=900,
+                       interval=10)
     r = product.etcdctl(node, f"get --print-value-only {key}")
     assert r.stdout.strip() == value, r
     # The kernel settings were persisted: the boot applied them again.
