@@ -1,11 +1,12 @@
 #!/bin/bash
 # Build (or find in the cache) the planet system container image.
 #
-#   planet-image/build.sh [--kube-bin DIR] [--format erofs|squashfs]
-#                         [--cache-dir DIR] [--out DIR]
+#   planet-image/build.sh [--kube-bin DIR] [--system-images DIR]
+#                         [--format erofs|squashfs] [--cache-dir DIR] [--out DIR]
 #
 # Without --kube-bin the Kubernetes, etcd and containerd binaries come from
-# planet-image/kube/build.sh (built once, cached outside the checkout).
+# planet-image/kube/build.sh, without --system-images the pause and CoreDNS
+# images from planet-image/images/build.sh (both cached outside the checkout).
 #
 # The LAST line of stdout is the absolute path of a directory holding exactly
 # planet.<format> and planet.json. Everything else goes to stderr.
@@ -23,7 +24,7 @@ security_mirror=${PLANET_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-se
 # recipe hash. Everything else (this script included) is in it. kube/ is the
 # recipe of the Kubernetes binaries: what it builds enters through --kube-bin,
 # whose files are hashed.
-readonly not_recipe=(README.md smoke-runc.sh 'kube/*')
+readonly not_recipe=(README.md smoke-runc.sh 'kube/*' 'images/*')
 
 log() { echo "planet-image: $*" >&2; }
 die() {
@@ -36,6 +37,7 @@ usage() {
 }
 
 kube_bin=""
+system_images=""
 format=erofs
 cache_root=${GRAVITY_CACHE_DIR:-$repo/.cache}
 out=""
@@ -43,6 +45,8 @@ while (($#)); do
 	case $1 in
 	--kube-bin) kube_bin=${2:?--kube-bin needs a directory}; shift 2 ;;
 	--kube-bin=*) kube_bin=${1#*=}; shift ;;
+	--system-images) system_images=${2:?--system-images needs a directory}; shift 2 ;;
+	--system-images=*) system_images=${1#*=}; shift ;;
 	--format) format=${2:?--format needs erofs or squashfs}; shift 2 ;;
 	--format=*) format=${1#*=}; shift ;;
 	--cache-dir) cache_root=${2:?--cache-dir needs a directory}; shift 2 ;;
@@ -65,6 +69,13 @@ if [[ -z $kube_bin ]]; then
 fi
 [[ -d $kube_bin ]] || die "--kube-bin $kube_bin is not a directory"
 kube_bin=$(cd "$kube_bin" && pwd)
+if [[ -z $system_images ]]; then
+	# The pod sandbox (pause) and CoreDNS images, served by planet's registry.
+	system_images=$("$here/images/build.sh" | tail -1) ||
+		die "planet-image/images/build.sh failed; see its message above, or give --system-images DIR"
+fi
+[[ -f $system_images/index.json ]] || die "--system-images $system_images is not an OCI image layout (no index.json)"
+system_images=$(cd "$system_images" && pwd)
 mkdir -p "$cache_root/planet"
 cache=$(cd "$cache_root/planet" && pwd)
 readonly cache
@@ -118,6 +129,8 @@ recipe=$(
 		hash_tree "$here" "${not_recipe[@]}"
 		echo "kube-bin"
 		kube_bin_manifest
+		echo "system-images"
+		hash_tree "$system_images"
 	} | sha256sum | cut -d' ' -f1
 )
 readonly recipe
@@ -310,6 +323,15 @@ done < <(find "$kube_bin" -maxdepth 1 \( -type f -o -type l \) ! -name '.*' -pri
 for f in etcd etcdctl containerd containerd-shim-runc-v2; do
 	[[ -x $rootfs/usr/bin/$f ]] || die "--kube-bin $kube_bin has no $f: planet needs it (see planet-image/kube/README.md)"
 done
+# The system images travel inside planet: the install pushes them into the
+# registry from the mounted image.
+mkdir -p "$rootfs/usr/share/planet"
+cp -R "$system_images" "$rootfs/usr/share/planet/images"
+system_versions=null
+[[ -f $system_images/versions.json ]] && system_versions=$(tr -d '\n' <"$system_images/versions.json")
+coredns_version=$(jq -r '.coredns // empty' <<<"$system_versions")
+[[ -n $coredns_version ]] || die "--system-images $system_images: versions.json names no CoreDNS version"
+sed -i "s|@COREDNS_VERSION@|$coredns_version|g" "$rootfs/usr/lib/planet/addons/coredns.yaml"
 kube_versions=null
 [[ -f $kube_bin/versions.json ]] && kube_versions=$(tr -d '\n' <"$kube_bin/versions.json")
 kubelet=false
@@ -363,6 +385,7 @@ cat >"$build/out/planet.json" <<EOF
   "debian": "$suite",
   "kubelet": $kubelet,
   "kube": $kube_versions,
+  "images": $system_versions,
   "packages": {$versions_json}
 }
 EOF
