@@ -72,20 +72,19 @@ pub async fn push_layout_async(
     opts: &PushOptions<'_>,
 ) -> Result<PushReport, Error> {
     let layout = OciLayout::open(layout_dir)?;
-    let targets: Vec<Target> = layout
-        .images()?
-        .into_iter()
-        .map(|stored| {
-            let r = ImageRef::parse(&stored.reference).map_err(|source| Error::Reference {
-                origin: format!("{}: index.json", layout_dir.display()),
-                source,
-            })?;
-            Ok(Target {
-                name: r.in_registry(&opts.registry),
-                stored,
-            })
-        })
-        .collect::<Result<_, Error>>()?;
+    let mut targets: Vec<Target> = Vec::new();
+    for stored in layout.images()? {
+        let r = ImageRef::parse(&stored.reference).map_err(|source| Error::Reference {
+            origin: format!("{}: index.json", layout_dir.display()),
+            source,
+        })?;
+        for name in r.names_in_registry(&opts.registry) {
+            targets.push(Target {
+                name,
+                stored: stored.clone(),
+            });
+        }
+    }
 
     crate::install_crypto_provider();
     let client = oci_client::Client::new(ClientConfig {

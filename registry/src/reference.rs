@@ -129,6 +129,21 @@ impl ImageRef {
         }
     }
 
+    /// Every name the image has in `registry`: [`ImageRef::in_registry`] and, for Docker Hub's
+    /// official images, also the full path (`library/nginx`) that a registry mirror is asked
+    /// for when a pod names the image as written upstream (`nginx:1.25`).
+    pub fn names_in_registry(&self, registry: &str) -> Vec<ImageRef> {
+        let short = self.in_registry(registry);
+        let mut names = vec![short.clone()];
+        if short.repository != self.repository {
+            names.push(ImageRef {
+                repository: self.repository.clone(),
+                ..short
+            });
+        }
+        names
+    }
+
     /// The name pods use inside the cluster: `registry.local:5000/<repository>:<tag>`.
     pub fn local_name(&self) -> String {
         self.in_registry(LOCAL_REGISTRY).to_string()
@@ -273,6 +288,18 @@ mod tests {
         let r = ImageRef::parse("nginx").unwrap();
         assert_eq!(r.to_string(), "docker.io/library/nginx:latest");
         assert_eq!(r.local_name(), "registry.local:5000/nginx:latest");
+        let names: Vec<String> = r
+            .names_in_registry("10.0.0.5:5000")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "10.0.0.5:5000/nginx:latest",
+                "10.0.0.5:5000/library/nginx:latest"
+            ]
+        );
         let r = ImageRef::parse("bitnami/redis:5.0").unwrap();
         assert_eq!(r.to_string(), "docker.io/bitnami/redis:5.0");
         assert_eq!(r.local_name(), "registry.local:5000/bitnami/redis:5.0");
