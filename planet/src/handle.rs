@@ -73,6 +73,40 @@ impl Planet {
         crate::health::wait_node_ready(&self.state_dir, timeout)
     }
 
+    /// Applies the cluster's own workloads (CoreDNS), as planet-setup rendered them into
+    /// [`crate::paths::ADDONS_INSIDE`]; kubectl's summary on success.
+    pub fn apply_addons(&self) -> std::io::Result<String> {
+        self.kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=gravity",
+            "-f",
+            crate::paths::ADDONS_INSIDE,
+        ])
+    }
+
+    /// A path inside the running planet as this host reaches it (`/proc/<init>/root/...`):
+    /// planet's image is mounted in the supervisor's own mount namespace, not the host's.
+    pub fn path_inside(&self, path: &str) -> Option<std::path::PathBuf> {
+        let pid = self.health().init_pid?;
+        Some(Path::new(&format!("/proc/{pid}/root")).join(path.trim_start_matches('/')))
+    }
+
+    /// kubectl inside planet as the cluster's administrator: its stdout, or its last error line.
+    pub fn kubectl(&self, args: &[&str]) -> std::io::Result<String> {
+        let pid = self
+            .health()
+            .init_pid
+            .ok_or_else(|| std::io::Error::other("planet is not running"))?;
+        crate::health::kubectl(pid, args)
+    }
+
+    /// Waits until the cluster's DNS (CoreDNS) has its replicas ready.
+    pub fn wait_coredns(&self, timeout: Duration) -> Result<(), HealthError> {
+        crate::health::wait_coredns(&self.state_dir, timeout)
+    }
+
     /// Runs `args` inside planet with this process's stdio; only from a fresh single-threaded
     /// process (see the crate documentation).
     pub fn exec(&self, args: &[String]) -> Result<u8, ExecError> {

@@ -31,8 +31,13 @@ pub const UNITS: &[(&str, bool)] = &[
     ("planet-kube-controller-manager.service", false),
     ("planet-kube-scheduler.service", false),
     ("planet-kubelet.service", false),
+    ("planet-kube-proxy.service", false),
     ("planet.target", true),
 ];
+
+/// The cluster's DNS Deployment (planet-image/rootfs/usr/lib/planet/addons/coredns.yaml).
+pub const COREDNS: &str = "coredns";
+pub const COREDNS_NAMESPACE: &str = "kube-system";
 
 const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(2);
 /// kubectl is one large static binary (the multi-call `kube`): on a slow or emulated CPU (the
@@ -149,6 +154,8 @@ pub enum HealthError {
     Apiserver { waited: Duration, last: String },
     #[error("the node is not Ready after {waited:?}: {last}")]
     Node { waited: Duration, last: String },
+    #[error("CoreDNS is not ready after {waited:?}: {last}")]
+    Dns { waited: Duration, last: String },
 }
 
 /// planet's health now.
@@ -262,6 +269,19 @@ pub fn wait_node_ready(state_dir: &Path, timeout: Duration) -> Result<(), Health
         timeout,
         |pid| node_ready(pid, &node),
         |waited, last| HealthError::Node { waited, last },
+    )
+}
+
+/// Waits until the cluster's DNS (CoreDNS) is ready.
+pub fn wait_coredns(state_dir: &Path, timeout: Duration) -> Result<(), HealthError> {
+    wait_inside(
+        state_dir,
+        timeout,
+        |pid| {
+            coredns_ready(pid)?
+                .ok_or_else(|| std::io::Error::other("the cluster has no CoreDNS Deployment"))
+        },
+        |waited, last| HealthError::Dns { waited, last },
     )
 }
 
@@ -413,39 +433,92 @@ fn endpoints(pid: i32, node: Option<&str>) -> Vec<EndpointHealth> {
                 node_ready(pid, node)
             }));
         }
+        // Only once the install has applied it.
+        match coredns_ready(pid) {
+            Ok(None) => {}
+            result => out.push(endpoint(
+                "coredns",
+                &format!("deployment/{COREDNS} -n {COREDNS_NAMESPACE}"),
+                || result.and_then(|r| r.ok_or_else(|| std::io::Error::other("gone"))),
+            )),
+        }
     }
     out
 }
 
+/// Runs kubectl inside planet with the admin kubeconfig (TLS with the cluster's CA: planet's own
+/// tools, no TLS stack in gravity for it): its stdout, or its last line of stderr as the error.
+pub fn kubectl(pid: i32, args: &[&str]) -> std::io::Result<String> {
+    let kubeconfig = format!("--kubeconfig={}/admin.kubeconfig", crate::paths::PKI_INSIDE);
+    let mut all = vec![kubeconfig.as_str(), "--request-timeout=10s"];
+    all.extend_from_slice(args);
+    let out = inside::query(pid, "/usr/bin/kubectl", &all, KUBECTL_TIMEOUT)
+        .ok_or_else(|| std::io::Error::other("kubectl inside planet did not answer"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        return Ok(stdout);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(std::io::Error::other(
+        stderr
+            .lines()
+            .last()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .unwrap_or("kubectl failed without a message")
+            .to_string(),
+    ))
+}
+
 /// Whether the Kubernetes node `node` is Ready, as its Ready condition says.
 pub fn node_ready(pid: i32, node: &str) -> std::io::Result<String> {
-    let kubeconfig = format!("--kubeconfig={}/admin.kubeconfig", crate::paths::PKI_INSIDE);
-    let out = inside::query(
+    let stdout = kubectl(
         pid,
-        "/usr/bin/kubectl",
         &[
-            &kubeconfig,
-            "--request-timeout=10s",
             "get",
             "node",
             node,
             "-o",
             "jsonpath={range .status.conditions[?(@.type==\"Ready\")]}{.status} {.reason}: {.message}{end}",
         ],
-        KUBECTL_TIMEOUT,
-    )
-    .ok_or_else(|| std::io::Error::other("kubectl inside planet did not answer"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(std::io::Error::other(
-            stderr.lines().last().unwrap_or("").trim().to_string(),
-        ));
-    }
+    )?;
     match stdout.split_once(' ') {
         Some(("True", why)) => Ok(why.to_string()),
         _ if stdout.is_empty() => Err(std::io::Error::other("not registered yet")),
         _ => Err(std::io::Error::other(format!("not Ready: {stdout}"))),
+    }
+}
+
+/// The cluster's DNS: CoreDNS's Deployment has all its replicas ready. `Ok(None)` where the
+/// cluster has none (not applied yet by the install).
+pub fn coredns_ready(pid: i32) -> std::io::Result<Option<String>> {
+    let stdout = kubectl(
+        pid,
+        &[
+            "-n",
+            COREDNS_NAMESPACE,
+            "get",
+            "deployment",
+            COREDNS,
+            "--ignore-not-found",
+            "-o",
+            "jsonpath={.status.readyReplicas}/{.spec.replicas}",
+        ],
+    )?;
+    if stdout.is_empty() {
+        return Ok(None);
+    }
+    match stdout.split_once('/') {
+        Some((ready, want)) if ready == want && !want.is_empty() => {
+            Ok(Some(format!("{ready}/{want} replicas ready")))
+        }
+        Some((ready, want)) => Err(std::io::Error::other(format!(
+            "{}/{want} replicas ready",
+            if ready.is_empty() { "0" } else { ready }
+        ))),
+        None => Err(std::io::Error::other(format!(
+            "unexpected answer: {stdout}"
+        ))),
     }
 }
 
@@ -457,28 +530,11 @@ fn kubernetes(pid: i32) -> bool {
         .exists()
 }
 
-/// kube-apiserver's `/readyz`, asked by kubectl inside planet with the admin kubeconfig (TLS
-/// with the cluster's CA: planet's own tools, no TLS stack in gravity for it).
+/// kube-apiserver's `/readyz`.
 pub fn apiserver_ready(pid: i32) -> std::io::Result<String> {
-    let kubeconfig = format!("--kubeconfig={}/admin.kubeconfig", crate::paths::PKI_INSIDE);
-    let out = inside::query(
-        pid,
-        "/usr/bin/kubectl",
-        &[&kubeconfig, "--request-timeout=10s", "get", "--raw=/readyz"],
-        KUBECTL_TIMEOUT,
-    )
-    .ok_or_else(|| std::io::Error::other("kubectl inside planet did not answer"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if out.status.success() && stdout == "ok" {
-        Ok(stdout)
-    } else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let last = stderr.lines().last().unwrap_or("").trim();
-        Err(std::io::Error::other(if last.is_empty() {
-            format!("not ready: {stdout}")
-        } else {
-            last.to_string()
-        }))
+    match kubectl(pid, &["get", "--raw=/readyz"])? {
+        ok if ok == "ok" => Ok(ok),
+        other => Err(std::io::Error::other(format!("not ready: {other}"))),
     }
 }
 

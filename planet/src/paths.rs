@@ -105,6 +105,8 @@ pub const ENVIRONMENT_INSIDE: &str = "/etc/container-environment";
 /// Where planet sees the cluster's PKI and kubeconfigs (mounted read-only when the node runs
 /// Kubernetes; the control plane's units are skipped without it).
 pub const PKI_INSIDE: &str = "/etc/kubernetes/pki";
+/// Where planet-setup renders the cluster's own workloads (CoreDNS) for the install to apply.
+pub const ADDONS_INSIDE: &str = "/run/planet/addons";
 
 /// What `kubectl` and `etcdctl` inside planet need to work without flags, as in Gravity's
 /// planet: the admin kubeconfig and etcd's client TLS.

@@ -11,19 +11,24 @@ use std::time::{Duration, Instant};
 use tests::install::{Installation, text};
 use tests::serial;
 
-/// The install's phases, in order. A new phase must be added here, and so gets crash-tested.
-const PHASES: [&str; 12] = [
+/// The install's phases, in order. A new phase must be added here, and so gets crash-tested
+/// (the test fails when the plan has a phase this list lacks).
+const PHASES: [&str; 16] = [
     "agent",
     "checks",
     "kernel",
     "user",
     "planet-image",
+    "pki",
     "configure",
     "volumes",
     "service",
     "start",
     "health",
+    "control-plane",
+    "node-ready",
     "images",
+    "system-workloads",
     "finish",
 ];
 
@@ -135,6 +140,18 @@ fn reference(inst: &Installation) -> serde_json::Value {
         text(&out)
     );
     assert_healthy(inst, "reference");
+    let plan: serde_json::Value =
+        serde_json::from_slice(&inst.gravity(&["plan", "--output", "json"]).stdout).unwrap();
+    let phases: Vec<&str> = plan["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(
+        phases, PHASES,
+        "the install's phases changed: update PHASES"
+    );
     let snap = snapshot(&inst.state);
     assert!(inst.uninstall().status.success());
     snap
@@ -145,8 +162,15 @@ fn a_kill_at_every_phase_boundary_resumes_to_the_same_state() {
     let _lock = serial::lock("planet");
     let inst = Installation::new();
     let reference = reference(&inst);
-    for phase in PHASES {
-        for point in ["before", "after"] {
+    // A kill before a phase is a kill after the one before it (nothing runs between them):
+    // "before" only for the first phase, "after" for every phase.
+    for (i, phase) in PHASES.into_iter().enumerate() {
+        let points: &[&str] = if i == 0 {
+            &["before", "after"]
+        } else {
+            &["after"]
+        };
+        for &point in points {
             let what = format!("killed {point} `{phase}`");
             let crash = format!("{phase}:{point}");
             let out = inst.install(&[("GRAVITY_CRASH_AT", &crash)]);
@@ -176,7 +200,14 @@ fn a_kill_in_the_middle_of_long_phases_resumes_to_the_same_state() {
     let _lock = serial::lock("planet");
     let inst = Installation::new();
     let reference = reference(&inst);
-    for phase in ["planet-image", "start", "health"] {
+    for phase in [
+        "planet-image",
+        "start",
+        "health",
+        "control-plane",
+        "node-ready",
+        "system-workloads",
+    ] {
         let what = format!("killed during `{phase}`");
         let args = inst.install_args();
         let mut child = inst

@@ -30,6 +30,14 @@ def installed(cluster_image, vm_module):
     return node, cgroups_before
 
 
+def endpoint(doc: dict, name: str) -> dict:
+    """One of planet's health endpoints in `gravity status --output json`."""
+    for e in doc["planet"]["endpoints"]:
+        if e["name"] == name:
+            return e
+    raise AssertionError(f"no {name} endpoint in status: {json.dumps(doc, indent=2)}")
+
+
 def test_single_node_install(installed):
     node, cgroups_before = installed
 
@@ -52,6 +60,11 @@ def test_single_node_install(installed):
     # etcd answers inside planet.
     r = product.etcdctl(node, "endpoint health")
     assert r.ok and "is healthy" in r.stdout + r.stderr, r
+
+    # Kubernetes: the apiserver ready, the node Ready, and the cluster's first pod (CoreDNS,
+    # pulled from the cluster's registry) running.
+    for name in ("kube-apiserver", "node", "coredns"):
+        assert endpoint(doc, name)["healthy"] is True, json.dumps(doc, indent=2)
 
     # cgroup v2 placement: every process of planet sits under the planet unit's cgroup, and
     # planet created nothing at the root of the host's hierarchy.
@@ -92,3 +105,5 @@ def test_reboot_planet_comes_back_with_its_data(installed):
     assert product.kernel_settings(node) == ["1", "1"]
     r, doc = product.status(node)
     assert r.rc == 0 and doc["healthy"] is True, json.dumps(doc, indent=2)
+    # The pod came back with the node.
+    assert endpoint(doc, "coredns")["healthy"] is True, json.dumps(doc, indent=2)

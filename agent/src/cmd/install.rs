@@ -285,24 +285,27 @@ fn summary(ctx: &install::Ctx, plan: &operation::Plan, took: std::time::Duration
         phases_took as f64 / 1000.0
     );
     eprintln!("  planet is running, supervised by {supervisor}");
-    let visible: Vec<_> = m.endpoints.iter().filter(|e| !e.hidden).collect();
-    if !visible.is_empty() {
+    if m.endpoints.iter().any(|e| !e.hidden) {
         eprintln!("  endpoints:");
-        for e in visible {
-            let url = match (e.port, &e.service_name) {
-                (Some(port), _) => format!(
-                    "{}://{}:{port}",
-                    e.protocol.as_deref().unwrap_or("http"),
-                    p.node.advertise_ip
-                ),
-                (None, Some(service)) => format!("Kubernetes service `{service}`"),
-                (None, None) => "selected by labels".to_string(),
+        let services = planet::Planet::load(&p.state_dir)
+            .map_err(std::io::Error::other)
+            .and_then(|planet| {
+                planet.kubectl(&["get", "services", "--all-namespaces", "-o", "json"])
+            })
+            .and_then(|json| serde_json::from_str(&json).map_err(std::io::Error::other))
+            .unwrap_or_else(|e| {
+                eprintln!("    (cannot list the cluster's services: {e})");
+                serde_json::Value::Null
+            });
+        for e in crate::node::endpoints::resolve(&m.endpoints, &services, p.node.advertise_ip) {
+            let at = match e.urls {
+                Ok(urls) => urls.join(" "),
+                Err(why) => format!("not reachable yet: {why}"),
             };
             eprintln!(
-                "    {}: {url}{}",
+                "    {}: {at}{}",
                 e.name,
                 e.description
-                    .as_ref()
                     .map(|d| format!("  ({d})"))
                     .unwrap_or_default()
             );

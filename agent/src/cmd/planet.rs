@@ -122,9 +122,9 @@ pub fn run(global: &GlobalArgs, command: PlanetCommand) -> anyhow::Result<ExitCo
                 Some(t) => health::wait_healthy(state_dir, t).unwrap_or_else(|e| match e {
                     health::HealthError::Timeout { last, .. }
                     | health::HealthError::NotRunning { last } => *last,
-                    health::HealthError::Apiserver { .. } | health::HealthError::Node { .. } => {
-                        health::check(state_dir)
-                    }
+                    health::HealthError::Apiserver { .. }
+                    | health::HealthError::Node { .. }
+                    | health::HealthError::Dns { .. } => health::check(state_dir),
                 }),
                 None => health::check(state_dir),
             };

@@ -197,6 +197,16 @@ impl PlanetControl for FakePlanet {
         );
         Ok(())
     }
+    fn system_images(&self, state_dir: &Path) -> Option<PathBuf> {
+        Some(state_dir.join("planet-root/usr/share/planet/images"))
+    }
+    fn start_system_workloads(&self, state_dir: &Path, _timeout: Duration) -> anyhow::Result<()> {
+        say(
+            &self.log,
+            format!("planet start-system-workloads {}", state_dir.display()),
+        );
+        Ok(())
+    }
     fn teardown(&self, state_dir: &Path) -> anyhow::Result<()> {
         say(
             &self.log,

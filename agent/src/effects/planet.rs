@@ -1,10 +1,13 @@
 //! Starting, stopping and waiting for the planet of a state directory.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use planet::Planet;
+
+/// Where planet's image keeps its system images (planet-image/images/build.sh).
+pub const SYSTEM_IMAGES: &str = "/usr/share/planet/images";
 
 pub trait PlanetControl {
     /// Starts planet under its supervisor; returns once its systemd runs.
@@ -15,6 +18,11 @@ pub trait PlanetControl {
     fn wait_apiserver(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()>;
     /// Waits until this node is Ready in Kubernetes.
     fn wait_node_ready(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()>;
+    /// The OCI layout of planet's system images (pause, CoreDNS) in the running planet, if its
+    /// image has them.
+    fn system_images(&self, state_dir: &Path) -> Option<PathBuf>;
+    /// Applies the cluster's own workloads (CoreDNS) and waits until they are ready.
+    fn start_system_workloads(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()>;
     /// Stops planet and removes what it put on the host, keeping its data.
     fn teardown(&self, state_dir: &Path) -> anyhow::Result<()>;
 }
@@ -42,6 +50,22 @@ impl PlanetControl for HostPlanet {
     fn wait_node_ready(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
         Planet::load(state_dir)?.wait_node_ready(timeout).context(
             "the node did not become Ready: see `gravity kubectl describe node` and `gravity planet enter -- journalctl -u kubelet`",
+        )?;
+        Ok(())
+    }
+    fn system_images(&self, state_dir: &Path) -> Option<PathBuf> {
+        Planet::load(state_dir)
+            .ok()?
+            .path_inside(SYSTEM_IMAGES)
+            .filter(|p| p.join("index.json").exists())
+    }
+    fn start_system_workloads(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
+        let planet = Planet::load(state_dir)?;
+        planet.apply_addons().context(
+            "cannot apply the cluster's workloads (CoreDNS) from /run/planet/addons inside planet",
+        )?;
+        planet.wait_coredns(timeout).context(
+            "CoreDNS did not become ready: see `gravity kubectl -n kube-system describe pods -l k8s-app=kube-dns`",
         )?;
         Ok(())
     }

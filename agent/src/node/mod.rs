@@ -3,6 +3,7 @@
 //! which planet image runs.
 
 pub mod checks;
+pub mod endpoints;
 pub mod identity;
 pub mod kubernetes;
 pub mod planet_config;

@@ -1,5 +1,7 @@
-//! Pushes the container images vendored in the cluster image (`registry/`, an OCI image layout)
-//! into planet's registry, where pods pull them as `registry.local:5000/<repository>:<tag>`.
+//! Pushes the container images into planet's registry, where pods pull them as
+//! `registry.local:5000/<repository>:<tag>` or by their original names (containerd's mirror):
+//! first planet's own system images (pause, CoreDNS; an OCI layout inside the running planet
+//! image), then those vendored in the cluster image (`registry/`, an OCI image layout).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -19,12 +21,18 @@ impl Phase<Ctx> for Images {
         "Push vendored images to the cluster registry"
     }
     fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+        let registry = registry_address(ctx.params.node.advertise_ip);
+        if let Some(system) = ctx.effects.planet.system_images(&ctx.params.state_dir) {
+            out.say("pushing planet's system images (pause, CoreDNS)");
+            ctx.effects
+                .images
+                .push(&system, &registry, &mut |line| out.say(line))?;
+        }
         let layout = ctx.image.path(cluster_image::layout::REGISTRY_DIR);
         if !layout.join("index.json").exists() {
             out.say("the cluster image vendors no container images");
             return Ok(());
         }
-        let registry = registry_address(ctx.params.node.advertise_ip);
         ctx.effects
             .images
             .push(&layout, &registry, &mut |line| out.say(line))

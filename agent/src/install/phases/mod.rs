@@ -13,6 +13,7 @@ mod pki;
 mod planet_image;
 pub(super) mod service;
 mod start;
+mod system_workloads;
 pub(super) mod user;
 pub(super) mod volumes;
 
@@ -35,6 +36,7 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
         Box::new(control_plane::ControlPlane),
         Box::new(node_ready::NodeReady),
         Box::new(images::Images),
+        Box::new(system_workloads::SystemWorkloads),
         Box::new(finish::Finish),
     ]
 }
