@@ -39,7 +39,7 @@ for i in $(seq "$runs"); do
     end=$(date +%s.%N)
     echo "install $(echo "$end - $start" | bc -l)" >> "$work/times"
     "$bin/gravity" plan --output json --state-dir "$state" \
-        | python3 -c 'import json,sys; [print("phase:"+p["name"], (p["finished_ms"]-p["started_ms"])/1000) for p in json.load(sys.stdin)["phases"]]' \
+        | python3 -c 'import json,sys; [print("phase:"+p["name"], (p["finishedMs"]-p["startedMs"])/1000) for p in json.load(sys.stdin)["phases"]]' \
         >> "$work/times"
     printf 'run %d: install %.2f s\n' "$i" "$(echo "$end - $start" | bc -l)"
 done
