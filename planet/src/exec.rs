@@ -3,7 +3,7 @@
 //! exit code becomes ours.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
@@ -75,12 +75,8 @@ pub fn exec(state_dir: &Path, args: &[String]) -> Result<u8, ExecError> {
         env.insert("TERM".into(), term);
     }
     // kubectl and etcdctl work without flags where planet runs Kubernetes.
-    let pki = Status::load(state_dir).and_then(|s| s.init_pid).map(|pid| {
-        PathBuf::from(format!(
-            "/proc/{pid}/root{}/ca.crt",
-            super::paths::PKI_INSIDE
-        ))
-    });
+    let pki = Status::running_init_pid(state_dir)
+        .map(|pid| super::inside::host_path(pid, super::paths::PKI_INSIDE).join("ca.crt"));
     if pki.is_some_and(|ca| ca.exists()) {
         for (k, v) in super::paths::KUBERNETES_ENV {
             env.insert(k.to_string(), v.to_string());

@@ -86,18 +86,15 @@ impl Planet {
         ])
     }
 
-    /// A path inside the running planet as this host reaches it (`/proc/<init>/root/...`):
-    /// planet's image is mounted in the supervisor's own mount namespace, not the host's.
+    /// A path inside the running planet as this host reaches it ([`crate::inside::host_path`]).
     pub fn path_inside(&self, path: &str) -> Option<std::path::PathBuf> {
-        let pid = self.health().init_pid?;
-        Some(Path::new(&format!("/proc/{pid}/root")).join(path.trim_start_matches('/')))
+        let pid = Status::running_init_pid(&self.state_dir)?;
+        Some(crate::inside::host_path(pid, path))
     }
 
     /// kubectl inside planet as the cluster's administrator: its stdout, or its last error line.
     pub fn kubectl(&self, args: &[&str]) -> std::io::Result<String> {
-        let pid = self
-            .health()
-            .init_pid
+        let pid = Status::running_init_pid(&self.state_dir)
             .ok_or_else(|| std::io::Error::other("planet is not running"))?;
         crate::health::kubectl(pid, args)
     }

@@ -9,7 +9,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -379,7 +379,7 @@ pub fn parse_units(text: &str) -> Vec<UnitHealth> {
 
 fn endpoints(pid: i32, node: Option<&str>) -> Vec<EndpointHealth> {
     let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    let docker_sock = PathBuf::from(format!("/proc/{pid}/root/run/docker.sock"));
+    let docker_sock = inside::host_path(pid, "/run/docker.sock");
     let mut out = vec![
         // etcd's metrics listener: plain HTTP on loopback, also where clients need TLS.
         endpoint("etcd", "http://127.0.0.1:2381/health", || {
@@ -524,8 +524,7 @@ pub fn coredns_ready(pid: i32) -> std::io::Result<Option<String>> {
 
 /// Whether this planet runs Kubernetes (the cluster's PKI is mounted).
 fn kubernetes(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}/root"))
-        .join(crate::paths::PKI_INSIDE.trim_start_matches('/'))
+    inside::host_path(pid, crate::paths::PKI_INSIDE)
         .join("ca.crt")
         .exists()
 }

@@ -11,6 +11,13 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+/// `path` inside planet as this host reaches it: through planet's init's root
+/// (`/proc/<pid>/root/...`); planet's image is mounted in its supervisor's own mount namespace,
+/// so the state directory's mount points are empty from the host.
+pub fn host_path(pid: i32, path: &str) -> std::path::PathBuf {
+    std::path::Path::new(&format!("/proc/{pid}/root")).join(path.trim_start_matches('/'))
+}
+
 /// A command that runs `program` (an absolute path inside planet) in the namespaces of
 /// planet's init, `pid`.
 pub fn command(pid: i32, program: &str, args: &[&str]) -> std::io::Result<Command> {

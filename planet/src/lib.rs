@@ -59,13 +59,10 @@ pub enum TeardownError {
 /// does not run, or has no such script, has nothing to clean.
 fn clean_kubernetes(state_dir: &Path) {
     const SCRIPT: &str = "/usr/lib/planet/kube-cleanup";
-    let Some(pid) = status::Status::load(state_dir)
-        .and_then(|s| s.init_pid)
-        .filter(|pid| sys::alive(*pid))
-    else {
+    let Some(pid) = status::Status::running_init_pid(state_dir) else {
         return;
     };
-    if !Path::new(&format!("/proc/{pid}/root{SCRIPT}")).exists() {
+    if !inside::host_path(pid, SCRIPT).exists() {
         return;
     }
     match inside::query(pid, SCRIPT, &[], Duration::from_secs(60)) {

@@ -71,6 +71,13 @@ pub struct Status {
 }
 
 impl Status {
+    /// The pid of planet's init, where planet runs now (recorded, and that process alive).
+    pub fn running_init_pid(state_dir: &Path) -> Option<i32> {
+        Status::load(state_dir)?
+            .init_pid
+            .filter(|pid| crate::sys::alive(*pid))
+    }
+
     pub fn load(state_dir: &Path) -> Option<Status> {
         let bytes = std::fs::read(Paths::new(state_dir).status()).ok()?;
         serde_json::from_slice(&bytes).ok()
