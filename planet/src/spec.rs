@@ -123,6 +123,18 @@ impl HostFacts {
             .collect()
     }
 
+    /// The host's resolver configuration for planet's /etc/resolv.conf. Where it is
+    /// systemd-resolved's stub (127.0.0.53, which means nothing inside a pod) the file with the
+    /// real upstream servers is used, as kubelet's documentation advises.
+    pub fn host_resolv_conf() -> Option<PathBuf> {
+        let conf = std::fs::canonicalize("/etc/resolv.conf").ok()?;
+        let upstream = Path::new("/run/systemd/resolve/resolv.conf");
+        if conf.ends_with("systemd/resolve/stub-resolv.conf") && upstream.is_file() {
+            return Some(upstream.to_path_buf());
+        }
+        Some(conf)
+    }
+
     /// This process's bounding set, as bits (`CAP_x` is bit x).
     pub fn host_bounding_set() -> std::io::Result<u64> {
         let set = caps::read(None, caps::CapSet::Bounding).map_err(std::io::Error::other)?;

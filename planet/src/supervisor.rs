@@ -245,7 +245,7 @@ impl Run {
             cgroup_readonly: layout.readonly_files(&plan.path)?,
             devices: devices::resolve(Path::new("/"), &self.config.devices)?,
             volumes: volumes::prepare(&self.config.volumes, &RealFs::host())?,
-            resolv_conf: std::fs::canonicalize("/etc/resolv.conf").ok(),
+            resolv_conf: HostFacts::host_resolv_conf(),
             lib_modules: Path::new("/lib/modules").is_dir(),
         };
         let oci = spec::build(&self.config, &facts, &self.paths)?;

@@ -102,6 +102,8 @@ class Guest:
         self.hosts = hosts or {}
         self.rundir = rundir
         self.logdir = logdir
+        # (file name, command) pairs a product adds to what collect_logs gathers.
+        self.extra_logs: list[tuple[str, str]] = []
         rundir.mkdir(parents=True, exist_ok=True)
         logdir.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen | None = None
@@ -435,7 +437,8 @@ class Guest:
             return
         for name, cmd in [("journal.txt", "journalctl -b --no-pager -o short-monotonic"),
                           ("failed-units.txt", "systemctl --failed --no-pager --all"),
-                          ("ps.txt", "ps -eo pid,ppid,cgroup:60,args --forest")]:
+                          ("ps.txt", "ps -eo pid,ppid,cgroup:60,args --forest"),
+                          *self.extra_logs]:
             try:
                 self.qga.sync(5)
                 r = self.exec(cmd, timeout=30)

@@ -59,13 +59,26 @@ def gravity(node: Guest, args: str, cwd: str = INSTALL_DIR, timeout: float = 300
     return node.exec(f"cd {shlex.quote(cwd)} && ./gravity {args}", timeout=timeout, check=check)
 
 
+def collect_product_logs(node: Guest) -> None:
+    """What explains a failed install besides the host's journal: planet's own journal and
+    what Kubernetes says about its pods (kept beside journal.txt when the guest stops)."""
+    g = f"{STATE_DIR}/bin/gravity --state-dir {STATE_DIR}"
+    node.extra_logs[:] = [
+        ("planet-journal.txt", f"{g} planet exec -- journalctl -b --no-pager -o short-monotonic"),
+        ("kube.txt", f"{g} kubectl get nodes,pods -A -o wide; {g} kubectl describe pods -A; "
+                     f"{g} kubectl get events -A --sort-by=.lastTimestamp"),
+    ]
+
+
 def install(node: Guest, cwd: str = INSTALL_DIR):
+    collect_product_logs(node)
     return gravity(node, f"install --service-uid={SERVICE_UID}", cwd, INSTALL_TIMEOUT, check=True)
 
 
 def start_install(node: Guest, cwd: str = INSTALL_DIR) -> None:
     """Starts the install in the background (a transient unit); its output goes to
     /root/install.log."""
+    collect_product_logs(node)
     node.start_service("gravity-install",
                        f"./gravity install --service-uid={SERVICE_UID} > /root/install.log 2>&1",
                        cwd=cwd)
