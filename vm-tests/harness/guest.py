@@ -437,7 +437,8 @@ class Guest:
             return
         for name, cmd in [("journal.txt", "journalctl -b --no-pager -o short-monotonic"),
                           ("failed-units.txt", "systemctl --failed --no-pager --all"),
-                          ("ps.txt", "ps -eo pid,ppid,cgroup:60,args --forest"),
+                          ("ps.txt", "ps -eo pid,ppid,time,rss:8,cgroup:60,args --forest"),
+                          ("memory.txt", "free -m; cat /proc/pressure/cpu /proc/pressure/memory /proc/pressure/io"),
                           *self.extra_logs]:
             try:
                 self.qga.sync(5)

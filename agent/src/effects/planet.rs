@@ -1,13 +1,15 @@
 //! Starting, stopping and waiting for the planet of a state directory.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use planet::Planet;
 
 /// Where planet's image keeps its system images (planet-image/images/build.sh).
 pub const SYSTEM_IMAGES: &str = "/usr/share/planet/images";
+/// Pause between attempts to apply the cluster's workloads.
+const APPLY_RETRY: Duration = Duration::from_secs(3);
 
 pub trait PlanetControl {
     /// Starts planet under its supervisor; returns once its systemd runs.
@@ -61,9 +63,19 @@ impl PlanetControl for HostPlanet {
     }
     fn start_system_workloads(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
         let planet = Planet::load(state_dir)?;
-        planet.apply_addons().context(
-            "cannot apply the cluster's workloads (CoreDNS) from /run/planet/addons inside planet",
-        )?;
+        let deadline = Instant::now() + timeout;
+        // A busy apiserver (its first OpenAPI document takes a slow CPU longer than kubectl's
+        // request timeout) fails an apply that a retry makes: retry until the phase's time is up.
+        while let Err(e) = planet.apply_addons() {
+            if Instant::now() + APPLY_RETRY >= deadline {
+                return Err(e).context(
+                    "cannot apply the cluster's workloads (CoreDNS) from /run/planet/addons inside planet",
+                );
+            }
+            tracing::info!("applying the cluster's workloads failed, retrying: {e}");
+            std::thread::sleep(APPLY_RETRY);
+        }
+        let timeout = deadline.saturating_duration_since(Instant::now());
         planet.wait_coredns(timeout).context(
             "CoreDNS did not become ready: see `gravity kubectl -n kube-system describe pods -l k8s-app=kube-dns`",
         )?;

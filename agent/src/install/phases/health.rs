@@ -7,8 +7,9 @@ use operation::{Phase, Report};
 
 pub struct Health;
 
-/// Includes Kubernetes' first start (apiserver ready, node Ready): minutes on a slow machine.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(600);
+/// Includes Kubernetes' first start (apiserver ready, node Ready): minutes on a slow machine
+/// (six in a QEMU guest without KVM, whose controllers restart until RBAC is bootstrapped).
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(900);
 
 impl Phase<Ctx> for Health {
     fn name(&self) -> &'static str {
