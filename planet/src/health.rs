@@ -25,6 +25,7 @@ pub const UNITS: &[(&str, bool)] = &[
     ("planet-setup.service", true),
     ("planet-etcd.service", true),
     ("planet-containerd.service", true),
+    ("planet-docker.socket", true),
     ("planet-docker.service", true),
     ("planet-registry.service", true),
     ("planet-kube-apiserver.service", false),
@@ -34,6 +35,10 @@ pub const UNITS: &[(&str, bool)] = &[
     ("planet-kube-proxy.service", false),
     ("planet.target", true),
 ];
+
+/// Units started at the first connection to their socket: healthy while not started yet.
+const ON_DEMAND: &[&str] = &[DOCKER_UNIT];
+const DOCKER_UNIT: &str = "planet-docker.service";
 
 /// The cluster's DNS Deployment (planet-image/rootfs/usr/lib/planet/addons/coredns.yaml).
 pub const COREDNS: &str = "coredns";
@@ -218,7 +223,11 @@ pub fn check(state_dir: &Path) -> PlanetHealth {
     let node = crate::config::PlanetConfig::load(state_dir)
         .ok()
         .map(|c| c.node.name);
-    health.endpoints = endpoints(pid, node.as_deref());
+    let docker_started = health
+        .units
+        .iter()
+        .any(|u| u.name == DOCKER_UNIT && u.active_state == "active");
+    health.endpoints = endpoints(pid, node.as_deref(), docker_started);
     if health.state == PlanetState::Running
         && (health.system_state.as_deref() != Some("running")
             || health.units.iter().any(|u| u.required && !u.healthy)
@@ -371,6 +380,10 @@ pub fn parse_units(text: &str) -> Vec<UnitHealth> {
             let skipped = b.get("ConditionResult") == Some(&"no");
             let (healthy, detail) = match active {
                 "active" => (true, sub.to_string()),
+                "inactive" if ON_DEMAND.contains(name) && matches!(result, "" | "success") => (
+                    true,
+                    "not started (starts on demand, through its socket)".into(),
+                ),
                 _ if skipped => (
                     !required,
                     "not in this image (condition failed)".to_string(),
@@ -391,7 +404,8 @@ pub fn parse_units(text: &str) -> Vec<UnitHealth> {
         .collect()
 }
 
-fn endpoints(pid: i32, node: Option<&str>) -> Vec<EndpointHealth> {
+/// dockerd's `/_ping` is asked only once it was started: a connection to its socket starts it.
+fn endpoints(pid: i32, node: Option<&str>, docker_started: bool) -> Vec<EndpointHealth> {
     let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
     let docker_sock = inside::host_path(pid, "/run/docker.sock");
     let mut out = vec![
@@ -411,6 +425,9 @@ fn endpoints(pid: i32, node: Option<&str>) -> Vec<EndpointHealth> {
             }
         }),
         endpoint("dockerd", "unix:///run/docker.sock /_ping", || {
+            if !docker_started {
+                return Ok("not running (starts on demand)".to_string());
+            }
             let (code, body) = http_get(UnixStream::connect(&docker_sock)?, "/_ping")?;
             if code == 200 && body.trim() == "OK" {
                 Ok("OK".to_string())
@@ -687,6 +704,7 @@ mod tests {
     const SHOW: &str = "Id=planet-setup.service\nActiveState=active\nSubState=exited\nResult=success\nConditionResult=yes\n\n\
 Id=planet-etcd.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
 Id=planet-containerd.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
+Id=planet-docker.socket\nActiveState=active\nSubState=listening\nResult=success\nConditionResult=yes\n\n\
 Id=planet-docker.service\nActiveState=activating\nSubState=auto-restart\nResult=exit-code\nConditionResult=yes\n\n\
 Id=planet-registry.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
 Id=planet-kube-apiserver.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
@@ -700,7 +718,7 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
         let units = parse_units(SHOW);
         assert_eq!(units.len(), UNITS.len());
         assert!(units[1].healthy);
-        let docker = &units[3];
+        let docker = &units[4];
         assert!(!docker.healthy);
         assert_eq!(docker.detail, "auto-restart, result exit-code");
         let unit = |name: &str| units.iter().find(|u| u.name == name).unwrap();
@@ -710,6 +728,31 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
         assert!(kubelet.detail.contains("not in this image"));
         let missing = parse_units("");
         assert!(missing.iter().all(|u| !u.healthy));
+    }
+
+    #[test]
+    fn on_demand_units_are_healthy_until_they_fail() {
+        let docker = |active: &str, sub: &str, result: &str| {
+            let show = SHOW.replace(
+                "Id=planet-docker.service\nActiveState=activating\nSubState=auto-restart\nResult=exit-code",
+                &format!("Id=planet-docker.service\nActiveState={active}\nSubState={sub}\nResult={result}"),
+            );
+            parse_units(&show)
+                .into_iter()
+                .find(|u| u.name == DOCKER_UNIT)
+                .unwrap()
+        };
+        let idle = docker("inactive", "dead", "success");
+        assert!(idle.healthy, "{idle:?}");
+        assert!(idle.detail.contains("on demand"), "{idle:?}");
+        assert!(docker("active", "running", "success").healthy);
+        assert!(!docker("failed", "failed", "exit-code").healthy);
+        // Only units started by a socket: an inactive core daemon is down.
+        let etcd = parse_units(&SHOW.replace(
+            "Id=planet-etcd.service\nActiveState=active",
+            "Id=planet-etcd.service\nActiveState=inactive",
+        ));
+        assert!(!etcd[1].healthy, "{:?}", etcd[1]);
     }
 
     #[test]

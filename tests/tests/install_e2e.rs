@@ -55,6 +55,7 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
         .collect();
     for unit in [
         "planet-etcd.service",
+        "planet-docker.socket",
         "planet-docker.service",
         "planet-registry.service",
         "planet-kube-apiserver.service",
@@ -131,6 +132,16 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
         "/",
     ]);
     assert!(!plain.status.success(), "etcd answered plain HTTP");
+
+    // dockerd is not running until something uses its socket (kubelet is on containerd).
+    assert!(
+        !processes(&inst).iter().any(|(_, a)| a.contains("dockerd")),
+        "dockerd started without a client"
+    );
+    assert!(
+        inst.exec(&["docker", "version", "--format", "{{.Server.Version}}"])
+            .starts_with("20.")
+    );
 
     // The daemons carry the manifest's systemOptions, and run as the service user where they should.
     let procs = processes(&inst);

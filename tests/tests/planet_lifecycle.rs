@@ -140,7 +140,27 @@ fn planet_runs_what_the_manifest_asks_for() {
         format!("GRAVITY_SERVICE_USER=\"{SERVICE_UID}\"")
     );
 
-    // dockerd: the manifest's args and storage driver.
+    // dockerd: started on demand, at the first connection to its socket; the manifest's args
+    // and storage driver.
+    let dockerd_endpoint = status["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "dockerd")
+        .unwrap();
+    assert_eq!(
+        dockerd_endpoint["detail"], "not running (starts on demand)",
+        "{dockerd_endpoint}"
+    );
+    assert_eq!(
+        planet.sh("systemctl is-active planet-docker.service").1,
+        "inactive"
+    );
+    planet.sh_ok("docker info >/dev/null");
+    assert_eq!(
+        planet.sh_ok("systemctl is-active planet-docker.service"),
+        "active"
+    );
     let dockerd = planet.cmdline("planet-docker.service");
     assert!(dockerd.contains("--storage-driver=overlay "), "{dockerd}");
     assert!(

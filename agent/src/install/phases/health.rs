@@ -1,4 +1,5 @@
-//! Waits until etcd, dockerd and the registry inside planet answer.
+//! Waits until planet is healthy: its units, etcd, the registry and (where the image has it)
+//! Kubernetes.
 
 use std::time::Duration;
 
