@@ -352,6 +352,16 @@ for p in systemd containerd runc docker.io docker-registry containernetworking-p
 	versions_json+="${versions_json:+, }\"$p\": \"$v\""
 done
 
+# The boot transaction as planet's systemd will compute it: an ordering cycle makes systemd
+# drop a random job at boot (once planet.target's, so nothing started), and it is logged
+# before the journal runs. Refuse the image instead.
+command -v systemd-analyze >/dev/null || die "systemd-analyze not found (apt-get install systemd)"
+verify=$(systemd-analyze --root="$rootfs" verify default.target 2>&1) || true
+if grep -qiE 'ordering cycle|deleted to break|failed to load|bad-setting' <<<"$verify"; then
+	die "planet's units do not boot cleanly (systemd-analyze verify default.target):
+$verify"
+fi
+
 rootfs_kib=$(du -sk "$rootfs" | cut -f1)
 log "rootfs: $((rootfs_kib / 1024)) MiB, $(find "$rootfs" | wc -l) inodes, made in $((SECONDS - started)) s"
 

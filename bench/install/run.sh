@@ -15,7 +15,7 @@ work=$PWD/bench/.work/install
 mkdir -p "$work"
 planet=$(planet-image/build.sh | tail -1)
 image=$work/example.tar
-"$bin/tele" build examples/single-node/app.yaml --planet "$planet" --gravity "$bin/gravity" -o "$image" -q
+examples/single-node.sh "$image" --planet "$planet" --gravity "$bin/gravity" -q
 echo "cluster image: $(du -h "$image" | cut -f1)"
 
 state=$work/state

@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod layout;
 pub mod manifest;
+pub mod service_user;
 pub mod units;
 
 pub use manifest::Manifest;

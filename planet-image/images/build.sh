@@ -11,6 +11,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly here
+readonly oci_lib=$here/../../scripts/lib/oci-layout.sh
+# shellcheck source=../../scripts/lib/oci-layout.sh
+. "$oci_lib"
 export SOURCE_DATE_EPOCH=1700000000
 # The names the images have in the cluster's registry (the registry part is
 # dropped on push: `pause:3.10`, `coredns:<version>`).
@@ -45,6 +48,7 @@ manifest=$(
 	echo "go $(go env GOVERSION) $(go env GOOS GOARCH GOAMD64 | paste -sd/)"
 	echo "gcc $(gcc -dumpfullversion) $(gcc -dumpmachine)"
 	cd "$here" && find . -type f ! -name README.md | LC_ALL=C sort | while IFS= read -r f; do sha256sum -- "$f"; done
+	echo "oci-layout.sh $(sha256sum <"$oci_lib" | cut -d' ' -f1)"
 )
 key=$(sha256sum <<<"$manifest" | cut -d' ' -f1)
 readonly manifest key
@@ -72,7 +76,7 @@ if [[ -f $result/versions.json ]]; then
 fi
 build=$cache/.build-$key.$$
 trap 'rm -rf --one-file-system -- "$build"' EXIT
-mkdir -p "$build/tmp" "$build/out/blobs/sha256"
+mkdir -p "$build/tmp"
 export GOTMPDIR=$build/tmp
 out=$build/out
 started=$(date +%s)
@@ -90,46 +94,12 @@ go -C "$here/coredns" build -ldflags "-s -w -X github.com/coredns/coredns/corema
 "$build/pause/pause" -v | grep -q "$pause_version" || die "pause does not report version $pause_version"
 
 # --- the layout -------------------------------------------------------------------
-blob() { # FILE -> prints sha256:..., stores the file as a blob
-	local d
-	d=$(sha256sum "$1" | cut -d' ' -f1)
-	cp "$1" "$out/blobs/sha256/$d"
-	echo "sha256:$d"
-}
-# image NAME:TAG ROOT CONFIG-JSON: one layer holding ROOT's files, root-owned,
-# fixed mtime, so the same binaries give the same digests.
-manifests=()
-image() {
-	local ref=$1 root=$2 config=$3 tarball=$build/layer.tar
-	tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
-		--format=posix --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
-		-C "$root" -cf "$tarball" .
-	local diff_id layer layer_size cfg cfg_digest m m_digest
-	diff_id=sha256:$(sha256sum "$tarball" | cut -d' ' -f1)
-	gzip -n -9 "$tarball"
-	layer=$(blob "$tarball.gz")
-	layer_size=$(stat -c %s "$tarball.gz")
-	rm "$tarball.gz"
-	jq -cn --argjson c "$config" --arg d "$diff_id" \
-		'{architecture: "amd64", os: "linux", config: $c, rootfs: {type: "layers", diff_ids: [$d]}}' >"$build/cfg.json"
-	cfg_digest=$(blob "$build/cfg.json")
-	jq -cn --arg cd "$cfg_digest" --argjson cs "$(stat -c %s "$build/cfg.json")" --arg ld "$layer" --argjson ls "$layer_size" \
-		'{schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
-		  config: {mediaType: "application/vnd.oci.image.config.v1+json", digest: $cd, size: $cs},
-		  layers: [{mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: $ld, size: $ls}]}' >"$build/manifest.json"
-	m_digest=$(blob "$build/manifest.json")
-	manifests+=("$(jq -cn --arg d "$m_digest" --argjson s "$(stat -c %s "$build/manifest.json")" --arg r "$ref" \
-		'{mediaType: "application/vnd.oci.image.manifest.v1+json", digest: $d, size: $s,
-		  annotations: {"org.opencontainers.image.ref.name": $r}}')")
-	log "$ref: $layer_size bytes compressed"
-}
-image "$registry/pause:$pause_version" "$build/pause" \
+oci_layout_begin "$out"
+oci_layout_image "$registry/pause:$pause_version" "$build/pause" \
 	'{"Entrypoint": ["/pause"], "User": "65535:65535"}'
-image "$registry/coredns:${coredns_version#v}" "$build/coredns" \
+oci_layout_image "$registry/coredns:${coredns_version#v}" "$build/coredns" \
 	'{"Entrypoint": ["/coredns"], "ExposedPorts": {"53/tcp": {}, "53/udp": {}}}'
-
-printf '%s\n' "${manifests[@]}" | jq -cs '{schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: .}' >"$out/index.json"
-echo '{"imageLayoutVersion":"1.0.0"}' >"$out/oci-layout"
+oci_layout_end
 jq -n --arg p "$pause_version" --arg c "${coredns_version#v}" --arg k "$key" \
 	'{pause: $p, coredns: $c, key: $k}' >"$out/versions.json"
 chmod 0755 "$out"

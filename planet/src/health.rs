@@ -347,6 +347,8 @@ fn units(pid: i32) -> Vec<UnitHealth> {
         "Result",
         "-p",
         "ConditionResult",
+        "-p",
+        "ConditionTimestampMonotonic",
     ];
     args.extend(UNITS.iter().map(|(n, _)| *n));
     let out = inside::query(pid, "/usr/bin/systemctl", &args, Duration::from_secs(5));
@@ -377,7 +379,10 @@ pub fn parse_units(text: &str) -> Vec<UnitHealth> {
             let active = b.get("ActiveState").copied().unwrap_or("unknown");
             let sub = b.get("SubState").copied().unwrap_or("");
             let result = b.get("Result").copied().unwrap_or("");
-            let skipped = b.get("ConditionResult") == Some(&"no");
+            // A unit never started also says ConditionResult=no: only an evaluated condition
+            // (a timestamp) means skipped.
+            let evaluated = b.get("ConditionTimestampMonotonic") != Some(&"0");
+            let skipped = b.get("ConditionResult") == Some(&"no") && evaluated;
             let (healthy, detail) = match active {
                 "active" => (true, sub.to_string()),
                 "inactive" if ON_DEMAND.contains(name) && matches!(result, "" | "success") => (
@@ -391,6 +396,10 @@ pub fn parse_units(text: &str) -> Vec<UnitHealth> {
                 _ if !result.is_empty() && result != "success" => {
                     (false, format!("{sub}, result {result}"))
                 }
+                "inactive" if !evaluated => (
+                    false,
+                    "never started (nothing pulled it in: see the boot's first messages)".into(),
+                ),
                 _ => (false, sub.to_string()),
             };
             UnitHealth {
@@ -710,7 +719,7 @@ Id=planet-registry.service\nActiveState=active\nSubState=running\nResult=success
 Id=planet-kube-apiserver.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
 Id=planet-kube-controller-manager.service\nActiveState=activating\nSubState=auto-restart\nResult=exit-code\nConditionResult=yes\n\n\
 Id=planet-kube-scheduler.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
-Id=planet-kubelet.service\nActiveState=inactive\nSubState=dead\nResult=success\nConditionResult=no\n\n\
+Id=planet-kubelet.service\nActiveState=inactive\nSubState=dead\nResult=success\nConditionResult=no\nConditionTimestampMonotonic=5000\n\n\
 Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nConditionResult=yes\n";
 
     #[test]
@@ -728,6 +737,16 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
         assert!(kubelet.detail.contains("not in this image"));
         let missing = parse_units("");
         assert!(missing.iter().all(|u| !u.healthy));
+        // Never started: not "skipped", whatever ConditionResult says.
+        let never = parse_units(&SHOW.replace(
+            "Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nConditionResult=yes",
+            "Id=planet.target\nActiveState=inactive\nSubState=dead\nResult=success\nConditionResult=no\nConditionTimestampMonotonic=0",
+        ));
+        let target = never.iter().find(|u| u.name == "planet.target").unwrap();
+        assert!(
+            !target.healthy && target.detail.starts_with("never started"),
+            "{target:?}"
+        );
     }
 
     #[test]

@@ -21,13 +21,17 @@ pub fn example_image() -> PathBuf {
             let dir = std::env::temp_dir().join(format!("gravity-example-{}", std::process::id()));
             std::fs::create_dir_all(&dir).expect("image dir");
             let out = dir.join("example.tar");
-            let status =
-                bins::tele_build(&bins::repo().join("examples/single-node/app.yaml"), &out)
-                    .arg("--planet")
-                    .arg(planet::image_dir())
-                    .arg("-q")
-                    .status()
-                    .expect("run tele");
+            // The quick start's recipe: it makes the web image the example vendors.
+            let status = Command::new(bins::repo().join("examples/single-node.sh"))
+                .env("TELE", bins::path("tele"))
+                .arg(&out)
+                .arg("--gravity")
+                .arg(bins::path("gravity"))
+                .arg("--planet")
+                .arg(planet::image_dir())
+                .arg("-q")
+                .status()
+                .expect("run examples/single-node.sh");
             assert!(status.success(), "tele build of the example failed");
             out
         })

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use tests::install::{Installation, text};
+use tests::install::{Installation, SERVICE_UID, text};
 use tests::oci_fixture::{Image, layer, write_layout};
 use tests::{bins, planet, serial};
 
@@ -48,6 +48,33 @@ spec:
   - name: client
     image: nginx:1.25
     command: [/bin/busybox, sleep, "3600"]
+"#;
+
+/// The spec's service-user placeholder, at pod level and in an init container: the install makes
+/// it the service uid in the installed resources (the API server would refuse -1).
+const AS_SERVICE_USER: &str = r#"# A vendor's comment, kept.
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: as-service-user
+spec:
+  selector:
+    matchLabels: {app: as-service-user}
+  template:
+    metadata:
+      labels: {app: as-service-user}
+    spec:
+      securityContext:
+        runAsUser: -1   # every container
+      initContainers:
+      - name: init
+        image: example.com/web:1.0
+        command: [/bin/busybox, grep, "^Uid:", /proc/self/status]
+        securityContext: {runAsUser: -1}
+      containers:
+      - name: main
+        image: example.com/web:1.0
+        command: [/bin/busybox, sh, -c, "/bin/busybox grep ^Uid: /proc/self/status; exec /bin/busybox sleep 3600"]
 "#;
 
 /// `gravity kubectl ARGS` with `stdin`, asserting success; its stdout.
@@ -138,6 +165,7 @@ fn vendored_images_run_and_services_answer_by_cluster_ip_and_dns() {
     )
     .unwrap();
     std::fs::write(dir.join("workloads.yaml"), WORKLOADS).unwrap();
+    std::fs::write(dir.join("service-user.yaml"), AS_SERVICE_USER).unwrap();
     let tarball = scratch.path().join("workloads.tar");
     let out = bins::tele_build(&dir.join("app.yaml"), &tarball)
         .arg("--image-source")
@@ -245,6 +273,37 @@ fn vendored_images_run_and_services_answer_by_cluster_ip_and_dns() {
         },
     );
     assert_eq!(page, "hello from web\n");
+
+    // runAsUser -1: the installed resource names the service uid, and both containers run as it.
+    assert!(
+        log.contains("runAsUser -1 -> 1001 (the service user) in service-user.yaml, line 14, 19"),
+        "{log}"
+    );
+    let installed = inst.state.join("resources/service-user.yaml");
+    assert_eq!(
+        std::fs::read_to_string(&installed).unwrap(),
+        AS_SERVICE_USER.replace("runAsUser: -1", "runAsUser: 1001")
+    );
+    kubectl(&inst, &["apply", "-f", installed.to_str().unwrap()], None);
+    kubectl(
+        &inst,
+        &[
+            "wait",
+            "--for=condition=Available",
+            "deployment/as-service-user",
+            "--timeout=300s",
+        ],
+        None,
+    );
+    let uid = format!("Uid:\t{SERVICE_UID}\t{SERVICE_UID}\t{SERVICE_UID}\t{SERVICE_UID}");
+    for container in ["init", "main"] {
+        let logs = kubectl(
+            &inst,
+            &["logs", "deployment/as-service-user", "-c", container],
+            None,
+        );
+        assert_eq!(logs.trim(), uid, "{container}");
+    }
 
     let out = inst.uninstall();
     assert!(out.status.success(), "uninstall failed:\n{}", text(&out));

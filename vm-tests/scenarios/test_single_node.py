@@ -1,5 +1,6 @@
 """Scenarios 1 to 3 on one real host: install, with the power cut in the middle of it and the
-install resumed; the installed node; then a reboot.
+install resumed; the installed node and the example's application (its image vendored) running
+on it; then a reboot, after which the node and the application come back.
 
 Needs GRAVITY_VM_IMAGE (a cluster image tarball); skipped without it. The tests share one
 installed guest (an install under TCG takes minutes, and CI has room for one): the power cut
@@ -12,6 +13,7 @@ if the install did.
 from __future__ import annotations
 
 import json
+import shlex
 import uuid
 
 import pytest
@@ -119,6 +121,57 @@ def test_single_node_install(installed):
     assert not leaked, f"new cgroups at the host's root: {sorted(leaked)}"
 
 
+# The example's application (examples/single-node/web.yaml): its image example.com/web:1.0 was
+# vendored by `tele build`; the guests reach no registry, so the node can only have pulled it
+# from the cluster's own.
+WEB_YAML = f"{product.STATE_DIR}/resources/web.yaml"
+WEB_PAGE = "hello from the example cluster\n"
+HTTP_GET = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 {host} 80"
+
+
+def kubectl(node, args: str, timeout: float = 300):
+    r = product.gravity(node, f"kubectl {args}", timeout=timeout)
+    assert r.ok, r
+    return r.stdout
+
+
+def web_page_by_cluster_ip(node) -> str | None:
+    """The page, from the guest (not a pod) on the Service's ClusterIP: kube-proxy's rules."""
+    ip = kubectl(node, "get service web -o jsonpath='{.spec.clusterIP}'").strip()
+    r = node.exec(f"curl -sf --max-time 10 http://{ip}/")
+    return r.stdout if r.ok else None
+
+
+@pytest.fixture(scope="module")
+def web(installed):
+    node, _, _, resumed = installed
+    assert resumed.ok, resumed
+    kubectl(node, f"apply -f {WEB_YAML}")
+    # Another pod, for the name lookup through CoreDNS.
+    kubectl(node, "run client --image=example.com/web:1.0 --restart=Never "
+                  "--command -- /bin/busybox sleep 100000")
+    kubectl(node, "wait --for=condition=Available deployment/web --timeout=600s", timeout=660)
+    kubectl(node, "wait --for=condition=Ready pod/client --timeout=600s", timeout=660)
+    return node
+
+
+def test_vendored_workload_runs_from_the_cluster_registry(web):
+    node = web
+    images = kubectl(node, "get pods -o "
+                           "jsonpath='{.items[*].status.containerStatuses[0].image}'").split()
+    assert images == ["example.com/web:1.0"] * 2, images
+    page = product.wait_until("the web Service answers on its ClusterIP from the host",
+                              lambda: web_page_by_cluster_ip(node), timeout=120)
+    assert page == WEB_PAGE
+    get = HTTP_GET.format(host="web.default.svc.cluster.local")
+    answer = product.wait_until(
+        "the web Service answers by name from another pod",
+        lambda: product.gravity(node, f"kubectl exec client -- /bin/busybox sh -c {shlex.quote(get)}",
+                                timeout=120).stdout,
+        timeout=180, interval=5)
+    assert answer.startswith("HTTP/1.1 200") and answer.endswith(WEB_PAGE), answer
+
+
 def test_reboot_planet_comes_back_with_its_data(installed):
     node, _, _, resumed = installed
     assert resumed.ok, resumed
@@ -147,5 +200,11 @@ def test_reboot_planet_comes_back_with_its_data(installed):
     assert product.kernel_settings(node) == ["1", "1"]
     r, doc = product.status(node)
     assert r.rc == 0 and doc["healthy"] is True, json.dumps(doc, indent=2)
-    # The pod came back with the node.
+    # The pods came back with the node: CoreDNS, and the example's web page (deployed by the
+    # test before; the reboot test also runs alone, then without it).
     assert endpoint(doc, "coredns")["healthy"] is True, json.dumps(doc, indent=2)
+    if "web" in kubectl(node, "get deployments -o name"):
+        kubectl(node, "wait --for=condition=Available deployment/web --timeout=600s", timeout=660)
+        page = product.wait_until("the web page answers after the reboot",
+                                  lambda: web_page_by_cluster_ip(node), timeout=300)
+        assert page == WEB_PAGE

@@ -1,5 +1,5 @@
 //! Planet's configuration (image, service user, volumes, devices, daemon arguments), the Helm
-//! values file, and the resources hooks read.
+//! values file, and the resources hooks read (with `runAsUser: -1` made the service uid).
 
 use anyhow::Context;
 
@@ -17,7 +17,7 @@ impl Phase<Ctx> for Configure {
     fn description(&self) -> &'static str {
         "Configure planet, volumes and Helm values"
     }
-    fn run(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
+    fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let state_dir = &ctx.params.state_dir;
         let image = planet::artifact::imported(state_dir)?.context(
             "the planet image is not imported: run `gravity install --resume` to redo that phase",
@@ -48,6 +48,16 @@ impl Phase<Ctx> for Configure {
             &ctx.image.path(cluster_image::layout::RESOURCES_DIR),
             &resources,
         )?;
+        // `runAsUser: -1` in them means the service user (the spec's "Service User").
+        let uid = ctx.params.service_uid;
+        for t in cluster_image::service_user::translate_dir(&resources, uid)? {
+            let lines: Vec<String> = t.lines.iter().map(usize::to_string).collect();
+            out.say(format!(
+                "runAsUser -1 -> {uid} (the service user) in {}, line {}",
+                t.file.display(),
+                lines.join(", ")
+            ));
+        }
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {

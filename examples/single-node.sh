@@ -1,0 +1,18 @@
+#!/bin/bash
+# Builds the example cluster image: the web application's image (examples/web/build.sh), then
+# `tele build` of examples/single-node with it as an image source, so nothing is downloaded.
+#
+#   examples/single-node.sh OUT.tar [tele build options: --planet DIR, --gravity FILE, -q, ...]
+#
+# tele is $TELE, or the release build's (make release).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+out=${1:?usage: examples/single-node.sh OUT.tar [tele build options]}
+shift
+tele=${TELE:-$here/../target/x86_64-unknown-linux-gnu/release/tele}
+[[ -x $tele ]] || { echo "example: $tele not found (make release, or set TELE)" >&2; exit 1; }
+mkdir -p "$(dirname "$out")"
+images=$(mktemp -d)
+trap 'rm -rf -- "$images"' EXIT
+"$here/web/build.sh" "$images/web" >/dev/null
+"$tele" build "$here/single-node/app.yaml" --image-source "$images/web" -o "$out" "$@"
