@@ -48,6 +48,8 @@ impl Phase<Ctx> for Configure {
             &ctx.image.path(cluster_image::layout::RESOURCES_DIR),
             &resources,
         )?;
+        // The tree's own entry in the state directory (each directory synced its entries).
+        sync_dir(resources.parent().unwrap_or(&resources))?;
         // `runAsUser: -1` in them means the service user (the spec's "Service User").
         let uid = ctx.params.service_uid;
         for t in cluster_image::service_user::translate_dir(&resources, uid)? {
@@ -87,9 +89,8 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()>
             }
         }
     }
-    // The entries (files, symlinks, subdirectories) of this directory, and its own in its parent.
-    sync_dir(to)?;
-    sync_dir(to.parent().unwrap_or(to))
+    // The entries (files, symlinks, subdirectories) of this directory.
+    sync_dir(to)
 }
 
 fn sync_dir(dir: &std::path::Path) -> anyhow::Result<()> {
