@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod effects;
+pub mod hooks;
 pub mod host;
 pub mod install;
 pub mod logging;

@@ -9,7 +9,9 @@
 //! <state>/volumes.json           host directories the install created
 //! <state>/service-user.json      whether the install created the service user and group
 //! <state>/helm/values.yaml       the merged Helm values hooks read
+//! <state>/helm/inputs/           copies of the install's --values files, in order
 //! <state>/resources/             the cluster resources hooks read
+//! <state>/hooks/<name>.yaml      the manifest's hooks, each a Job
 //! <state>/images/<name>/         cluster image tarballs unpacked by gravity
 //! <state>/logs/                  a log file per command run
 //! <state>/operation/             the journal (crate operation)
@@ -55,9 +57,17 @@ impl StateDir {
     pub fn helm_values(&self) -> PathBuf {
         self.root.join("helm/values.yaml")
     }
+    /// Copies of the install's `--values` files (see [`crate::install::values`]).
+    pub fn helm_inputs(&self) -> PathBuf {
+        self.root.join("helm/inputs")
+    }
     /// The cluster resources hooks see at /var/lib/gravity/resources.
     pub fn resources(&self) -> PathBuf {
         self.root.join("resources")
+    }
+    /// The manifest's hooks as the install saved them (see [`crate::hooks`]).
+    pub fn hooks(&self) -> PathBuf {
+        self.root.join("hooks")
     }
     /// Where a cluster image tarball named `<stem>.tar[.zst]` is unpacked.
     pub fn unpacked_image(&self, stem: &str) -> PathBuf {

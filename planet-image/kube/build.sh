@@ -14,7 +14,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly here
 # The components, built one after another (a kube link needs a few GiB).
-readonly components=(kubernetes etcd containerd)
+readonly components=(kubernetes etcd containerd helm)
 readonly kube_links=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 # containerd's Makefile tags for a static build; no_btrfs: btrfs needs cgo
 # headers (it is off without cgo anyway; say so explicitly).
@@ -262,6 +262,19 @@ run go -C "$here/containerd" build -tags "$containerd_tags" -ldflags "$ctd_ldfla
 run go -C "$here/containerd" build -tags "$shim_tags" -ldflags "$ctd_ldflags" -o "$bin/containerd-shim-runc-v2" "$ctd/cmd/containerd-shim-runc-v2"
 log "containerd: containerd and containerd-shim-runc-v2 compiled in $(since "$t") s"
 
+# helm ------------------------------------------------------------------------
+# Stamped with the Kubernetes built here, so that `helm template` (tele build)
+# renders .Capabilities.KubeVersion as the cluster it ships in.
+helm_version=$(module_version helm helm.sh/helm/v3)
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+	helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+done
+build_component helm helm "" helm.sh/helm/v3/cmd/helm
+t=$(now)
+run go -C "$here/helm" build -ldflags "$helm_ldflags" -o "$bin/helm" helm.sh/helm/v3/cmd/helm
+log "helm: helm compiled in $(since "$t") s"
+
 # --- check and publish --------------------------------------------------------
 # Each binary runs and reports the version it was stamped with (v0.0.0 or
 # "+unknown" would mean the ldflags missed).
@@ -278,10 +291,17 @@ expect "etcd Version: ${etcd_version#v}" "$bin/etcd" --version
 expect "etcdctl version: ${etcd_version#v}" "$bin/etcdctl" version
 expect "containerd $ctd $containerd_version" "$bin/containerd" --version
 expect "Version:  $containerd_version" "$bin/containerd-shim-runc-v2" -v
+expect "$helm_version" "$bin/helm" version --short
+chart=$build/tmp/capabilities
+mkdir -p "$chart/templates"
+printf 'apiVersion: v2\nname: capabilities\nversion: 0.1.0\n' >"$chart/Chart.yaml"
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  minor: "{{ .Capabilities.KubeVersion.Minor }}"\n' >"$chart/templates/c.yaml"
+HELM_CACHE_HOME=$build/tmp HELM_CONFIG_HOME=$build/tmp HELM_DATA_HOME=$build/tmp \
+	expect "minor: \"$k8s_minor\"" "$bin/helm" template x "$chart"
 
 echo "$manifest" >"$bin/.recipe"
 cat >"$bin/versions.json" <<EOF
-{"kubernetes": "$k8s_version", "etcd": "$etcd_version", "containerd": "$containerd_version", "go": "$go_version", "key": "$key"}
+{"kubernetes": "$k8s_version", "etcd": "$etcd_version", "containerd": "$containerd_version", "helm": "$helm_version", "go": "$go_version", "key": "$key"}
 EOF
 chmod 0755 "$bin"
 # Atomic publish: the result directory appears complete or not at all.

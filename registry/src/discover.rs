@@ -1,5 +1,6 @@
 //! Finding the container images a cluster image needs: in Kubernetes resource files, `ImageSet`
-//! resources, the manifest's hook jobs and custom planet images, and Helm charts' `values.yaml`.
+//! resources, the manifest's hook jobs and custom planet images, and Helm charts as rendered by
+//! helm (or, without a renderer, their `values.yaml`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -112,18 +113,50 @@ const GRAVITY_KINDS: &[&str] = &[
     "Runtime",
 ];
 
+/// Renders a Helm chart into its Kubernetes resources (`helm template`, the caller's helm and
+/// values): the rendered text, or helm's message.
+pub trait RenderChart {
+    fn render(&self, chart: &Path) -> Result<String, String>;
+}
+
 /// Walks the manifest's directory: YAML and JSON files are read as Kubernetes resources, a
 /// directory with `Chart.yaml` as a Helm chart. `skip` lists paths to leave out (the manifest,
 /// the output, tele's state directory).
 pub fn discover_dir(dir: &Path, skip: &[PathBuf]) -> Result<Discovery, Error> {
+    discover_dir_rendering(dir, skip, None)
+}
+
+/// [`discover_dir`] with charts rendered by `render`: the images of the rendered resources.
+pub fn discover_dir_rendering(
+    dir: &Path,
+    skip: &[PathBuf],
+    render: Option<&dyn RenderChart>,
+) -> Result<Discovery, Error> {
     let mut out = Discovery::default();
-    walk(dir, dir, skip, &mut out)?;
+    walk(dir, dir, skip, render, &mut out)?;
     Ok(out)
 }
 
-fn walk(root: &Path, dir: &Path, skip: &[PathBuf], out: &mut Discovery) -> Result<(), Error> {
+fn walk(
+    root: &Path,
+    dir: &Path,
+    skip: &[PathBuf],
+    render: Option<&dyn RenderChart>,
+    out: &mut Discovery,
+) -> Result<(), Error> {
     if dir.join("Chart.yaml").is_file() {
-        return chart(root, dir, out);
+        let rel = dir.strip_prefix(root).unwrap_or(dir);
+        return match render {
+            Some(r) => {
+                let text = r.render(dir).map_err(|message| Error::Chart {
+                    chart: rel.to_path_buf(),
+                    message,
+                })?;
+                out.merge(discover_text(&text, &rel.join("(helm template)"))?);
+                Ok(())
+            }
+            None => chart(root, dir, out),
+        };
     }
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(Error::io(dir))?
@@ -139,7 +172,7 @@ fn walk(root: &Path, dir: &Path, skip: &[PathBuf], out: &mut Discovery) -> Resul
         }
         let ft = entry.file_type().map_err(Error::io(&path))?;
         if ft.is_dir() {
-            walk(root, &path, skip, out)?;
+            walk(root, &path, skip, render, out)?;
         } else if ft.is_file() && is_resource_file(&name) {
             let text = std::fs::read_to_string(&path).map_err(Error::io(&path))?;
             let rel = path.strip_prefix(root).unwrap_or(&path);

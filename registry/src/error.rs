@@ -27,6 +27,8 @@ pub enum Error {
         referenced_by: String,
         reason: String,
     },
+    #[error("the Helm chart {chart} does not render: {message}")]
+    Chart { chart: PathBuf, message: String },
     #[error("cannot push {image} to {registry}: {reason}")]
     Push {
         image: String,

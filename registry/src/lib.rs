@@ -14,7 +14,10 @@ pub mod reference;
 pub mod store;
 
 pub use auth::DockerConfig;
-pub use discover::{Discovery, Origin, discover_dir, discover_manifest, discover_text};
+pub use discover::{
+    Discovery, Origin, RenderChart, discover_dir, discover_dir_rendering, discover_manifest,
+    discover_text,
+};
 pub use error::Error;
 pub use pull::{LocalSource, PullOptions, Vendored, pull_all};
 pub use push::{PushOptions, PushProgress, PushReport, push_layout, push_layout_async};

@@ -52,12 +52,16 @@ pub struct BuildArgs {
     /// (NAME:VERSION): the directory planet-image/build.sh printed; repeatable
     #[arg(long = "planet-image", value_name = "REF=DIR", value_parser = parse_planet_image)]
     pub planet_images: Vec<(String, PathBuf)>,
-    /// Helm values files, recorded for chart rendering
+    /// Helm values files for rendering the charts (which images are vendored); repeatable,
+    /// later files win, as with helm
     #[arg(long = "values", value_name = "FILE")]
     pub values: Vec<PathBuf>,
-    /// Helm values on the command line (a.b=c), recorded for chart rendering
+    /// A Helm value for rendering the charts (helm's --set syntax: a.b=c,d[0]=e); repeatable
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// The helm that renders the charts (default: helm in PATH)
+    #[arg(long, value_name = "FILE", env = "TELE_HELM")]
+    pub helm: Option<PathBuf>,
     /// Pull from this registry (HOST[:PORT]) over plain HTTP instead of HTTPS; repeatable
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,

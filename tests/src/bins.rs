@@ -32,7 +32,8 @@ pub fn tele() -> Command {
     Command::new(path("tele"))
 }
 
-/// `tele build MANIFEST -o OUT --gravity <the built gravity>`; callers add their flags.
+/// `tele build MANIFEST -o OUT --gravity <the built gravity>` with planet's helm rendering the
+/// charts; callers add their flags.
 pub fn tele_build(manifest: &Path, out: &Path) -> Command {
     let mut cmd = tele();
     cmd.arg("build")
@@ -40,8 +41,37 @@ pub fn tele_build(manifest: &Path, out: &Path) -> Command {
         .arg("-o")
         .arg(out)
         .arg("--gravity")
-        .arg(path("gravity"));
+        .arg(path("gravity"))
+        .env("TELE_HELM", helm());
     cmd
+}
+
+/// The helm planet ships (`TELE_HELM`, or planet-image/kube/build.sh's, from its cache).
+pub fn helm() -> PathBuf {
+    static HELM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    HELM.get_or_init(|| {
+        if let Ok(p) = std::env::var("TELE_HELM") {
+            return PathBuf::from(p);
+        }
+        let out = Command::new(repo().join("planet-image/kube/build.sh"))
+            .output()
+            .expect("run planet-image/kube/build.sh");
+        assert!(
+            out.status.success(),
+            "planet-image/kube/build.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .expect("build.sh prints its directory")
+            .trim()
+            .to_string();
+        let helm = Path::new(&dir).join("helm");
+        assert!(helm.is_file(), "{} is missing", helm.display());
+        helm
+    })
+    .clone()
 }
 
 /// The repository root.

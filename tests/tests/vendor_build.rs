@@ -128,7 +128,7 @@ metadata: {{name: w}}
     .unwrap();
     std::fs::write(
         chart.join("templates/deploy.yaml"),
-        "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      - image: \"{{ .Values.image.registry }}/{{ .Values.image.repository }}\"\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  template:\n    spec:\n      containers:\n      - name: app\n        image: \"{{ .Values.image.registry }}/{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}\"\n",
     )
     .unwrap();
 }
@@ -189,10 +189,6 @@ fn images_travel_from_a_registry_through_the_tarball_into_the_cluster_registry()
     assert!(
         stderr.contains("kind Widget"),
         "an unknown kind is noted: {stderr}"
-    );
-    assert!(
-        stderr.contains("not rendered yet"),
-        "charts are noted: {stderr}"
     );
     assert!(
         stderr.contains(&format!(
@@ -743,4 +739,84 @@ fn pull_with_credentials(src: Registry) {
         "the private layer {blob} is not in the image: {:?}",
         files.keys().collect::<Vec<_>>()
     );
+}
+
+/// The images the tarball vendors, by reference.
+fn vendored_refs(tarball: &Path) -> Vec<String> {
+    let m = members(tarball);
+    let index: serde_json::Value = serde_json::from_slice(&m["registry/index.json"]).unwrap();
+    let mut refs: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            d["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    refs.sort();
+    refs
+}
+
+#[test]
+fn charts_are_rendered_by_helm_with_the_builds_values_and_a_broken_one_is_named() {
+    let scratch = tempfile::tempdir().unwrap();
+    let src = Registry::start();
+    push_fixtures(&src, scratch.path());
+    let host = src.host();
+    let dir = scratch.path().join("cluster");
+    std::fs::create_dir_all(&dir).unwrap();
+    cluster_dir(&dir, &host);
+    // Only the manifest (its hook image) and the chart.
+    for f in ["web.yaml", "images.yaml"] {
+        std::fs::remove_file(dir.join(f)).unwrap();
+    }
+    let insecure = ["--insecure-registry", host.as_str()];
+
+    // As written: the chart's values and its appVersion (a template function helm evaluates).
+    let out = scratch.path().join("plain.tar");
+    let o = tele_build(&dir, &out, &insecure);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        vendored_refs(&out),
+        [
+            format!("{host}/acme/chart-app:3.1"),
+            format!("{host}/acme/hook:1")
+        ]
+    );
+
+    // --values then --set, helm's order: the image the chart renders, and so the one vendored,
+    // changes with them.
+    let values = scratch.path().join("values.yaml");
+    std::fs::write(&values, "image:\n  repository: acme/extra\n  tag: \"1\"\n").unwrap();
+    let out = scratch.path().join("values.tar");
+    let mut args = insecure.to_vec();
+    let values_arg = values.display().to_string();
+    args.extend(["--values", &values_arg, "--set", "image.tag=2"]);
+    let o = tele_build(&dir, &out, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        vendored_refs(&out),
+        [format!("{host}/acme/extra:2"), format!("{host}/acme/hook:1")]
+    );
+
+    // A template helm cannot render: the chart, the template and helm's message.
+    std::fs::write(
+        dir.join("charts/app/templates/broken.yaml"),
+        "metadata:\n  name: {{ .Values.nope.deeper }}\n",
+    )
+    .unwrap();
+    let out = scratch.path().join("broken.tar");
+    let o = tele_build(&dir, &out, &insecure);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("the Helm chart charts/app does not render")
+            && stderr.contains("app/templates/broken.yaml")
+            && stderr.contains("nil pointer evaluating interface {}.deeper"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "no tarball is left behind");
 }

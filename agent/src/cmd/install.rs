@@ -234,7 +234,7 @@ fn new_params(
             .context("cannot find this host's address (no default route): pass --advertise-addr")?,
     };
     // Catch bad --values/--set now rather than halfway through the install.
-    values::merge(&args.values, &args.set)?;
+    values::check(&args.values, &args.set)?;
     let values = args
         .values
         .iter()

@@ -14,6 +14,9 @@ pub struct Args {
     /// Also remove the `planet` user and group, if the install created them
     #[arg(long)]
     pub remove_user: bool,
+    /// Do not run the application's preUninstall and uninstall hooks
+    #[arg(long)]
+    pub skip_hooks: bool,
     /// Do not ask for confirmation (required without a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -29,6 +32,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
         global,
         super::uninstall::Args {
             remove_user: args.remove_user,
+            skip_hooks: args.skip_hooks,
             yes: args.yes,
         },
     )

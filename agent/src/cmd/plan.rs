@@ -62,6 +62,13 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
 
 pub fn render(plan: &Plan) -> String {
     let mut out = format!("operation {} ({}): {:?}\n", plan.id, plan.kind, plan.state);
+    let name_width = plan.phases.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    let description_width = plan
+        .phases
+        .iter()
+        .map(|p| p.description.len())
+        .max()
+        .unwrap_or(0);
     for (i, p) in plan.phases.iter().enumerate() {
         let state = match p.state {
             PhaseState::Unstarted => "unstarted",
@@ -75,7 +82,7 @@ pub fn render(plan: &Plan) -> String {
             .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
             .unwrap_or_default();
         out.push_str(&format!(
-            "  {:>2}. {:<14} {:<44} {:<12} {took}\n",
+            "  {:>2}. {:<name_width$} {:<description_width$} {:<12} {took}\n",
             i + 1,
             p.name,
             p.description,

@@ -4,10 +4,11 @@
 use crate::state_dir::StateDir;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use crate::cli::GlobalArgs;
 use crate::effects::Effects;
+use crate::hooks;
 use crate::install::phases_api;
 use crate::install::state;
 use operation::Journal;
@@ -17,6 +18,9 @@ pub struct Args {
     /// Also remove the `planet` user and group, if the install created them
     #[arg(long)]
     pub remove_user: bool,
+    /// Do not run the application's preUninstall and uninstall hooks
+    #[arg(long)]
+    pub skip_hooks: bool,
     /// Do not ask for confirmation (required without a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -49,7 +53,13 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
     let journal = Journal::new(dir);
     let lock = journal.lock()?;
     let layout = StateDir::new(dir);
-    uninstall(&mut Effects::host(), &layout, args.remove_user)?;
+    let effects = &mut Effects::host();
+    if args.skip_hooks {
+        eprintln!("the preUninstall and uninstall hooks are skipped (--skip-hooks)");
+    } else {
+        uninstall_hooks(effects, &layout)?;
+    }
+    uninstall(effects, &layout, args.remove_user)?;
     drop(lock);
     state::remove_dir(dir)?;
     eprintln!(
@@ -57,6 +67,42 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The application's preUninstall then uninstall hooks, while its cluster still runs; a
+/// failed hook stops the uninstall before anything is removed.
+fn uninstall_hooks(effects: &Effects, layout: &StateDir) -> anyhow::Result<()> {
+    let defined: Vec<&str> = ["preUninstall", "uninstall"]
+        .into_iter()
+        .filter(|h| matches!(hooks::saved(layout, h), Ok(Some(_))))
+        .collect();
+    if defined.is_empty() {
+        return Ok(());
+    }
+    let config = match planet::config::PlanetConfig::load(layout.root()) {
+        Ok(c) if planet::status::Status::running_init_pid(layout.root()).is_some() => c,
+        _ => {
+            eprintln!(
+                "planet is not running: the {} hooks cannot run and are skipped",
+                defined.join(" and ")
+            );
+            return Ok(());
+        }
+    };
+    let operation = format!("uninstall-{}", durable::now_ms());
+    for hook in defined {
+        eprintln!("running the {hook} hook");
+        hooks::run(
+            effects,
+            layout,
+            hook,
+            &operation,
+            config.service_uid,
+            &mut |line| eprintln!("  {hook}: {line}"),
+        )
+        .context("the uninstall stopped before removing anything: `gravity uninstall --skip-hooks` removes the cluster without the hooks")?;
+    }
+    Ok(())
 }
 
 /// Everything but removing the state directory itself (which holds the lock).

@@ -78,6 +78,9 @@ impl FakeHost {
             planet: Box::new(FakePlanet {
                 log: self.log.clone(),
             }),
+            hooks: Box::new(FakeHooks {
+                log: self.log.clone(),
+            }),
             images: Box::new(FakePush {
                 log: self.log.clone(),
             }),
@@ -232,5 +235,39 @@ impl ImagePush for FakePush {
             format!("push {} to {registry}", layout.display()),
         );
         Ok(())
+    }
+}
+
+struct FakeHooks {
+    log: Log,
+}
+
+impl crate::hooks::HookRunner for FakeHooks {
+    fn run(
+        &self,
+        _state_dir: &Path,
+        hook: &str,
+        job: &crate::hooks::job::PreparedJob,
+        _timeout: Duration,
+        _log: &Path,
+        _say: &mut dyn FnMut(String),
+    ) -> anyhow::Result<()> {
+        say(
+            &self.log,
+            format!("hook {hook}: job {}/{}", job.namespace, job.name),
+        );
+        Ok(())
+    }
+    fn merge_values(
+        &self,
+        _state_dir: &Path,
+        files: &[PathBuf],
+        sets: &[String],
+    ) -> anyhow::Result<String> {
+        say(
+            &self.log,
+            format!("helm merge {} values files, set {sets:?}", files.len()),
+        );
+        Ok("{}\n".into())
     }
 }

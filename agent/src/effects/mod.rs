@@ -28,6 +28,8 @@ pub struct Effects {
     pub checks: Box<dyn NodeChecks>,
     pub planet: Box<dyn PlanetControl>,
     pub images: Box<dyn ImagePush>,
+    /// The application's hooks, as Jobs in planet's Kubernetes.
+    pub hooks: Box<dyn crate::hooks::HookRunner>,
 }
 
 /// Kernel settings: read through `host`, changed through `changer`.
@@ -51,6 +53,7 @@ impl Effects {
             checks: Box::new(HostChecks),
             planet: Box::new(HostPlanet),
             images: Box::new(RegistryPush),
+            hooks: Box::new(crate::hooks::KubeHooks),
         }
     }
 }

@@ -72,6 +72,27 @@ pub fn planet_config(
             gid: None,
             mode: Some(FileMode(0o700)),
         });
+        // What the application's hooks see (their Jobs' hostPaths), where the spec puts it.
+        let state = &opts.state_dir;
+        for (name, dir, target) in [
+            ("resources", "resources", crate::hooks::job::RESOURCES),
+            ("helm", "helm", crate::hooks::job::HELM_DIR),
+        ] {
+            volumes.push(VolumeMount {
+                kind: VolumeKind::Data,
+                name: Some(name.into()),
+                source: state.join(dir).to_string_lossy().into_owned(),
+                target: target.into(),
+                wildcard: false,
+                read_only: true,
+                recursive: false,
+                create_if_missing: true,
+                skip_if_missing: false,
+                uid: None,
+                gid: None,
+                mode: Some(FileMode(0o755)),
+            });
+        }
         // Parents before children, as resolve_volumes orders them.
         volumes.sort_by_key(|v| Path::new(&v.target).components().count());
         env.extend(super::kubernetes::planet_env(&profile.labels));

@@ -1,6 +1,7 @@
 //! `tele build`: resolve and validate the manifest, gather what the image carries, pack it.
 
 mod elf;
+mod helm;
 mod planet;
 mod readme;
 mod resources;

@@ -33,7 +33,8 @@ pub fn collect(
         .map_or_else(|| PathBuf::from("app.yaml"), PathBuf::from);
     let mut skip = skip.to_vec();
     skip.push(args.manifest.clone());
-    let mut found = registry::discover_dir(manifest_dir, &skip)?;
+    let helm = super::helm::Helm::new(args.helm.as_deref(), &args.values, &args.set)?;
+    let mut found = registry::discover_dir_rendering(manifest_dir, &skip, Some(&helm))?;
     found.merge(registry::discover_manifest(manifest, &manifest_name)?);
     // A base image given as a planet image travels under planet/, not as a container image.
     let planets: Vec<registry::ImageRef> = super::planet::references(args)

@@ -15,7 +15,7 @@ impl Phase<Ctx> for Configure {
         "configure"
     }
     fn description(&self) -> &'static str {
-        "Configure planet, volumes and Helm values"
+        "Configure planet, Helm values and hooks"
     }
     fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let state_dir = &ctx.params.state_dir;
@@ -37,9 +37,9 @@ impl Phase<Ctx> for Configure {
         let config = crate::node::planet_config(ctx.manifest(), &ctx.profile, &opts)?;
         config.save(state_dir)?;
 
-        let merged = values::merge(&ctx.params.values, &ctx.params.set)?;
-        values::write(&ctx.layout.helm_values(), &merged)
-            .with_context(|| format!("cannot write {}", ctx.layout.helm_values().display()))?;
+        // helm merges them once planet runs (the values phase); keep what was given till then.
+        values::check(&ctx.params.values, &ctx.params.set)?;
+        values::keep(&ctx.params.values, &ctx.layout.helm_inputs())?;
 
         // Hooks see the cluster's resources; copy them so they outlive the unpacked image.
         let resources = ctx.layout.resources();
@@ -50,6 +50,10 @@ impl Phase<Ctx> for Configure {
         )?;
         // The tree's own entry in the state directory (each directory synced its entries).
         sync_dir(resources.parent().unwrap_or(&resources))?;
+        let saved = crate::hooks::save(ctx.manifest(), &ctx.layout)?;
+        if !saved.is_empty() {
+            out.say(format!("hooks saved: {}", saved.join(", ")));
+        }
         // `runAsUser: -1` in them means the service user (the spec's "Service User").
         let uid = ctx.params.service_uid;
         for t in cluster_image::service_user::translate_dir(&resources, uid)? {
@@ -64,8 +68,10 @@ impl Phase<Ctx> for Configure {
     }
     fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         PlanetConfig::remove(&ctx.params.state_dir)?;
+        state::remove_dir(&ctx.layout.helm_inputs())?;
         state::remove_file_and_empty_parent(&ctx.layout.helm_values())?;
         state::remove_dir(&ctx.layout.resources())?;
+        state::remove_dir(&ctx.layout.hooks())?;
         Ok(())
     }
 }

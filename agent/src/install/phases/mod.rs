@@ -6,6 +6,7 @@ mod configure;
 mod control_plane;
 pub(super) mod finish;
 mod health;
+mod hooks;
 mod images;
 pub(super) mod kernel;
 mod node_ready;
@@ -15,6 +16,7 @@ pub(super) mod service;
 mod start;
 mod system_workloads;
 pub(super) mod user;
+mod values;
 pub(super) mod volumes;
 
 use super::Ctx;
@@ -37,6 +39,9 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
         Box::new(node_ready::NodeReady),
         Box::new(images::Images),
         Box::new(system_workloads::SystemWorkloads),
+        Box::new(values::Values),
+        Box::new(hooks::INSTALL),
+        Box::new(hooks::POST_INSTALL),
         Box::new(finish::Finish),
     ]
 }

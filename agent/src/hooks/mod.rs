@@ -1,0 +1,153 @@
+//! The application's life cycle hooks: each a Kubernetes Job (the manifest's `hooks.<name>.job`)
+//! run in planet's Kubernetes when its event happens. The install saves the manifest's hooks
+//! into the state directory (`<state>/hooks/<name>.yaml`), so later commands run them without
+//! the cluster image.
+
+pub mod job;
+pub mod kubectl;
+pub mod run;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use cluster_image::Manifest;
+
+use crate::effects::Effects;
+use crate::state_dir::StateDir;
+
+/// How long a hook may run before its operation fails (the Job is left for inspection).
+pub const TIMEOUT: Duration = Duration::from_secs(20 * 60);
+
+/// The hooks that see the merged Helm values at `/var/lib/gravity/helm/values.yaml`.
+pub fn takes_values(hook: &str) -> bool {
+    matches!(hook, "install" | "postInstall" | "update" | "postUpdate")
+}
+
+/// Whether a hook ran, or the manifest has none of that name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    Done,
+    NotDefined,
+}
+
+/// Writes the manifest's hooks to `<state>/hooks/`; the names of those it wrote.
+pub fn save(manifest: &Manifest, layout: &StateDir) -> anyhow::Result<Vec<&'static str>> {
+    let dir = layout.hooks();
+    crate::install::state::remove_dir(&dir)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut saved = Vec::new();
+    if let Some(hooks) = &manifest.hooks {
+        for (name, hook) in hooks.iter() {
+            durable::write_atomic(&dir.join(format!("{name}.yaml")), hook.job.as_bytes())
+                .with_context(|| format!("cannot save the {name} hook in {}", dir.display()))?;
+            saved.push(name);
+        }
+    }
+    Ok(saved)
+}
+
+/// The saved Job of `hook`, if the manifest has it.
+pub fn saved(layout: &StateDir, hook: &str) -> anyhow::Result<Option<String>> {
+    let path = layout.hooks().join(format!("{hook}.yaml"));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Where a hook run's log lines are kept.
+pub fn log_path(layout: &StateDir, hook: &str, operation: &str) -> PathBuf {
+    layout
+        .logs()
+        .join("hooks")
+        .join(format!("{hook}-{operation}.log"))
+}
+
+/// Runs `hook` for `operation` and waits for its Job; `say` gets its progress and log lines.
+pub fn run(
+    effects: &Effects,
+    layout: &StateDir,
+    hook: &str,
+    operation: &str,
+    service_uid: u32,
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<Ran> {
+    let Some(text) = saved(layout, hook)? else {
+        return Ok(Ran::NotDefined);
+    };
+    let prepared = job::prepare(
+        &text,
+        &job::Context {
+            hook,
+            operation,
+            service_uid,
+            values: takes_values(hook),
+        },
+    )?;
+    effects.hooks.run(
+        layout.root(),
+        hook,
+        &prepared,
+        TIMEOUT,
+        &log_path(layout, hook, operation),
+        say,
+    )?;
+    Ok(Ran::Done)
+}
+
+/// Runs a hook Job in the Kubernetes of planet of a state directory.
+pub trait HookRunner {
+    fn run(
+        &self,
+        state_dir: &Path,
+        hook: &str,
+        job: &job::PreparedJob,
+        timeout: Duration,
+        log: &Path,
+        say: &mut dyn FnMut(String),
+    ) -> anyhow::Result<()>;
+
+    /// helm's merge of Helm values files and `--set` assignments, as YAML (planet's helm).
+    fn merge_values(
+        &self,
+        state_dir: &Path,
+        files: &[PathBuf],
+        sets: &[String],
+    ) -> anyhow::Result<String>;
+}
+
+/// Through planet's kubectl.
+pub struct KubeHooks;
+
+impl HookRunner for KubeHooks {
+    fn run(
+        &self,
+        state_dir: &Path,
+        hook: &str,
+        job: &job::PreparedJob,
+        timeout: Duration,
+        log: &Path,
+        say: &mut dyn FnMut(String),
+    ) -> anyhow::Result<()> {
+        let kubectl = kubectl::Kubectl::of(state_dir)?;
+        run::run(&kubectl, hook, job, timeout, log, say)
+    }
+
+    fn merge_values(
+        &self,
+        state_dir: &Path,
+        files: &[PathBuf],
+        sets: &[String],
+    ) -> anyhow::Result<String> {
+        let pid = planet::status::Status::running_init_pid(state_dir)
+            .context("planet is not running: helm in it merges the values")?;
+        let helm = planet::inside::host_path(pid, "/usr/bin/helm");
+        anyhow::ensure!(
+            helm.exists(),
+            "this planet image has no helm (/usr/bin/helm) to merge the Helm values with"
+        );
+        crate::install::values::merge_with_helm(&helm, files, sets)
+    }
+}
