@@ -80,6 +80,15 @@ pub enum Command {
     Leave(cmd::leave::Args),
     /// Run kubectl against this cluster, as its administrator
     Kubectl(cmd::kubectl::Args),
+    /// Start, stop or ask the application (its start, stop and status hooks)
+    #[command(subcommand)]
+    App(cmd::app::AppCommand),
+    /// Back the application up into FILE (its backup hook)
+    Backup(cmd::backup::Args),
+    /// Restore the application from a backup FILE (its restore hook)
+    Restore(cmd::backup::Args),
+    /// Write a debug report (logs, plans, status, the dump hook's output) into FILE
+    Report(cmd::report::Args),
 }
 
 impl Command {
@@ -96,6 +105,10 @@ impl Command {
             Command::Uninstall(_) => "uninstall",
             Command::Leave(_) => "leave",
             Command::Kubectl(_) => "kubectl",
+            Command::App(_) => "app",
+            Command::Backup(_) => "backup",
+            Command::Restore(_) => "restore",
+            Command::Report(_) => "report",
         }
     }
 

@@ -12,6 +12,7 @@
 //! <state>/helm/inputs/           copies of the install's --values files, in order
 //! <state>/resources/             the cluster resources hooks read
 //! <state>/hooks/<name>.yaml      the manifest's hooks, each a Job
+//! <state>/backup/                what the backup hook wrote, or what the restore hook reads
 //! <state>/images/<name>/         cluster image tarballs unpacked by gravity
 //! <state>/logs/                  a log file per command run
 //! <state>/operation/             the journal (crate operation)
@@ -68,6 +69,10 @@ impl StateDir {
     /// The manifest's hooks as the install saved them (see [`crate::hooks`]).
     pub fn hooks(&self) -> PathBuf {
         self.root.join("hooks")
+    }
+    /// The backup and restore hooks' directory (`/var/lib/gravity/backup` in their Jobs).
+    pub fn backup(&self) -> PathBuf {
+        self.root.join("backup")
     }
     /// Where a cluster image tarball named `<stem>.tar[.zst]` is unpacked.
     pub fn unpacked_image(&self, stem: &str) -> PathBuf {

@@ -84,7 +84,8 @@ pub fn command(pid: i32, program: &str, args: &[&str]) -> std::io::Result<Comman
 }
 
 /// Runs a query inside planet and returns its output, or `None` when it could not run or did
-/// not finish within `timeout`.
+/// not finish within `timeout`. The pipes are drained while it runs: an answer larger than a
+/// pipe's buffer must not block it until the timeout.
 pub fn query(pid: i32, program: &str, args: &[&str], timeout: Duration) -> Option<Output> {
     let mut child = command(pid, program, args)
         .ok()?
@@ -92,10 +93,21 @@ pub fn query(pid: i32, program: &str, args: &[&str], timeout: Duration) -> Optio
         .stderr(Stdio::piped())
         .spawn()
         .ok()?;
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let deadline = std::time::Instant::now() + timeout;
-    loop {
+    let status = loop {
         match child.try_wait() {
-            Ok(Some(_)) => return child.wait_with_output().ok(),
+            Ok(Some(status)) => break status,
             Ok(None) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5))
             }
@@ -105,10 +117,14 @@ pub fn query(pid: i32, program: &str, args: &[&str], timeout: Duration) -> Optio
                 return None;
             }
         }
-    }
+    };
+    Some(Output {
+        status,
+        stdout: stdout.join().ok()?,
+        stderr: stderr.join().ok()?,
+    })
 }
 
-/// `systemctl is-system-running` inside planet: `running`, `degraded`, `starting`, ...
 pub fn system_state(pid: i32) -> Option<String> {
     let out = query(
         pid,

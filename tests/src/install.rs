@@ -13,6 +13,37 @@ use std::sync::OnceLock;
 use crate::netns::NetNs;
 use crate::{bins, planet};
 
+/// Copies the example's manifest directory (examples/single-node) to `dir`, for variants.
+pub fn copy_example(dir: &Path) {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let target = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), &target).unwrap();
+            }
+        }
+    }
+    copy(&bins::repo().join("examples/single-node"), dir);
+}
+
+/// The example's application image (examples/web/build.sh) as an OCI layout in `dir`.
+pub fn example_web_image(dir: &Path) -> PathBuf {
+    let out = Command::new(bins::repo().join("examples/web/build.sh"))
+        .arg(dir)
+        .output()
+        .expect("run examples/web/build.sh");
+    assert!(
+        out.status.success(),
+        "examples/web/build.sh: {}",
+        text(&out)
+    );
+    dir.to_path_buf()
+}
+
 /// The example cluster image (with planet), built once per test process.
 pub fn example_image() -> PathBuf {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();

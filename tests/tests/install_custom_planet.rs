@@ -11,19 +11,15 @@ const REFERENCE: &str = "acme/custom-planet:1.0.0";
 
 /// The example with its profile on the custom planet.
 fn custom_example(dir: &Path) {
-    let src = bins::repo().join("examples/single-node");
-    let manifest = std::fs::read_to_string(src.join("app.yaml")).unwrap();
+    tests::install::copy_example(dir);
+    let manifest = std::fs::read_to_string(dir.join("app.yaml")).unwrap();
     let profile = "  - name: node\n";
     assert!(manifest.contains(profile), "the example's profile moved");
     let manifest = manifest.replace(
         profile,
         &format!("{profile}    systemOptions:\n      baseImage: {REFERENCE}\n"),
     );
-    std::fs::create_dir_all(dir.join("checks")).unwrap();
     std::fs::write(dir.join("app.yaml"), manifest).unwrap();
-    for f in ["notes.html", "checks/hostname.sh"] {
-        std::fs::copy(src.join(f), dir.join(f)).unwrap();
-    }
 }
 
 /// The default planet image under another version: what a vendor's own build would be.
@@ -45,8 +41,15 @@ fn custom_planet(dir: &Path) -> String {
     version
 }
 
+/// With the example application's image as an image source (its install hook and chart).
 fn tele_build(manifest_dir: &Path, out: &Path, extra: &[&str]) -> Output {
+    let web = manifest_dir.with_file_name("web-image");
+    if !web.exists() {
+        tests::install::example_web_image(&web);
+    }
     bins::tele_build(&manifest_dir.join("app.yaml"), out)
+        .arg("--image-source")
+        .arg(&web)
         .args(extra)
         .output()
         .expect("run tele")

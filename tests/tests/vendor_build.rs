@@ -799,7 +799,10 @@ fn charts_are_rendered_by_helm_with_the_builds_values_and_a_broken_one_is_named(
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
         vendored_refs(&out),
-        [format!("{host}/acme/extra:2"), format!("{host}/acme/hook:1")]
+        [
+            format!("{host}/acme/extra:2"),
+            format!("{host}/acme/hook:1")
+        ]
     );
 
     // A template helm cannot render: the chart, the template and helm's message.

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub mod app;
+pub mod backup;
 pub mod check;
 pub mod completions;
 pub mod image;
@@ -8,6 +10,7 @@ pub mod kubectl;
 pub mod leave;
 pub mod plan;
 pub mod planet;
+pub mod report;
 pub mod status;
 pub mod uninstall;
 
@@ -27,5 +30,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Uninstall(a) => uninstall::run(&cli.global, a),
         Command::Leave(a) => leave::run(&cli.global, a),
         Command::Kubectl(a) => kubectl::run(&cli.global, a),
+        Command::App(c) => app::run(&cli.global, c),
+        Command::Backup(a) => backup::backup(&cli.global, a),
+        Command::Restore(a) => backup::restore(&cli.global, a),
+        Command::Report(a) => report::run(&cli.global, a),
     }
 }

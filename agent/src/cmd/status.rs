@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, Output};
+use crate::effects::Effects;
+use crate::hooks::{self, status::AppStatus};
 use crate::install::state::ClusterRecord;
 use crate::state_dir::StateDir;
 use operation::{Journal, Plan};
@@ -20,6 +22,8 @@ pub struct Args {
 struct Status {
     cluster: Option<ClusterRecord>,
     planet: PlanetHealth,
+    /// The application's status hook's answer, asked now (none without the hook).
+    application: Option<AppStatus>,
     operation: Option<Plan>,
     healthy: bool,
 }
@@ -29,10 +33,20 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
     let cluster = ClusterRecord::load(&layout)?;
     let operation = Journal::new(&global.state_dir).load()?;
     let planet = check(&global.state_dir);
-    let healthy = cluster.is_some() && planet.is_healthy();
+    let application = if cluster.is_some()
+        && planet.is_healthy()
+        && matches!(hooks::saved(&layout, "status"), Ok(Some(_)))
+    {
+        hooks::status::run(&Effects::host(), &layout)?
+    } else {
+        None
+    };
+    let healthy =
+        cluster.is_some() && planet.is_healthy() && application.as_ref().is_none_or(|a| a.ok);
     let status = Status {
         cluster,
         planet,
+        application,
         operation,
         healthy,
     };
@@ -64,6 +78,10 @@ fn render(s: &Status) -> String {
         None => out.push_str("cluster:    not installed on this host\n"),
     }
     out.push_str(&planet::health::render(&s.planet));
+    if let Some(app) = &s.application {
+        out.push_str(&app.render());
+        out.push('\n');
+    }
     if let Some(op) = &s.operation {
         let done = op
             .phases

@@ -98,6 +98,7 @@ fn uninstall_hooks(effects: &Effects, layout: &StateDir) -> anyhow::Result<()> {
             hook,
             &operation,
             config.service_uid,
+            hooks::TIMEOUT,
             &mut |line| eprintln!("  {hook}: {line}"),
         )
         .context("the uninstall stopped before removing anything: `gravity uninstall --skip-hooks` removes the cluster without the hooks")?;

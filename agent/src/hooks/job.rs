@@ -10,6 +10,8 @@ use serde_json::{Map, Value, json};
 pub const RESOURCES: &str = "/var/lib/gravity/resources";
 pub const HELM_DIR: &str = "/var/lib/gravity/helm";
 pub const VALUES: &str = "/var/lib/gravity/helm/values.yaml";
+/// Where the backup hook writes the backup and the restore hook finds it (read-write).
+pub const BACKUP: &str = "/var/lib/gravity/backup";
 const KUBECTL_IN_PLANET: &str = "/usr/bin/kubectl";
 const HELM_IN_PLANET: &str = "/usr/bin/helm";
 /// A writable home for helm's and kubectl's caches, whatever the hook's image.
@@ -52,6 +54,8 @@ pub struct Context<'a> {
     pub service_uid: u32,
     /// Whether the merged Helm values are mounted (install, postInstall, update, postUpdate).
     pub values: bool,
+    /// Whether the backup directory is mounted (backup, restore).
+    pub backup: bool,
 }
 
 /// The Job to run, with its namespace and name.
@@ -101,7 +105,7 @@ pub fn prepare(text: &str, ctx: &Context<'_>) -> Result<PreparedJob, JobError> {
     if pod.get("serviceAccountName").is_none() && pod.get("serviceAccount").is_none() {
         pod["serviceAccountName"] = json!(SERVICE_ACCOUNT);
     }
-    let volumes = volumes(ctx.values);
+    let volumes = volumes(ctx.values, ctx.backup);
     let list = array(pod, "volumes");
     for (name, _, _) in &volumes {
         if list.iter().any(|v| v["name"] == *name) {
@@ -144,9 +148,8 @@ pub fn prepare(text: &str, ctx: &Context<'_>) -> Result<PreparedJob, JobError> {
                         name: format!("{path} ({})", m["name"].as_str().unwrap_or("?")),
                     });
                 }
-                mounts.push(
-                    json!({"name": name, "mountPath": path, "readOnly": *name != "gravity-home"}),
-                );
+                let writable = matches!(*name, "gravity-home" | "gravity-backup");
+                mounts.push(json!({"name": name, "mountPath": path, "readOnly": !writable}));
             }
             let vars = array(c, "env");
             for (var, value) in &env {
@@ -175,7 +178,7 @@ enum Source {
 }
 
 /// The volumes every hook gets: (name, source, where each container sees it).
-fn volumes(values: bool) -> Vec<(&'static str, Source, &'static str)> {
+fn volumes(values: bool, backup: bool) -> Vec<(&'static str, Source, &'static str)> {
     let mut v = vec![
         ("gravity-resources", Source::HostDir(RESOURCES), RESOURCES),
         (
@@ -192,6 +195,9 @@ fn volumes(values: bool) -> Vec<(&'static str, Source, &'static str)> {
     ];
     if values {
         v.push(("gravity-helm-values", Source::HostDir(HELM_DIR), HELM_DIR));
+    }
+    if backup {
+        v.push(("gravity-backup", Source::HostDir(BACKUP), BACKUP));
     }
     v
 }
@@ -253,6 +259,7 @@ spec:
             operation: "op-1",
             service_uid: 1001,
             values,
+            backup: false,
         }
     }
 
@@ -267,6 +274,25 @@ spec:
             env!("CARGO_MANIFEST_DIR"),
             "hooks/install-hook.json",
             &serde_json::to_string_pretty(&job.job).unwrap(),
+        );
+    }
+
+    #[test]
+    fn backup_and_restore_get_their_directory_writable() {
+        let mut c = ctx(false);
+        c.backup = true;
+        let job = prepare(SPEC_EXAMPLE, &c).unwrap().job;
+        let mounts = job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap();
+        let backup = mounts.iter().find(|m| m["mountPath"] == BACKUP).unwrap();
+        assert_eq!(backup["readOnly"], false);
+        assert!(
+            !prepare(SPEC_EXAMPLE, &ctx(false))
+                .unwrap()
+                .job
+                .to_string()
+                .contains(BACKUP)
         );
     }
 

@@ -6,6 +6,7 @@
 pub mod job;
 pub mod kubectl;
 pub mod run;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,6 +19,8 @@ use crate::state_dir::StateDir;
 
 /// How long a hook may run before its operation fails (the Job is left for inspection).
 pub const TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// The status hook answers a question someone waits for.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The hooks that see the merged Helm values at `/var/lib/gravity/helm/values.yaml`.
 pub fn takes_values(hook: &str) -> bool {
@@ -72,6 +75,7 @@ pub fn run(
     hook: &str,
     operation: &str,
     service_uid: u32,
+    timeout: Duration,
     say: &mut dyn FnMut(String),
 ) -> anyhow::Result<Ran> {
     let Some(text) = saved(layout, hook)? else {
@@ -84,13 +88,14 @@ pub fn run(
             operation,
             service_uid,
             values: takes_values(hook),
+            backup: matches!(hook, "backup" | "restore"),
         },
     )?;
     effects.hooks.run(
         layout.root(),
         hook,
         &prepared,
-        TIMEOUT,
+        timeout,
         &log_path(layout, hook, operation),
         say,
     )?;
@@ -150,4 +155,34 @@ impl HookRunner for KubeHooks {
         );
         crate::install::values::merge_with_helm(&helm, files, sets)
     }
+}
+
+/// Runs `hook` now for a command (`gravity app start`, `gravity backup`, ...): planet must run.
+pub fn run_now(
+    effects: &Effects,
+    layout: &StateDir,
+    hook: &str,
+    timeout: Duration,
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<Ran> {
+    if saved(layout, hook)?.is_none() {
+        return Ok(Ran::NotDefined);
+    }
+    let config = planet::config::PlanetConfig::load(layout.root())
+        .with_context(|| format!("no cluster is installed in {}", layout.root().display()))?;
+    let operation = format!("now-{}", durable::now_ms());
+    run(
+        effects,
+        layout,
+        hook,
+        &operation,
+        config.service_uid,
+        timeout,
+        say,
+    )
+}
+
+/// For [`run_now`]: the hook's progress and log lines on stderr.
+pub fn to_stderr(hook: &str) -> impl FnMut(String) + '_ {
+    move |line| eprintln!("  {hook}: {line}")
 }

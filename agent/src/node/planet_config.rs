@@ -74,9 +74,10 @@ pub fn planet_config(
         });
         // What the application's hooks see (their Jobs' hostPaths), where the spec puts it.
         let state = &opts.state_dir;
-        for (name, dir, target) in [
-            ("resources", "resources", crate::hooks::job::RESOURCES),
-            ("helm", "helm", crate::hooks::job::HELM_DIR),
+        for (name, dir, target, read_only) in [
+            ("resources", "resources", crate::hooks::job::RESOURCES, true),
+            ("helm", "helm", crate::hooks::job::HELM_DIR, true),
+            ("backup", "backup", crate::hooks::job::BACKUP, false),
         ] {
             volumes.push(VolumeMount {
                 kind: VolumeKind::Data,
@@ -84,7 +85,7 @@ pub fn planet_config(
                 source: state.join(dir).to_string_lossy().into_owned(),
                 target: target.into(),
                 wildcard: false,
-                read_only: true,
+                read_only,
                 recursive: false,
                 create_if_missing: true,
                 skip_if_missing: false,

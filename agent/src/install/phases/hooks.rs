@@ -51,6 +51,7 @@ impl Phase<Ctx> for Hook {
             self.hook,
             &operation,
             ctx.params.service_uid,
+            hooks::TIMEOUT,
             &mut |line| out.say(format!("{}: {line}", self.hook)),
         )?;
         match ran {
