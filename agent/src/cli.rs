@@ -123,6 +123,8 @@ impl Command {
                 | Command::Kubectl(_)
                 | Command::Status(_)
                 | Command::Plan(_)
+                // Asked once a minute by planet's supervisor.
+                | Command::App(cmd::app::AppCommand::Status)
         )
     }
 }

@@ -122,6 +122,18 @@ pub struct PlanetConfig {
     #[serde(default)]
     pub resources: Resources,
     pub stop_timeout_secs: u64,
+    /// Host commands the supervisor runs at an interval while planet is up (the application's
+    /// status hook, once a minute); never two of one at a time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub periodic: Vec<Periodic>,
+}
+
+/// A host command run every `interval_secs` while planet is up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Periodic {
+    pub argv: Vec<String>,
+    pub interval_secs: u64,
 }
 
 /// The image file to run, under the state directory.

@@ -348,10 +348,26 @@ impl Run {
         let mut stop_requested: Option<Instant> = None;
         let stop_timeout = Duration::from_secs(self.config.stop_timeout_secs);
         let mut last_probe = Instant::now();
+        let mut periodic: Vec<Scheduled> = self
+            .config
+            .periodic
+            .iter()
+            .map(|p| Scheduled {
+                argv: p.argv.clone(),
+                interval: Duration::from_secs(p.interval_secs.max(1)),
+                due: None,
+                running: None,
+            })
+            .collect();
         loop {
             let timeout = match &phase {
                 Phase::Booting => Duration::from_millis(500),
-                Phase::Up => Duration::from_secs(3600),
+                Phase::Up => periodic
+                    .iter()
+                    .filter_map(|p| p.due)
+                    .map(|due| due.saturating_duration_since(Instant::now()))
+                    .min()
+                    .unwrap_or(Duration::from_secs(3600)),
                 Phase::Stopping { deadline, .. } => {
                     deadline.saturating_duration_since(Instant::now())
                 }
@@ -436,6 +452,11 @@ impl Run {
                     {
                         self.booted(init_pid);
                         phase = Phase::Up;
+                    }
+                }
+                Phase::Up => {
+                    for p in &mut periodic {
+                        p.tick();
                     }
                 }
                 Phase::Stopping {
@@ -557,6 +578,47 @@ fn reap(init_pid: i32) -> WaitStatus {
 }
 
 /// Reaps other children (orphans we inherited as subreaper), never planet's init.
+/// A [`crate::config::Periodic`] command's schedule: first due one interval after planet is up,
+/// skipped while its previous run still runs (the child is reaped with the others on SIGCHLD).
+struct Scheduled {
+    argv: Vec<String>,
+    interval: Duration,
+    due: Option<Instant>,
+    running: Option<i32>,
+}
+
+impl Scheduled {
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let Some(due) = self.due else {
+            self.due = Some(now + self.interval);
+            return;
+        };
+        if now < due {
+            return;
+        }
+        self.due = Some(now + self.interval);
+        if self.running.is_some_and(sys::alive) {
+            return;
+        }
+        let Some((program, args)) = self.argv.split_first() else {
+            return;
+        };
+        match std::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(child) => self.running = Some(child.id() as i32),
+            Err(e) => {
+                tracing::warn!(command = ?self.argv, error = %e, "cannot run a periodic command")
+            }
+        }
+    }
+}
+
 fn reap_others(init_pid: i32) {
     loop {
         match waitpid(

@@ -13,7 +13,7 @@ use tests::serial;
 
 /// The install's phases, in order. A new phase must be added here, and so gets crash-tested
 /// (the test fails when the plan has a phase this list lacks).
-const PHASES: [&str; 16] = [
+const PHASES: [&str; 19] = [
     "agent",
     "checks",
     "kernel",
@@ -29,6 +29,9 @@ const PHASES: [&str; 16] = [
     "node-ready",
     "images",
     "system-workloads",
+    "values",
+    "install-hook",
+    "post-install-hook",
     "finish",
 ];
 
@@ -106,8 +109,13 @@ fn journal_state(state: &Path, phase: &str) -> String {
         .to_string()
 }
 
-/// Resumes, checks the result against the reference, and uninstalls.
-fn resume_and_compare(inst: &Installation, reference: &serde_json::Value, what: &str) {
+/// Resumes, checks the result against the reference (and with `check`), and uninstalls.
+fn resume_and_compare(
+    inst: &Installation,
+    reference: &serde_json::Value,
+    what: &str,
+    check: impl FnOnce(&Installation),
+) {
     let out = inst.gravity(&["install", "--resume"]);
     assert!(
         out.status.success(),
@@ -120,6 +128,7 @@ fn resume_and_compare(inst: &Installation, reference: &serde_json::Value, what: 
         &got, reference,
         "{what}: the resumed install differs from an uninterrupted one"
     );
+    check(inst);
     let out = inst.uninstall();
     assert!(
         out.status.success(),
@@ -205,7 +214,7 @@ fn a_kill_at_every_phase_boundary_resumes_to_the_same_state() {
             "{what}: journal says `{journaled}`"
         );
     }
-    resume_and_compare(&inst, &reference, "killed at every boundary");
+    resume_and_compare(&inst, &reference, "killed at every boundary", |_| {});
 }
 
 /// The same chain with kills in the middle of the long phases: each resume is killed the moment
@@ -215,6 +224,7 @@ fn a_kill_in_the_middle_of_long_phases_resumes_to_the_same_state() {
     let _lock = serial::lock("planet");
     let inst = Installation::new();
     let reference = reference(&inst);
+    let mut job_uid = None;
     for (i, phase) in [
         "planet-image",
         "start",
@@ -222,6 +232,7 @@ fn a_kill_in_the_middle_of_long_phases_resumes_to_the_same_state() {
         "control-plane",
         "node-ready",
         "system-workloads",
+        "install-hook",
     ]
     .into_iter()
     .enumerate()
@@ -245,8 +256,55 @@ fn a_kill_in_the_middle_of_long_phases_resumes_to_the_same_state() {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+        if phase == "install-hook" {
+            // Killed once its Job exists: the resume must follow that Job, not run another.
+            job_uid = Some(wait_for_job(&inst, &mut child, &what));
+        }
         child.kill().unwrap();
         child.wait().unwrap();
     }
-    resume_and_compare(&inst, &reference, "killed during every long phase");
+    resume_and_compare(
+        &inst,
+        &reference,
+        "killed during every long phase",
+        |inst| {
+            assert_eq!(
+                install_job_uid(inst).as_deref(),
+                job_uid.as_deref(),
+                "the resumed install ran the install hook's Job again"
+            );
+        },
+    );
+}
+
+/// The install hook's Job's uid, once it exists.
+fn install_job_uid(inst: &Installation) -> Option<String> {
+    let out = inst.gravity(&[
+        "kubectl",
+        "-n",
+        "kube-system",
+        "get",
+        "job",
+        "example-install",
+        "--ignore-not-found",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    let uid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !uid.is_empty()).then_some(uid)
+}
+
+fn wait_for_job(inst: &Installation, child: &mut std::process::Child, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(uid) = install_job_uid(inst) {
+            return uid;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what}: the install ended before its hook's Job was created"
+        );
+        assert!(Instant::now() < deadline, "{what}: no Job after 120 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

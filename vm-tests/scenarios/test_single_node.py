@@ -121,10 +121,10 @@ def test_single_node_install(installed):
     assert not leaked, f"new cgroups at the host's root: {sorted(leaked)}"
 
 
-# The example's application (examples/single-node/web.yaml): its image example.com/web:1.0 was
-# vendored by `tele build`; the guests reach no registry, so the node can only have pulled it
-# from the cluster's own.
-WEB_YAML = f"{product.STATE_DIR}/resources/web.yaml"
+# The example's application: its install hook (a Job) ran `helm install` of the chart
+# examples/single-node/charts/web with the image from the cluster's registry
+# (registry.local:5000/web:1.0, vendored by `tele build` as example.com/web:1.0); the guests
+# reach no registry, so the node can only have pulled it from the cluster's own.
 WEB_PAGE = "hello from the example cluster\n"
 HTTP_GET = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 {host} 80"
 
@@ -146,7 +146,8 @@ def web_page_by_cluster_ip(node) -> str | None:
 def web(installed):
     node, _, _, resumed = installed
     assert resumed.ok, resumed
-    kubectl(node, f"apply -f {WEB_YAML}")
+    # The install hook's helm waited for it; the install printed its endpoint.
+    assert "Web: http://" in resumed.stderr + resumed.stdout, resumed
     # Another pod, for the name lookup through CoreDNS.
     kubectl(node, "run client --image=example.com/web:1.0 --restart=Never "
                   "--command -- /bin/busybox sleep 100000")
@@ -157,9 +158,11 @@ def web(installed):
 
 def test_vendored_workload_runs_from_the_cluster_registry(web):
     node = web
-    images = kubectl(node, "get pods -o "
+    images = kubectl(node, "get pods -l app=web -o "
                            "jsonpath='{.items[*].status.containerStatuses[0].image}'").split()
-    assert images == ["example.com/web:1.0"] * 2, images
+    assert images == ["registry.local:5000/web:1.0"], images
+    release = kubectl(node, "get secrets -l owner=helm,name=web -o jsonpath='{.items[*].metadata.labels.status}'")
+    assert release.split() == ["deployed"], release
     page = product.wait_until("the web Service answers on its ClusterIP from the host",
                               lambda: web_page_by_cluster_ip(node), timeout=120)
     assert page == WEB_PAGE

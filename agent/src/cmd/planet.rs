@@ -195,6 +195,7 @@ fn configure(global: &GlobalArgs, args: ConfigureArgs) -> anyhow::Result<ExitCod
         image_version: imported.version.clone(),
         // A bare planet: no Kubernetes (that is the install's).
         pki: None,
+        status_hook: false,
     };
     let config = crate::node::planet_config(&manifest, &profile, &opts)?;
     config.save(&global.state_dir)?;

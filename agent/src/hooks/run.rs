@@ -86,9 +86,12 @@ pub fn run(
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    // A new Job's log starts the file over; a followed one continues it.
     let mut file = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .append(resumed)
+        .write(true)
+        .truncate(!resumed)
         .open(log)
         .with_context(|| format!("cannot open {}", log.display()))?;
     let mut logs = Logs::default();

@@ -33,8 +33,16 @@ fn path(layout: &StateDir) -> PathBuf {
     layout.hooks().join("status.json")
 }
 
-/// Runs the status hook and records its answer; `None` when the application has none.
+/// Runs the status hook and records its answer; `None` when the application has none. One run
+/// at a time (`gravity status` and the supervisor's timer would replace each other's Job).
 pub fn run(effects: &Effects, layout: &StateDir) -> anyhow::Result<Option<AppStatus>> {
+    let dir = layout.hooks();
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let lock = std::fs::File::create(dir.join(".status.lock"))?;
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| std::io::Error::from(e))?;
     let error = match super::run_now(
         effects,
         layout,

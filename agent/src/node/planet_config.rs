@@ -9,7 +9,7 @@ use cluster_image::manifest::{DevicePermissions, Manifest, NodeProfile};
 use planet::artifact::ImageFormat;
 use planet::config::{
     ConfigError, DATA_VOLUMES, DEFAULT_HAIRPIN_MODE, DEFAULT_STOP_TIMEOUT_SECS,
-    DEFAULT_STORAGE_DRIVER, DaemonOptions, DeviceAccess, DeviceRule, FORMAT, FileMode,
+    DEFAULT_STORAGE_DRIVER, DaemonOptions, DeviceAccess, DeviceRule, FORMAT, FileMode, Periodic,
     PlanetConfig, PlanetImageRef, Resources, VolumeKind, VolumeMount, valid_hostname,
     wildcard_suffix,
 };
@@ -33,7 +33,12 @@ pub struct PlanetOptions {
     pub image_version: String,
     /// The cluster's PKI directory on the host, where the node runs Kubernetes.
     pub pki: Option<PathBuf>,
+    /// Whether the application has a status hook: the supervisor asks it once a minute.
+    pub status_hook: bool,
 }
+
+/// How often planet's supervisor runs the application's status hook.
+pub const STATUS_HOOK_INTERVAL_SECS: u64 = 60;
 
 /// Resolves the profile's volumes, devices and system options for this node.
 pub fn planet_config(
@@ -157,6 +162,21 @@ pub fn planet_config(
         env,
         resources: Resources::default(),
         stop_timeout_secs: DEFAULT_STOP_TIMEOUT_SECS,
+        periodic: if opts.status_hook {
+            let layout = crate::state_dir::StateDir::new(&opts.state_dir);
+            vec![Periodic {
+                argv: vec![
+                    layout.gravity().to_string_lossy().into_owned(),
+                    "--state-dir".into(),
+                    opts.state_dir.to_string_lossy().into_owned(),
+                    "app".into(),
+                    "status".into(),
+                ],
+                interval_secs: STATUS_HOOK_INTERVAL_SECS,
+            }]
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -317,6 +337,7 @@ mod tests {
             image_sha256: "ab".repeat(32),
             image_version: "0.1.0+abc".into(),
             pki: Some("/var/lib/gravity/pki".into()),
+            status_hook: false,
         };
         (manifest, profile, opts)
     }

@@ -22,6 +22,10 @@ impl Phase<Ctx> for Configure {
         let image = planet::artifact::imported(state_dir)?.context(
             "the planet image is not imported: run `gravity install --resume` to redo that phase",
         )?;
+        let saved = crate::hooks::save(ctx.manifest(), &ctx.layout)?;
+        if !saved.is_empty() {
+            out.say(format!("hooks saved: {}", saved.join(", ")));
+        }
         let opts = PlanetOptions {
             state_dir: state_dir.clone(),
             service_uid: ctx.params.service_uid,
@@ -33,6 +37,12 @@ impl Phase<Ctx> for Configure {
             image_sha256: image.sha256.clone(),
             image_version: image.version.clone(),
             pki: crate::node::kubernetes::version_of(&image.path).map(|_| ctx.layout.pki()),
+            status_hook: false,
+        };
+        // Hooks need Kubernetes: only then does the supervisor ask the status hook.
+        let opts = PlanetOptions {
+            status_hook: saved.contains(&"status") && opts.pki.is_some(),
+            ..opts
         };
         let config = crate::node::planet_config(ctx.manifest(), &ctx.profile, &opts)?;
         config.save(state_dir)?;
@@ -50,10 +60,6 @@ impl Phase<Ctx> for Configure {
         )?;
         // The tree's own entry in the state directory (each directory synced its entries).
         sync_dir(resources.parent().unwrap_or(&resources))?;
-        let saved = crate::hooks::save(ctx.manifest(), &ctx.layout)?;
-        if !saved.is_empty() {
-            out.say(format!("hooks saved: {}", saved.join(", ")));
-        }
         // `runAsUser: -1` in them means the service user (the spec's "Service User").
         let uid = ctx.params.service_uid;
         for t in cluster_image::service_user::translate_dir(&resources, uid)? {
