@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::{Duration, Instant};
 
 use tests::install::{Installation, SERVICE_UID, copy_example, example_web_image, text};
 use tests::{bins, planet, serial};
@@ -193,7 +194,33 @@ fn every_hook_fires_at_its_event_and_sees_what_the_spec_promises() {
         format!("2 {SERVICE_UID} registry.local:5000/web:1.0")
     );
 
-    // status: asked by `gravity status`, its answer shown there.
+    // status: asked once a minute by planet's supervisor, without anyone running a command...
+    let deadline = Instant::now() + Duration::from_secs(200);
+    while kubectl(
+        &inst,
+        &[
+            "get",
+            "configmap",
+            "hook-status",
+            "-n",
+            "default",
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ],
+    )
+    .trim()
+    .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the status hook did not run by itself within 200 s"
+        );
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    let by_timer = std::fs::read_to_string(inst.state.join("hooks/status.json")).unwrap();
+    assert!(by_timer.contains("\"ok\": true"), "{by_timer}");
+    // ... and by `gravity status`, its answer shown there.
     let status = inst.status();
     assert_eq!(status["application"]["ok"], true, "{status:#}");
     assert_eq!(status["healthy"], true, "{status:#}");

@@ -44,7 +44,9 @@ impl Observer for Progress {
         }
     }
 
-    fn phase_message(&mut self, _name: &str, text: &str) {
+    fn phase_message(&mut self, name: &str, text: &str) {
+        // Into the operation's log file too (the terminal shows warnings and up only).
+        tracing::info!(phase = name, "{text}");
         match &self.spinner {
             Some(s) => s.suspend(|| eprintln!("  {text}")),
             None => eprintln!("  {text}"),
