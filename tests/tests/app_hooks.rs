@@ -341,6 +341,16 @@ spec:
         assert!(log.contains(expected), "no {expected:?} in:\n{log}");
     }
 
+    // Resuming is another try: the failed Job is replaced by a new one, not followed.
+    let out = inst.gravity(&["install", "--resume"]);
+    assert!(!out.status.success(), "the resume succeeded:\n{}", text(&out));
+    let log = text(&out);
+    assert!(
+        log.contains("created the Job kube-system/example-install")
+            && log.contains("migration failed: table users is locked"),
+        "{log}"
+    );
+
     let out = inst.gravity(&["plan", "rollback"]);
     assert!(out.status.success(), "rollback failed:\n{}", text(&out));
     let left = ::planet::leftovers(&inst.state);

@@ -158,9 +158,14 @@ def web(installed):
 
 def test_vendored_workload_runs_from_the_cluster_registry(web):
     node = web
+    # The chart's image as the hook set it (containerd reports the image by its first name, the
+    # hook's own example.com/web:1.0, the same digest).
     images = kubectl(node, "get pods -l app=web -o "
-                           "jsonpath='{.items[*].status.containerStatuses[0].image}'").split()
+                           "jsonpath='{.items[*].spec.containers[0].image}'").split()
     assert images == ["registry.local:5000/web:1.0"], images
+    ready = kubectl(node, "get pods -l app=web -o "
+                          "jsonpath='{.items[*].status.containerStatuses[0].ready}'").split()
+    assert ready == ["true"], ready
     release = kubectl(node, "get secrets -l owner=helm,name=web -o jsonpath='{.items[*].metadata.labels.status}'")
     assert release.split() == ["deployed"], release
     page = product.wait_until("the web Service answers on its ClusterIP from the host",

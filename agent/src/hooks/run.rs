@@ -53,10 +53,18 @@ pub fn run(
         "json",
     ])?;
     let resumed = match serde_json::from_str::<Value>(&found).ok() {
-        Some(old) if old["metadata"]["labels"][OPERATION_LABEL] == operation => true,
+        // This operation's Job, running or done: followed, never run twice. One that failed is
+        // run again: resuming after a failed hook is asking for another try.
+        Some(old)
+            if old["metadata"]["labels"][OPERATION_LABEL] == operation
+                && !matches!(ended(&old), Some(Err(_))) =>
+        {
+            true
+        }
         Some(_) => {
             // An earlier run of this hook (the status hook every minute, an earlier
-            // operation): it is replaced, so that its name can be used again.
+            // operation, this operation's failed try): it is replaced, so that its name can
+            // be used again.
             kubectl.run(&[
                 "-n",
                 ns,
