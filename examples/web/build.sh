@@ -12,7 +12,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export SOURCE_DATE_EPOCH=1700000000
 
 out=${1:?usage: examples/web/build.sh DIR}
-[[ -x /bin/busybox ]] && /bin/busybox --list | grep -qx httpd ||
+[[ -x /bin/busybox ]] && /bin/busybox --list | grep -x httpd >/dev/null ||
 	{ echo "web: /bin/busybox with httpd not found (apt-get install busybox-static)" >&2; exit 1; }
 rm -rf -- "$out"
 mkdir -p "$out"

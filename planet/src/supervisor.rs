@@ -421,6 +421,9 @@ impl Run {
                             } else if !matches!(phase, Phase::Stopping { .. }) {
                                 stop_requested = Some(Instant::now());
                                 phase = self.begin_stop(init_pid, stop_timeout);
+                                for p in &mut periodic {
+                                    p.stop();
+                                }
                             }
                         }
                         _ => {}
@@ -588,6 +591,15 @@ struct Scheduled {
 }
 
 impl Scheduled {
+    /// Stops a run in progress (planet is stopping: its answer would be about a cluster that
+    /// is going away, and an uninstall must not see it write into the state directory).
+    fn stop(&mut self) {
+        self.due = None;
+        if let Some(pid) = self.running.take().filter(|p| sys::alive(*p)) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+    }
+
     fn tick(&mut self) {
         let now = Instant::now();
         let Some(due) = self.due else {

@@ -343,7 +343,11 @@ spec:
 
     // Resuming is another try: the failed Job is replaced by a new one, not followed.
     let out = inst.gravity(&["install", "--resume"]);
-    assert!(!out.status.success(), "the resume succeeded:\n{}", text(&out));
+    assert!(
+        !out.status.success(),
+        "the resume succeeded:\n{}",
+        text(&out)
+    );
     let log = text(&out);
     assert!(
         log.contains("created the Job kube-system/example-install")

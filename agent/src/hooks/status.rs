@@ -59,6 +59,9 @@ pub fn run(effects: &Effects, layout: &StateDir) -> anyhow::Result<Option<AppSta
         ok: error.is_none(),
         error,
     };
-    durable::write_atomic(&path(layout), &serde_json::to_vec_pretty(&status)?)?;
+    // Not into a state directory an uninstall removed meanwhile.
+    if dir.is_dir() {
+        durable::write_atomic(&path(layout), &serde_json::to_vec_pretty(&status)?)?;
+    }
     Ok(Some(status))
 }
