@@ -79,29 +79,17 @@ fn uninstall_hooks(effects: &Effects, layout: &StateDir) -> anyhow::Result<()> {
     if defined.is_empty() {
         return Ok(());
     }
-    let config = match planet::config::PlanetConfig::load(layout.root()) {
-        Ok(c) if planet::status::Status::running_init_pid(layout.root()).is_some() => c,
-        _ => {
-            eprintln!(
-                "planet is not running: the {} hooks cannot run and are skipped",
-                defined.join(" and ")
-            );
-            return Ok(());
-        }
-    };
-    let operation = format!("uninstall-{}", durable::now_ms());
+    if planet::status::Status::running_init_pid(layout.root()).is_none() {
+        eprintln!(
+            "planet is not running: the {} hooks cannot run and are skipped",
+            defined.join(" and ")
+        );
+        return Ok(());
+    }
     for hook in defined {
         eprintln!("running the {hook} hook");
-        hooks::run(
-            effects,
-            layout,
-            hook,
-            &operation,
-            config.service_uid,
-            hooks::TIMEOUT,
-            &mut |line| eprintln!("  {hook}: {line}"),
-        )
-        .context("the uninstall stopped before removing anything: `gravity uninstall --skip-hooks` removes the cluster without the hooks")?;
+        hooks::run_now(effects, layout, hook, hooks::TIMEOUT, &mut hooks::to_stderr(hook))
+            .context("the uninstall stopped before removing anything: `gravity uninstall --skip-hooks` removes the cluster without the hooks")?;
     }
     Ok(())
 }
