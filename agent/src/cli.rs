@@ -60,6 +60,8 @@ pub enum Output {
 pub enum Command {
     /// Install the cluster image on this host, or resume an interrupted install
     Install(Box<cmd::install::Args>),
+    /// Upgrade this node to a newer version of its cluster image, or resume an interrupted upgrade
+    Upgrade(Box<cmd::upgrade::Args>),
     /// Show the node, planet and its services, and the last operation
     Status(cmd::status::Args),
     /// Show the current operation's phases; resume or roll it back
@@ -100,6 +102,7 @@ impl Command {
             Command::Planet(_) => "planet",
             Command::Check(_) => "check",
             Command::Install(_) => "install",
+            Command::Upgrade(_) => "upgrade",
             Command::Status(_) => "status",
             Command::Plan(_) => "plan",
             Command::Uninstall(_) => "uninstall",

@@ -10,12 +10,15 @@ pub mod logging;
 pub mod node;
 pub mod source;
 pub mod state_dir;
+pub mod upgrade;
 
 use std::process::ExitCode;
 
 /// Every kind of operation this gravity can resume or roll back from its journal.
 pub fn plan_kinds() -> operation::Registry {
-    operation::Registry::new().with(install::InstallKind)
+    operation::Registry::new()
+        .with(install::InstallKind)
+        .with(upgrade::UpgradeKind)
 }
 
 use clap::Parser;

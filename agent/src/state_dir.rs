@@ -4,7 +4,8 @@
 //! ```text
 //! <state>/bin/gravity            the copy of gravity the host unit and later commands run
 //! <state>/cluster.json           what is installed here (the finish phase)
-//! <state>/checks/install.json    the install's preflight report
+//! <state>/checks/install.json    the preflight report of what is installed (install, upgrade)
+//! <state>/checks/upgrade.json    the last upgrade's preflight report
 //! <state>/kernel.json            kernel settings files the install changed, with their old content
 //! <state>/volumes.json           host directories the install created
 //! <state>/service-user.json      whether the install created the service user and group
@@ -16,6 +17,7 @@
 //! <state>/images/<name>/         cluster image tarballs unpacked by gravity
 //! <state>/logs/                  a log file per command run
 //! <state>/operation/             the journal (crate operation)
+//! <state>/upgrade/previous/      the node's configuration before the last upgrade (its rollback)
 //! <state>/planet/                planet's configuration, images, data and runtime (crate planet)
 //! ```
 
@@ -44,6 +46,13 @@ impl StateDir {
     }
     pub fn checks_report(&self) -> PathBuf {
         self.root.join("checks/install.json")
+    }
+    pub fn upgrade_checks_report(&self) -> PathBuf {
+        self.root.join("checks/upgrade.json")
+    }
+    /// What an upgrade changes, as it was before it (see [`crate::upgrade`]).
+    pub fn upgrade_previous(&self) -> PathBuf {
+        self.root.join("upgrade/previous")
     }
     pub fn kernel_record(&self) -> PathBuf {
         self.root.join("kernel.json")

@@ -89,6 +89,18 @@ impl Journal {
             .map_err(err)
     }
 
+    /// Copies a finished operation into `history/`, leaving it current until the next one is
+    /// saved over it: a crash between the two still finds it.
+    pub fn keep_in_history(&self, plan: &Plan) -> Result<(), JournalError> {
+        let target = self.dir.join("history").join(format!("{}.json", plan.id));
+        let mut bytes = serde_json::to_vec_pretty(plan).expect("plans serialise");
+        bytes.push(b'\n');
+        durable::write_atomic(&target, &bytes).map_err(|source| JournalError::Write {
+            path: target.clone(),
+            source,
+        })
+    }
+
     /// Holds the host-wide operation lock until dropped.
     pub fn lock(&self) -> Result<OperationLock, JournalError> {
         let path = self.dir.join("lock");

@@ -285,9 +285,21 @@ fn summary(ctx: &install::Ctx, plan: &operation::Plan, took: std::time::Duration
         phases_took as f64 / 1000.0
     );
     eprintln!("  planet is running, supervised by {supervisor}");
+    print_endpoints(m, &p.state_dir, p.node.advertise_ip);
+    eprintln!("  status:     gravity status");
+    eprintln!("  uninstall:  gravity uninstall");
+    eprintln!("  log:        {}", ctx.layout.logs().display());
+}
+
+/// The manifest's endpoints (not the hidden ones), resolved against the cluster's Services.
+pub(crate) fn print_endpoints(
+    m: &cluster_image::Manifest,
+    state_dir: &std::path::Path,
+    advertise_ip: IpAddr,
+) {
     if m.endpoints.iter().any(|e| !e.hidden) {
         eprintln!("  endpoints:");
-        let services = planet::Planet::load(&p.state_dir)
+        let services = planet::Planet::load(state_dir)
             .map_err(std::io::Error::other)
             .and_then(|planet| {
                 planet.kubectl(&["get", "services", "--all-namespaces", "-o", "json"])
@@ -297,7 +309,7 @@ fn summary(ctx: &install::Ctx, plan: &operation::Plan, took: std::time::Duration
                 eprintln!("    (cannot list the cluster's services: {e})");
                 serde_json::Value::Null
             });
-        for e in crate::node::endpoints::resolve(&m.endpoints, &services, p.node.advertise_ip) {
+        for e in crate::node::endpoints::resolve(&m.endpoints, &services, advertise_ip) {
             let at = match e.urls {
                 Ok(urls) => urls.join(" "),
                 Err(why) => format!("not reachable yet: {why}"),
@@ -311,9 +323,6 @@ fn summary(ctx: &install::Ctx, plan: &operation::Plan, took: std::time::Duration
             );
         }
     }
-    eprintln!("  status:     gravity status");
-    eprintln!("  uninstall:  gravity uninstall");
-    eprintln!("  log:        {}", ctx.layout.logs().display());
 }
 
 #[cfg(test)]

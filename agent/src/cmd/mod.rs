@@ -13,6 +13,7 @@ pub mod planet;
 pub mod report;
 pub mod status;
 pub mod uninstall;
+pub mod upgrade;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Planet(c) => planet::run(&cli.global, c),
         Command::Check(a) => check::run(&cli.global, a),
         Command::Install(a) => install::run(&cli.global, *a),
+        Command::Upgrade(a) => upgrade::run(&cli.global, *a),
         Command::Plan(a) => plan::run(&cli.global, a),
         Command::Status(a) => status::run(&cli.global, a),
         Command::Uninstall(a) => uninstall::run(&cli.global, a),

@@ -27,6 +27,8 @@ pub struct FakeHost {
     pub root: PathBuf,
     /// Whether systemd is PID 1.
     pub systemd: bool,
+    /// A hook whose Job fails.
+    pub failing_hook: Option<String>,
 }
 
 impl FakeHost {
@@ -51,6 +53,7 @@ impl FakeHost {
             log: Log::default(),
             root: root.to_path_buf(),
             systemd,
+            failing_hook: None,
         }
     }
 
@@ -80,6 +83,7 @@ impl FakeHost {
             }),
             hooks: Box::new(FakeHooks {
                 log: self.log.clone(),
+                failing: self.failing_hook.clone(),
             }),
             images: Box::new(FakePush {
                 log: self.log.clone(),
@@ -217,6 +221,25 @@ impl PlanetControl for FakePlanet {
         );
         Ok(())
     }
+    fn stop(&self, state_dir: &Path, _timeout: Duration) -> anyhow::Result<()> {
+        say(&self.log, format!("planet stop {}", state_dir.display()));
+        Ok(())
+    }
+    fn etcd_snapshot(&self, _state_dir: &Path, inside: &str) -> anyhow::Result<()> {
+        say(&self.log, format!("etcdctl snapshot save {inside}"));
+        Ok(())
+    }
+    fn drain(&self, _state_dir: &Path, node: &str, evict: bool) -> anyhow::Result<()> {
+        say(&self.log, format!("kubectl drain {node} evict={evict}"));
+        Ok(())
+    }
+    fn uncordon(&self, _state_dir: &Path, node: &str) -> anyhow::Result<()> {
+        say(&self.log, format!("kubectl uncordon {node}"));
+        Ok(())
+    }
+    fn node_count(&self, _state_dir: &Path) -> anyhow::Result<usize> {
+        Ok(1)
+    }
 }
 
 struct FakePush {
@@ -240,6 +263,7 @@ impl ImagePush for FakePush {
 
 struct FakeHooks {
     log: Log,
+    failing: Option<String>,
 }
 
 impl crate::hooks::HookRunner for FakeHooks {
@@ -256,6 +280,9 @@ impl crate::hooks::HookRunner for FakeHooks {
             &self.log,
             format!("hook {hook}: job {}/{}", job.namespace, job.name),
         );
+        if self.failing.as_deref() == Some(hook) {
+            anyhow::bail!("the {hook} hook's Job failed");
+        }
         Ok(())
     }
     fn merge_values(

@@ -27,7 +27,22 @@ pub trait PlanetControl {
     fn start_system_workloads(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()>;
     /// Stops planet and removes what it put on the host, keeping its data.
     fn teardown(&self, state_dir: &Path) -> anyhow::Result<()>;
+    /// Stops planet (its supervisor and container), leaving everything else in place.
+    fn stop(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()>;
+    /// Saves a snapshot of etcd's keyspace at `inside` (a path inside planet).
+    fn etcd_snapshot(&self, state_dir: &Path, inside: &str) -> anyhow::Result<()>;
+    /// Cordons the node and evicts its pods (deletes them, where `evict` is false).
+    fn drain(&self, state_dir: &Path, node: &str, evict: bool) -> anyhow::Result<()>;
+    /// Makes the node schedulable again.
+    fn uncordon(&self, state_dir: &Path, node: &str) -> anyhow::Result<()>;
+    /// How many nodes the cluster has.
+    fn node_count(&self, state_dir: &Path) -> anyhow::Result<usize>;
 }
+
+/// How long a snapshot of etcd may take.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a drain may wait for the node's pods to go.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// planet on this host, through its [`Planet`] handle.
 pub struct HostPlanet;
@@ -84,5 +99,58 @@ impl PlanetControl for HostPlanet {
     fn teardown(&self, state_dir: &Path) -> anyhow::Result<()> {
         planet::teardown(state_dir)?;
         Ok(())
+    }
+    fn stop(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
+        Planet::load(state_dir)?.stop(timeout)?;
+        Ok(())
+    }
+    fn etcd_snapshot(&self, state_dir: &Path, inside: &str) -> anyhow::Result<()> {
+        let pid = planet::status::Status::running_init_pid(state_dir)
+            .context("planet is not running: etcd cannot be snapshotted")?;
+        // etcdctl's TLS settings, as planet's environment gives them to a shell inside.
+        let flags: Vec<String> = planet::paths::KUBERNETES_ENV
+            .iter()
+            .filter_map(|(k, v)| {
+                let flag = k.strip_prefix("ETCDCTL_")?.to_lowercase();
+                Some(format!("--{flag}={v}"))
+            })
+            .collect();
+        let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+        args.extend(["snapshot", "save", inside]);
+        let out = planet::inside::query(pid, "/usr/bin/etcdctl", &args, SNAPSHOT_TIMEOUT)
+            .context("etcdctl snapshot save inside planet did not finish")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "etcdctl snapshot save {inside} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(())
+    }
+    fn drain(&self, state_dir: &Path, node: &str, evict: bool) -> anyhow::Result<()> {
+        let timeout = format!("--timeout={}s", DRAIN_TIMEOUT.as_secs());
+        let mut args = vec![
+            "drain",
+            node,
+            "--ignore-daemonsets",
+            "--delete-emptydir-data",
+            "--force",
+            &timeout,
+        ];
+        if !evict {
+            args.push("--disable-eviction");
+        }
+        crate::hooks::kubectl::Kubectl::of(state_dir)?
+            .run_for(&args, DRAIN_TIMEOUT + Duration::from_secs(30))
+            .map(drop)
+    }
+    fn uncordon(&self, state_dir: &Path, node: &str) -> anyhow::Result<()> {
+        crate::hooks::kubectl::Kubectl::of(state_dir)?
+            .run(&["uncordon", node])
+            .map(drop)
+    }
+    fn node_count(&self, state_dir: &Path) -> anyhow::Result<usize> {
+        let names =
+            crate::hooks::kubectl::Kubectl::of(state_dir)?.run(&["get", "nodes", "-o", "name"])?;
+        Ok(names.lines().filter(|l| !l.trim().is_empty()).count())
     }
 }

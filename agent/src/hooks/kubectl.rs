@@ -47,6 +47,20 @@ impl Kubectl {
     }
 
     pub fn run_with_input(&self, args: &[&str], input: Option<&[u8]>) -> anyhow::Result<String> {
+        self.spawn(args, input, PROCESS_TIMEOUT)
+    }
+
+    /// [`Kubectl::run`] for a command that waits itself (`drain --timeout`): up to `timeout`.
+    pub fn run_for(&self, args: &[&str], timeout: Duration) -> anyhow::Result<String> {
+        self.spawn(args, None, timeout)
+    }
+
+    fn spawn(
+        &self,
+        args: &[&str],
+        input: Option<&[u8]>,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
         let mut child = Command::new(&self.program)
             .arg(REQUEST_TIMEOUT)
             .args(args)
@@ -67,7 +81,7 @@ impl Kubectl {
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let out = std::thread::spawn(move || read_all(stdout));
         let err = std::thread::spawn(move || read_all(stderr));
-        let deadline = Instant::now() + PROCESS_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break status;
@@ -76,7 +90,7 @@ impl Kubectl {
                 let _ = child.kill();
                 let _ = child.wait();
                 bail!(
-                    "kubectl {} did not finish within {PROCESS_TIMEOUT:?}",
+                    "kubectl {} did not finish within {timeout:?}",
                     args.join(" ")
                 );
             }

@@ -3,13 +3,13 @@
 
 pub mod network;
 pub mod params;
-mod phases;
+pub(crate) mod phases;
 pub mod phases_api;
 pub mod progress;
 pub mod prompt;
 pub mod state;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub mod values;
 
 use crate::state_dir::StateDir;
@@ -102,7 +102,7 @@ pub fn run(
             "there is no install to resume in {}: it stopped before its first phase was recorded, so nothing was changed; run the install again without --resume",
             state_dir.display()
         ),
-        (Some(plan), Start::New(..)) if plan.is_complete() => anyhow::bail!(
+        (Some(plan), Start::New(..)) if plan.is_complete() || plan.kind != KIND => anyhow::bail!(
             "a cluster is already installed here ({}); run `gravity status`, or `gravity uninstall` first to install again",
             state_dir.display()
         ),
@@ -180,7 +180,7 @@ pub fn context(params: InstallParams, effects: Effects) -> anyhow::Result<Ctx> {
 }
 
 /// The context over an image this process has opened and verified already.
-fn context_with(
+pub(crate) fn context_with(
     params: InstallParams,
     image: ClusterImage,
     effects: Effects,

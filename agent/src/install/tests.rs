@@ -12,7 +12,7 @@ use super::*;
 use crate::effects::fake::{FakeHost, Log};
 
 /// Phase boundaries and the lines phases say, in the same log as the effects.
-struct Phases(Log);
+pub(crate) struct Phases(pub(crate) Log);
 
 impl Observer for Phases {
     fn phase_started(&mut self, name: &str, _description: &str) {
@@ -49,16 +49,29 @@ fn files(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) {
 
 /// The quick start's example as an unpacked, indexed cluster image with a small planet image.
 fn cluster_image(dir: &Path) {
+    cluster_image_version(dir, "0.1.0", "test-1", "");
+}
+
+/// [`cluster_image`] as version `version` with planet `planet_version`; `hooks` is added to
+/// the manifest's `hooks:`.
+pub(crate) fn cluster_image_version(dir: &Path, version: &str, planet_version: &str, hooks: &str) {
     copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/single-node"),
         dir,
     );
+    let manifest = std::fs::read_to_string(dir.join("app.yaml"))
+        .unwrap()
+        .replace(
+            "resourceVersion: 0.1.0",
+            &format!("resourceVersion: {version}"),
+        );
+    std::fs::write(dir.join("app.yaml"), manifest + hooks).unwrap();
     std::fs::write(dir.join("gravity"), b"#!/bin/sh\n").unwrap();
     let planet = b"a planet image";
     std::fs::create_dir_all(dir.join("planet")).unwrap();
     std::fs::write(dir.join("planet/planet.erofs"), planet).unwrap();
     let meta = serde_json::json!({
-        "version": "test-1",
+        "version": planet_version,
         "format": "erofs",
         "file": "planet.erofs",
         "sha256": hex::encode(sha2::Sha256::digest(planet)),
@@ -90,13 +103,13 @@ fn cluster_image(dir: &Path) {
     let index = ImageIndex {
         format: 1,
         name: "example".into(),
-        version: "0.1.0".into(),
+        version: version.into(),
         files: entries,
     };
     std::fs::write(dir.join("index.json"), index.to_json()).unwrap();
 }
 
-fn params(image_dir: &Path, state_dir: &Path) -> InstallParams {
+pub(crate) fn params(image_dir: &Path, state_dir: &Path) -> InstallParams {
     InstallParams {
         image_dir: image_dir.to_path_buf(),
         state_dir: state_dir.to_path_buf(),
@@ -115,7 +128,7 @@ fn params(image_dir: &Path, state_dir: &Path) -> InstallParams {
     }
 }
 
-fn install(tmp: &Path, host: &FakeHost) -> (Ctx, Plan) {
+pub(crate) fn install(tmp: &Path, host: &FakeHost) -> (Ctx, Plan) {
     let (image_dir, state_dir) = (tmp.join("image"), tmp.join("state"));
     cluster_image(&image_dir);
     let image = crate::source::open(Some(&image_dir), &state_dir).unwrap();

@@ -84,7 +84,7 @@ impl Phase<Ctx> for Configure {
 
 /// Copies the resources durably: the phase is journaled as done right after, and a power cut
 /// must not leave the files it names empty (a VM scenario's cut did: `web.yaml` of 0 bytes).
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+pub(crate) fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
     if from.exists() {
         for entry in std::fs::read_dir(from)? {
@@ -105,7 +105,7 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()>
     sync_dir(to)
 }
 
-fn sync_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+pub(crate) fn sync_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("cannot sync {}", dir.display()))

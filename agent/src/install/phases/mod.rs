@@ -1,22 +1,22 @@
 //! The install phases, one file each, in the order they run.
 
-mod agent;
-mod checks;
-mod configure;
-mod control_plane;
-pub(super) mod finish;
-mod health;
-mod hooks;
-mod images;
+pub(crate) mod agent;
+pub(crate) mod checks;
+pub(crate) mod configure;
+pub(crate) mod control_plane;
+pub(crate) mod finish;
+pub(crate) mod health;
+pub(crate) mod hooks;
+pub(crate) mod images;
 pub(super) mod kernel;
-mod node_ready;
-mod pki;
-mod planet_image;
-pub(super) mod service;
-mod start;
-mod system_workloads;
+pub(crate) mod node_ready;
+pub(crate) mod pki;
+pub(crate) mod planet_image;
+pub(crate) mod service;
+pub(crate) mod start;
+pub(crate) mod system_workloads;
 pub(super) mod user;
-mod values;
+pub(crate) mod values;
 pub(super) mod volumes;
 
 use super::Ctx;

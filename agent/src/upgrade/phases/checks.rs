@@ -1,0 +1,166 @@
+//! Before anything changes: the image is of this cluster and newer, etcd and Kubernetes move at
+//! most one minor version, and the preflight checks of the new profile pass where its
+//! requirements differ from the installed ones: the installed profile's checks run too, and a
+//! failure they share is the running cluster's own doing (it holds the ports it asked for).
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, bail};
+
+use super::super::versions;
+use crate::install::state::{self, ClusterRecord};
+use crate::upgrade::Ctx;
+use operation::{Phase, Report};
+
+pub struct Checks;
+
+impl Phase<Ctx> for Checks {
+    fn name(&self) -> &'static str {
+        "checks"
+    }
+    fn description(&self) -> &'static str {
+        "Check the new version and the host"
+    }
+    fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+        let layout = &ctx.node.layout;
+        let record = ClusterRecord::load(layout)?.context("no cluster is installed here")?;
+        let m = ctx.node.manifest();
+        versions::check_cluster(
+            &record.name,
+            &ctx.from.version,
+            &m.metadata.name,
+            &m.metadata.resource_version,
+        )?;
+        let old = components(&layout.planet().images().join(&ctx.from.planet_version));
+        let new = components(&new_planet_dir(ctx)?);
+        for (component, key) in [("etcd", "etcd"), ("Kubernetes", "kubernetes")] {
+            if let (Some(from), Some(to)) = (old.get(key), new.get(key)) {
+                versions::check_component(component, from, to)?;
+                if from != to {
+                    out.say(format!("{component} {from} -> {to}"));
+                }
+            }
+        }
+
+        let opts = preflight::Options {
+            state_dir: ctx.node.params.state_dir.clone(),
+            ..preflight::Options::default()
+        };
+        let mut report = ctx.node.effects.checks.run(
+            ctx.node.manifest(),
+            &ctx.node.profile,
+            &opts,
+            &ctx.node.image.dir,
+        );
+        report.apply_ignores(&preflight::IgnoreList::from_entries(
+            &ctx.node.params.ignore_preflight_errors,
+        ));
+        let value: serde_json::Value = serde_json::from_str(&report.to_json())?;
+        state::write_json(&layout.upgrade_checks_report(), &value)?;
+        let installed = match installed_manifest(ctx) {
+            Some((manifest, dir)) => {
+                let profile = manifest
+                    .profile(Some(&ctx.node.params.node.role))
+                    .context("the installed manifest has no profile for this node")?;
+                let old = ctx
+                    .node
+                    .effects
+                    .checks
+                    .run(&manifest, &profile, &opts, &dir);
+                old.checks
+                    .iter()
+                    .filter(|c| c.status == preflight::Status::Fail)
+                    .map(|c| (c.id.clone(), c.required.clone().unwrap_or_default()))
+                    .collect()
+            }
+            // Without the installed manifest: what the install's report checked.
+            None => requirements(&layout.checks_report()),
+        };
+        let mut failed = Vec::new();
+        for c in &report.checks {
+            let key = (c.id.clone(), c.required.clone().unwrap_or_default());
+            if installed.contains(&key) || c.status == preflight::Status::Pass {
+                continue;
+            }
+            out.say(format!(
+                "{} {}: {} ({})",
+                c.status,
+                c.id,
+                c.title,
+                c.required.as_deref().unwrap_or("new")
+            ));
+            if c.status == preflight::Status::Fail {
+                failed.push(c.id.clone());
+            }
+        }
+        if !failed.is_empty() {
+            bail!(
+                "the new version's requirements that differ from the installed ones fail on this host ({}): fix them, or pass --ignore-preflight-errors={}",
+                failed.join(", "),
+                failed.join(",")
+            );
+        }
+        Ok(())
+    }
+    fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
+        state::remove_file(&ctx.node.layout.upgrade_checks_report())?;
+        Ok(())
+    }
+}
+
+/// The installed version's manifest and the directory its check scripts are in: its unpacked
+/// image where it still is, else the copy of its resources the install kept.
+fn installed_manifest(ctx: &Ctx) -> Option<(cluster_image::Manifest, std::path::PathBuf)> {
+    [
+        ctx.from.params.image_dir.clone(),
+        ctx.node.layout.resources(),
+    ]
+    .into_iter()
+    .find_map(|dir| {
+        let manifest =
+            cluster_image::manifest::load_resolved(&dir.join(cluster_image::layout::MANIFEST))
+                .ok()?;
+        Some((manifest, dir))
+    })
+}
+
+/// The planet image of the new cluster image for this node's profile.
+pub(super) fn new_planet_dir(ctx: &Ctx) -> anyhow::Result<std::path::PathBuf> {
+    let base = ctx
+        .node
+        .manifest()
+        .system_options_for(&ctx.node.profile)
+        .base_image;
+    Ok(crate::node::source_for(
+        &ctx.node.image.path(cluster_image::layout::PLANET_DIR),
+        base.as_deref(),
+    )?)
+}
+
+/// The component versions a planet image records (`kube` in its planet.json).
+fn components(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    planet::artifact::ImageMeta::load(&dir.join(planet::artifact::META_FILE))
+        .ok()
+        .and_then(|meta| meta.extra.get("kube").cloned())
+        .and_then(|kube| serde_json::from_value(kube).ok())
+        .unwrap_or_default()
+}
+
+/// (id, requirement) of every check in a saved report: what the installed version asked for.
+fn requirements(report: &std::path::Path) -> BTreeSet<(String, String)> {
+    let Ok(bytes) = std::fs::read(report) else {
+        return BTreeSet::new();
+    };
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    value["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some((
+                c["id"].as_str()?.to_string(),
+                c["required"].as_str().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,63 @@
+//! Drain before the restart (the node's pods stop gracefully), uncordon after the health gate.
+
+use operation::{Phase, Report};
+
+use crate::upgrade::Ctx;
+
+pub struct Drain;
+
+impl Phase<Ctx> for Drain {
+    fn name(&self) -> &'static str {
+        "drain"
+    }
+    fn description(&self) -> &'static str {
+        "Drain the node"
+    }
+    fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+        if !ctx.node.runs_kubernetes() {
+            return Ok(());
+        }
+        let (state_dir, node) = (&ctx.node.params.state_dir, &ctx.node.params.node.node_name);
+        // Alone, the node's pods have nowhere to go: they are deleted (a disruption budget
+        // would block an eviction for ever), and come back after the restart.
+        let evict = ctx.node.effects.planet.node_count(state_dir)? > 1;
+        ctx.node.effects.planet.drain(state_dir, node, evict)?;
+        out.say(format!("node {node} is drained"));
+        Ok(())
+    }
+    fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
+        uncordon(ctx)
+    }
+}
+
+pub struct Uncordon;
+
+impl Phase<Ctx> for Uncordon {
+    fn name(&self) -> &'static str {
+        "uncordon"
+    }
+    fn description(&self) -> &'static str {
+        "Let pods run on the node again"
+    }
+    fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+        uncordon(ctx)?;
+        out.say(format!(
+            "node {} is schedulable",
+            ctx.node.params.node.node_name
+        ));
+        Ok(())
+    }
+    fn rollback(&self, _ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+fn uncordon(ctx: &Ctx) -> anyhow::Result<()> {
+    if !ctx.node.runs_kubernetes() {
+        return Ok(());
+    }
+    ctx.node
+        .effects
+        .planet
+        .uncordon(&ctx.node.params.state_dir, &ctx.node.params.node.node_name)
+}

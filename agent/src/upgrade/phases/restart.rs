@@ -1,0 +1,76 @@
+//! Restarts planet on the new image and configuration, run by the new gravity; the rollback
+//! restarts it on the previous ones and waits until the node is healthy again.
+
+use std::time::Duration;
+
+use operation::{Phase, Report, failpoint};
+use systemd::units::{PLANET_UNIT, PlanetUnit};
+
+use crate::install;
+use crate::upgrade::{Ctx, previous};
+
+pub struct Restart;
+
+/// Stopping includes the pods' containers; starting, planet's systemd reaching `running`.
+const STOP_TIMEOUT: Duration = Duration::from_secs(300);
+const START_TIMEOUT: Duration = Duration::from_secs(300);
+/// The previous version comes back as a first start would: allow as long.
+const HEALTHY_AGAIN: Duration = Duration::from_secs(900);
+
+impl Phase<Ctx> for Restart {
+    fn name(&self) -> &'static str {
+        "restart"
+    }
+    fn description(&self) -> &'static str {
+        "Restart planet on the new version"
+    }
+    fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+        let state_dir = ctx.node.params.state_dir.clone();
+        ctx.node.effects.planet.stop(&state_dir, STOP_TIMEOUT)?;
+        failpoint(self.name(), "during");
+        // The new gravity runs planet from now on (the previous one is in the saved copy).
+        install::phases::agent::Agent.run(&mut ctx.node, out)?;
+        let version = ctx.node.manifest().metadata.resource_version.clone();
+        write_unit(ctx, &version)?;
+        ctx.node.effects.planet.start(&state_dir, START_TIMEOUT)?;
+        out.say("planet runs the new version");
+        Ok(())
+    }
+    fn rollback(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+        let state_dir = ctx.node.params.state_dir.clone();
+        let operation = super::operation_id(ctx)?;
+        let planet = &ctx.node.effects.planet;
+        planet.stop(&state_dir, STOP_TIMEOUT)?;
+        previous::restore(&ctx.node.layout, &operation, previous::PLANET)?;
+        let version = ctx.from.version.clone();
+        write_unit(ctx, &version)?;
+        let planet = &ctx.node.effects.planet;
+        planet.start(&state_dir, START_TIMEOUT)?;
+        planet.wait_healthy(&state_dir, HEALTHY_AGAIN)?;
+        if ctx.node.runs_kubernetes() {
+            planet.wait_apiserver(&state_dir, HEALTHY_AGAIN)?;
+            planet.wait_node_ready(&state_dir, HEALTHY_AGAIN)?;
+            // The previous version's CoreDNS, which needs the node schedulable.
+            planet.uncordon(&state_dir, &ctx.node.params.node.node_name)?;
+            planet.start_system_workloads(&state_dir, HEALTHY_AGAIN)?;
+        }
+        out.say(format!("planet runs {} again", ctx.from.version));
+        Ok(())
+    }
+}
+
+/// The host unit names the cluster's version: rewritten with it where systemd runs planet.
+fn write_unit(ctx: &Ctx, version: &str) -> anyhow::Result<()> {
+    let Some(services) = &ctx.node.effects.services else {
+        return Ok(());
+    };
+    let unit = PlanetUnit {
+        gravity: ctx.node.layout.gravity(),
+        state_dir: ctx.node.params.state_dir.clone(),
+        cluster: ctx.node.manifest().metadata.name.clone(),
+        cluster_version: version.to_string(),
+    };
+    services.install_unit(PLANET_UNIT, &unit.render())?;
+    services.daemon_reload()?;
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! The whole upgrade plan over the host effects' recording fakes, after an install over them:
+//! what an upgrade does to a host, in order, is pinned by `tests/golden/upgrade-plan.log`; a
+//! failing postUpdate hook rolls it back by itself, to the previous configuration.
+
+use std::path::Path;
+
+use super::*;
+use crate::effects::fake::FakeHost;
+use crate::install::tests::{Phases, cluster_image_version, install};
+
+const HOOKS: &str = "  update:\n    job: file://install.yaml\n  postUpdate:\n    job: file://install.yaml\n  rollback:\n    job: file://install.yaml\n";
+
+fn upgrade(tmp: &Path, host: &FakeHost) -> anyhow::Result<(Ctx, Plan)> {
+    let (image_dir, state_dir) = (tmp.join("image-0.2.0"), tmp.join("state"));
+    cluster_image_version(&image_dir, "0.2.0", "test-2", HOOKS);
+    let layout = StateDir::new(&state_dir);
+    let from = installed(&layout).unwrap();
+    let image = crate::source::open(Some(&image_dir), &state_dir).unwrap();
+    let node = InstallParams {
+        image_dir: image_dir.clone(),
+        ..from.params.clone()
+    };
+    let params = UpgradeParams {
+        from,
+        node,
+        version: "0.2.0".into(),
+    };
+    run(
+        Start::New(Box::new(params), Box::new(image)),
+        &state_dir,
+        host.effects(),
+        &mut Phases(host.log.clone()),
+    )
+}
+
+fn log_of(host: &FakeHost, tmp: &Path) -> String {
+    let log = host.lines().join("\n") + "\n";
+    log.replace(&tmp.to_string_lossy().into_owned(), "$TMP")
+}
+
+#[test]
+fn the_upgrade_plan_does_what_the_golden_log_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = FakeHost::new(&tmp.path().join("root"), true);
+    let (ctx, _) = install(tmp.path(), &host);
+    host.log.lock().unwrap().clear();
+    let (ctx2, plan) = upgrade(tmp.path(), &host).unwrap();
+    assert!(plan.is_complete());
+    let log = log_of(&host, tmp.path()).replace(&plan.id, "$OPERATION");
+    golden::check_in(env!("CARGO_MANIFEST_DIR"), "upgrade-plan.log", &log);
+    let record = ClusterRecord::load(&ctx.layout).unwrap().unwrap();
+    assert_eq!(record.version, "0.2.0");
+    let config = planet::config::PlanetConfig::load(ctx.layout.root()).unwrap();
+    assert_eq!(config.image.version, "test-2");
+    assert!(
+        ctx.layout.planet().images().join("test-1").exists(),
+        "the previous planet image stays"
+    );
+    // The next upgrade starts from this one.
+    let from = installed(&ctx2.node.layout).unwrap();
+    assert_eq!(
+        (from.version.as_str(), from.planet_version.as_str()),
+        ("0.2.0", "test-2")
+    );
+}
+
+#[test]
+fn a_failing_post_update_hook_rolls_the_node_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut host = FakeHost::new(&tmp.path().join("root"), true);
+    let (ctx, _) = install(tmp.path(), &host);
+    let layout = ctx.layout.clone();
+    let config_before = std::fs::read(layout.planet().config()).unwrap();
+    host.failing_hook = Some("postUpdate".into());
+    host.log.lock().unwrap().clear();
+    let err = upgrade(tmp.path(), &host).err().expect("the upgrade fails");
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("rolled back: the node runs example 0.1.0 again")
+            && err.contains("postUpdate hook's Job failed"),
+        "{err}"
+    );
+    let log = log_of(&host, tmp.path());
+    // The rollback hooks ran once planet ran the previous version again.
+    let restart = log.find("== restart").unwrap();
+    let rollback_hook = log.rfind("hook rollback").expect(&log);
+    assert!(rollback_hook > log.rfind("planet start").unwrap() && rollback_hook > restart);
+    assert_eq!(
+        std::fs::read(layout.planet().config()).unwrap(),
+        config_before
+    );
+    assert_eq!(
+        ClusterRecord::load(&layout).unwrap().unwrap().version,
+        "0.1.0"
+    );
+    assert!(
+        !layout.hooks().join("update.yaml").exists(),
+        "the previous hooks"
+    );
+    assert!(!layout.planet().images().join("test-2").exists());
+    let plan = layout.journal().load().unwrap().unwrap();
+    assert_eq!(plan.state, OpState::RolledBack);
+    // What is installed is what was before: a new upgrade starts from it.
+    let from = installed(&layout).unwrap();
+    assert_eq!(
+        (from.version.as_str(), from.planet_version.as_str()),
+        ("0.1.0", "test-1")
+    );
+}
