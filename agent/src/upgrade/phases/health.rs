@@ -1,5 +1,7 @@
-//! The health gate after the restart: planet's units (etcd among them), the apiserver, the
-//! node Ready. A failure here rolls the upgrade back.
+//! The health gate after the restart: the apiserver and the node Ready where planet runs
+//! Kubernetes (its drained node cannot run CoreDNS yet: the system-workloads phase checks the
+//! rest of planet's health once it is uncordoned), planet's units otherwise. A failure here
+//! rolls the upgrade back.
 
 use std::time::Duration;
 
@@ -22,12 +24,13 @@ impl Phase<Ctx> for Health {
     fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let state_dir = &ctx.node.params.state_dir;
         let planet = &ctx.node.effects.planet;
-        planet.wait_healthy(state_dir, TIMEOUT)?;
-        out.say("planet's services are healthy");
         if ctx.node.runs_kubernetes() {
             planet.wait_apiserver(state_dir, TIMEOUT)?;
             planet.wait_node_ready(state_dir, TIMEOUT)?;
             out.say(format!("node {} is Ready", ctx.node.params.node.node_name));
+        } else {
+            planet.wait_healthy(state_dir, TIMEOUT)?;
+            out.say("planet's services are healthy");
         }
         Ok(())
     }

@@ -46,7 +46,6 @@ impl Phase<Ctx> for Restart {
         write_unit(ctx, &version)?;
         let planet = &ctx.node.effects.planet;
         planet.start(&state_dir, START_TIMEOUT)?;
-        planet.wait_healthy(&state_dir, HEALTHY_AGAIN)?;
         if ctx.node.runs_kubernetes() {
             planet.wait_apiserver(&state_dir, HEALTHY_AGAIN)?;
             planet.wait_node_ready(&state_dir, HEALTHY_AGAIN)?;
@@ -54,6 +53,7 @@ impl Phase<Ctx> for Restart {
             planet.uncordon(&state_dir, &ctx.node.params.node.node_name)?;
             planet.start_system_workloads(&state_dir, HEALTHY_AGAIN)?;
         }
+        planet.wait_healthy(&state_dir, HEALTHY_AGAIN)?;
         out.say(format!("planet runs {} again", ctx.from.version));
         Ok(())
     }

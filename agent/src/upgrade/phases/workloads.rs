@@ -1,5 +1,6 @@
-//! The new planet's system images (pause, CoreDNS) into the registry, and its cluster
-//! workloads (CoreDNS) applied and ready: the last part of the health gate.
+//! The new planet's system images (pause, CoreDNS) into the registry, its cluster workloads
+//! (CoreDNS) applied and ready, and every one of planet's services healthy: the last part of
+//! the health gate.
 
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ impl Phase<Ctx> for SystemWorkloads {
         }
         effects.planet.start_system_workloads(state_dir, TIMEOUT)?;
         out.say("CoreDNS is ready");
+        effects.planet.wait_healthy(state_dir, TIMEOUT)?;
+        out.say("planet's services are healthy");
         Ok(())
     }
     fn rollback(&self, _ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
