@@ -1,7 +1,8 @@
 //! `gravity upgrade` on a real single-node cluster: 1.0.0 installed, data written into etcd,
 //! a ConfigMap and a volume; 1.1.0 (another planet image, other etcd and kubelet arguments, a
 //! new application image deployed by its update hook) upgrades it, and everything written is
-//! still there. Then 1.2.0, whose postUpdate hook fails, rolls back by itself: the node runs
+//! still there, though the upgrade was killed (-9) while planet was stopped and resumed. Then
+//! 1.2.0, whose postUpdate hook fails, rolls back by itself: the node runs
 //! 1.1.0 again with its arguments, the rollback hook put the application back, the data stays.
 
 use std::path::{Path, PathBuf};
@@ -270,27 +271,38 @@ fn upgrade_keeps_the_data_and_a_failed_one_rolls_back() {
         text(&same)
     );
 
-    // 1.1.0: a new planet image, new daemon arguments, the application's new image.
-    let out = inst.gravity(&["upgrade", "--image", images[1].to_str().unwrap(), "--yes"]);
-    assert!(
-        out.status.success(),
-        "upgrade to 1.1.0 failed: {}",
-        text(&out)
-    );
-    let said = text(&out);
-    // The time it took, for the log: "... (upgraded from 1.0.0 in 95.1s) ...".
-    eprintln!(
-        "{}",
-        said.lines()
-            .rfind(|l| l.contains("upgraded from"))
-            .unwrap_or("?")
-    );
+    // 1.1.0: a new planet image, new daemon arguments, the application's new image. The
+    // upgrade is killed (-9) right after it stopped planet; `--resume` goes on from there.
+    let crashed = inst
+        .command()
+        .arg("--state-dir")
+        .arg(&inst.state)
+        .args(["upgrade", "--image", images[1].to_str().unwrap(), "--yes"])
+        .env("GRAVITY_CRASH_AT", "restart:during")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success(), "the crash point did not fire");
+    let said = text(&crashed);
     assert!(said.contains("upgrade example 1.0.0 -> 1.1.0"), "{said}");
     assert!(
         said.contains("example.com/web:1.1"),
         "the images to push: {said}"
     );
     assert!(said.contains("etcd's snapshot: "), "{said}");
+    let out = inst.gravity(&["upgrade", "--resume"]);
+    assert!(
+        out.status.success(),
+        "the resumed upgrade to 1.1.0 failed: {}",
+        text(&out)
+    );
+    // The time the resumed part took, for the log: "... (upgraded from 1.0.0 in 60.1s) ...".
+    eprintln!(
+        "{}",
+        text(&out)
+            .lines()
+            .rfind(|l| l.contains("upgraded from"))
+            .unwrap_or("?")
+    );
     assert_eq!(cluster_version(&inst), "1.1.0");
     let etcd = cmdline(&inst, "etcd");
     assert!(etcd.contains("--max-request-bytes=2097152"), "{etcd}");
