@@ -240,6 +240,10 @@ impl PlanetControl for FakePlanet {
     fn node_count(&self, _state_dir: &Path) -> anyhow::Result<usize> {
         Ok(1)
     }
+    fn release_leader_leases(&self, _state_dir: &Path) -> anyhow::Result<()> {
+        say(&self.log, "planet release-leader-leases".into());
+        Ok(())
+    }
 }
 
 struct FakePush {

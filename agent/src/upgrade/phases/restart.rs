@@ -26,6 +26,7 @@ impl Phase<Ctx> for Restart {
     }
     fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let state_dir = ctx.node.params.state_dir.clone();
+        release_leases(ctx, out);
         ctx.node.effects.planet.stop(&state_dir, STOP_TIMEOUT)?;
         failpoint(self.name(), "during");
         // The new gravity runs planet from now on (the previous one is in the saved copy).
@@ -39,6 +40,7 @@ impl Phase<Ctx> for Restart {
     fn rollback(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let state_dir = ctx.node.params.state_dir.clone();
         let operation = super::operation_id(ctx)?;
+        release_leases(ctx, out);
         let planet = &ctx.node.effects.planet;
         planet.stop(&state_dir, STOP_TIMEOUT)?;
         previous::restore(&ctx.node.layout, &operation, previous::PLANET)?;
@@ -56,6 +58,22 @@ impl Phase<Ctx> for Restart {
         planet.wait_healthy(&state_dir, HEALTHY_AGAIN)?;
         out.say(format!("planet runs {} again", ctx.from.version));
         Ok(())
+    }
+}
+
+/// Alone in its cluster, the node's next scheduler and controller-manager would wait a lease
+/// (a minute) before scheduling anything; releasing them only saves time, so a failure is said
+/// and the restart goes on.
+fn release_leases(ctx: &Ctx, out: &mut Report<'_>) {
+    if !ctx.node.runs_kubernetes() {
+        return;
+    }
+    let (planet, state_dir) = (&ctx.node.effects.planet, &ctx.node.params.state_dir);
+    let alone = planet.node_count(state_dir).is_ok_and(|n| n == 1);
+    if alone && let Err(e) = planet.release_leader_leases(state_dir) {
+        out.say(format!(
+            "the controllers' leader leases stay ({e:#}): their next start waits for them"
+        ));
     }
 }
 
