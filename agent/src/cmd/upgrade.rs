@@ -144,29 +144,21 @@ fn describe(params: &UpgradeParams, image: &ClusterImage) -> String {
     );
     let new_planet = m
         .profile(Some(&params.node.node.role))
-        .map(|p| m.system_options_for(&p).base_image)
-        .and_then(|base| {
-            crate::node::source_for(
-                &image.path(cluster_image::layout::PLANET_DIR),
-                base.as_deref(),
-            )
-            .ok()
-        })
-        .and_then(|dir| {
-            planet::artifact::ImageMeta::load(&dir.join(planet::artifact::META_FILE)).ok()
-        });
-    if let Some(meta) = &new_planet {
+        .and_then(|p| upgrade::planet_dir(image, &p).ok());
+    let meta = new_planet.as_ref().and_then(|dir| {
+        planet::artifact::ImageMeta::load(&dir.join(planet::artifact::META_FILE)).ok()
+    });
+    if let (Some(dir), Some(meta)) = (&new_planet, &meta) {
         let change = if &meta.version == planet_version {
             format!("{planet_version} (unchanged)")
         } else {
             format!("{planet_version} -> {}", meta.version)
         };
         out += &format!("  planet image: {change}\n");
-        if let Some(kube) = meta.extra.get("kube").and_then(|k| k.as_object()) {
-            for (key, name) in [("kubernetes", "Kubernetes"), ("etcd", "etcd")] {
-                if let Some(v) = kube.get(key).and_then(|v| v.as_str()) {
-                    out += &format!("  {name}: {v}\n");
-                }
+        let components = upgrade::components(dir);
+        for (key, name) in [("kubernetes", "Kubernetes"), ("etcd", "etcd")] {
+            if let Some(v) = components.get(key) {
+                out += &format!("  {name}: {v}\n");
             }
         }
     }

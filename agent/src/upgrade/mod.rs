@@ -40,6 +40,29 @@ pub fn engine(state_dir: &Path) -> Engine<'static, Ctx> {
     Engine::new(Journal::new(state_dir), phases())
 }
 
+/// The directory of the planet image `image` carries for `profile` (its default one, or the
+/// profile's `systemOptions.baseImage`).
+pub fn planet_dir(
+    image: &ClusterImage,
+    profile: &cluster_image::manifest::NodeProfile,
+) -> Result<std::path::PathBuf, planet::artifact::ImageError> {
+    let base = image.manifest.system_options_for(profile).base_image;
+    crate::node::source_for(
+        &image.path(cluster_image::layout::PLANET_DIR),
+        base.as_deref(),
+    )
+}
+
+/// The component versions a planet image records (`kube` in its planet.json: `kubernetes`,
+/// `etcd`, ...); none for an image without them.
+pub fn components(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    planet::artifact::ImageMeta::load(&dir.join(planet::artifact::META_FILE))
+        .ok()
+        .and_then(|meta| meta.extra.get("kube").cloned())
+        .and_then(|kube| serde_json::from_value(kube).ok())
+        .unwrap_or_default()
+}
+
 /// What is installed here, for a new upgrade: the parameters of the last operation that
 /// finished (an install, an upgrade, or a rolled back upgrade's starting point).
 pub fn installed(layout: &StateDir) -> anyhow::Result<Installed> {

@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 
 use anyhow::{Context, bail};
 
-use super::super::versions;
 use crate::install::state::{self, ClusterRecord};
 use crate::upgrade::Ctx;
+use crate::upgrade::{components, versions};
 use operation::{Phase, Report};
 
 pub struct Checks;
@@ -126,24 +126,10 @@ fn installed_manifest(ctx: &Ctx) -> Option<(cluster_image::Manifest, std::path::
 
 /// The planet image of the new cluster image for this node's profile.
 pub(super) fn new_planet_dir(ctx: &Ctx) -> anyhow::Result<std::path::PathBuf> {
-    let base = ctx
-        .node
-        .manifest()
-        .system_options_for(&ctx.node.profile)
-        .base_image;
-    Ok(crate::node::source_for(
-        &ctx.node.image.path(cluster_image::layout::PLANET_DIR),
-        base.as_deref(),
+    Ok(crate::upgrade::planet_dir(
+        &ctx.node.image,
+        &ctx.node.profile,
     )?)
-}
-
-/// The component versions a planet image records (`kube` in its planet.json).
-fn components(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
-    planet::artifact::ImageMeta::load(&dir.join(planet::artifact::META_FILE))
-        .ok()
-        .and_then(|meta| meta.extra.get("kube").cloned())
-        .and_then(|kube| serde_json::from_value(kube).ok())
-        .unwrap_or_default()
 }
 
 /// (id, requirement) of every check in a saved report: what the installed version asked for.
