@@ -40,6 +40,16 @@ impl Phase<Ctx> for Restart {
     fn rollback(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let state_dir = ctx.node.params.state_dir.clone();
         let operation = super::operation_id(ctx)?;
+        // Drained as before the upgrade's own restart: pods stopped by the restart would count
+        // as ready until kubelet finds them dead, and the gate below would pass on that.
+        if ctx.node.runs_kubernetes() {
+            let node = &ctx.node.params.node.node_name;
+            if let Err(e) = ctx.node.effects.planet.drain(&state_dir, node, false) {
+                out.say(format!(
+                    "node {node} is not drained ({e:#}): the restart stops its pods"
+                ));
+            }
+        }
         release_leases(ctx, out);
         let planet = &ctx.node.effects.planet;
         planet.stop(&state_dir, STOP_TIMEOUT)?;
