@@ -17,12 +17,11 @@ impl Phase<Ctx> for Drain {
         if !ctx.node.runs_kubernetes() {
             return Ok(());
         }
-        let (state_dir, node) = (&ctx.node.params.state_dir, &ctx.node.params.node.node_name);
-        // Alone, the node's pods have nowhere to go: they are deleted (a disruption budget
-        // would block an eviction for ever), and come back after the restart.
-        let evict = ctx.node.effects.planet.node_count(state_dir)? > 1;
-        ctx.node.effects.planet.drain(state_dir, node, evict)?;
-        out.say(format!("node {node} is drained"));
+        drain(ctx)?;
+        out.say(format!(
+            "node {} is drained",
+            ctx.node.params.node.node_name
+        ));
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
@@ -50,6 +49,15 @@ impl Phase<Ctx> for Uncordon {
     fn rollback(&self, _ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         Ok(())
     }
+}
+
+/// Drains the node before a restart of planet (the upgrade's, or its rollback's).
+pub(super) fn drain(ctx: &Ctx) -> anyhow::Result<()> {
+    let (state_dir, node) = (&ctx.node.params.state_dir, &ctx.node.params.node.node_name);
+    // Alone, the node's pods have nowhere to go: they are deleted (a disruption budget would
+    // block an eviction for ever), and come back after the restart.
+    let evict = ctx.node.effects.planet.node_count(state_dir)? > 1;
+    ctx.node.effects.planet.drain(state_dir, node, evict)
 }
 
 fn uncordon(ctx: &Ctx) -> anyhow::Result<()> {

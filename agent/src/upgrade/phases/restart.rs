@@ -42,13 +42,13 @@ impl Phase<Ctx> for Restart {
         let operation = super::operation_id(ctx)?;
         // Drained as before the upgrade's own restart: pods stopped by the restart would count
         // as ready until kubelet finds them dead, and the gate below would pass on that.
-        if ctx.node.runs_kubernetes() {
-            let node = &ctx.node.params.node.node_name;
-            if let Err(e) = ctx.node.effects.planet.drain(&state_dir, node, false) {
-                out.say(format!(
-                    "node {node} is not drained ({e:#}): the restart stops its pods"
-                ));
-            }
+        if ctx.node.runs_kubernetes()
+            && let Err(e) = super::drain::drain(ctx)
+        {
+            out.say(format!(
+                "node {} is not drained ({e:#}): the restart stops its pods",
+                ctx.node.params.node.node_name
+            ));
         }
         release_leases(ctx, out);
         let planet = &ctx.node.effects.planet;
