@@ -166,7 +166,7 @@ fn describe(params: &UpgradeParams, image: &ClusterImage) -> String {
     if !refs.is_empty() {
         out += &format!("  images to push: {}\n", refs.join(", "));
     }
-    out += if params.node.values.is_empty() && params.node.set == params.from.params.set {
+    out += if upgrade::params::keeps_installed_values(&params.node, &params.from.params) {
         "  Helm values: the installed ones\n"
     } else {
         "  Helm values: the ones given here\n"

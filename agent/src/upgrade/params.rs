@@ -26,3 +26,9 @@ pub struct Installed {
     /// The planet image it runs.
     pub planet_version: String,
 }
+
+/// Whether the upgrade keeps the installed Helm values: it was given no `--values`, and its
+/// `--set` are the installed ones (the command copies them when it was given none).
+pub fn keeps_installed_values(node: &InstallParams, from: &InstallParams) -> bool {
+    node.values.is_empty() && node.set == from.set
+}

@@ -23,7 +23,7 @@ impl Phase<Ctx> for Configure {
             "the configuration before the upgrade: {}",
             ctx.node.layout.upgrade_previous().display()
         ));
-        if ctx.node.params.values.is_empty() && ctx.node.params.set == ctx.from.params.set {
+        if crate::upgrade::params::keeps_installed_values(&ctx.node.params, &ctx.from.params) {
             ctx.node.params.values = previous::values_files(&ctx.node.layout)?;
         }
         install::phases::configure::Configure.run(&mut ctx.node, out)
