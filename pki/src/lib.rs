@@ -460,5 +460,7 @@ current-context: {user}@gravity
     )
 }
 
+pub mod issue;
+
 #[cfg(test)]
 mod tests;

@@ -3,4 +3,5 @@
 //! `--peers`): throughput streams each way, port reachability, clock samples. Joining nodes will
 //! add authenticated requests here.
 
+pub mod agent;
 pub mod peer;

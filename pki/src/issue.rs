@@ -1,0 +1,110 @@
+//! Certificates issued after install from the cluster's CA on disk: the join agent's serving
+//! certificate, and the client certificate of each node that joins (signed from its CSR, so
+//! its key never leaves the node).
+
+use std::net::IpAddr;
+
+use rcgen::{
+    CertificateParams, CertificateSigningRequestParams, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::{Error, LEAF_VALIDITY_DAYS, dn, generate_key};
+
+/// The organization of every node's client certificate: what the join agent authorizes.
+pub const NODE_ORGANIZATION: &str = "gravity:nodes";
+
+/// The cluster's CA, loaded to sign with.
+pub struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Ca {
+    /// The CA of `ca.crt` and `ca.key` (PEM).
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Ca, Error> {
+        let key = KeyPair::from_pem(key_pem).map_err(|source| Error::Generate {
+            name: "ca.key",
+            source,
+        })?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(|source| Error::Generate {
+            name: "ca.crt",
+            source,
+        })?;
+        Ok(Ca { issuer })
+    }
+
+    /// A serving certificate and key for the join agent, valid for `ips` and `localhost`.
+    pub fn agent_server(
+        &self,
+        ips: &[IpAddr],
+        now: OffsetDateTime,
+    ) -> Result<(String, String), Error> {
+        let name = "agent.crt";
+        let key = generate_key(name)?;
+        let mut p = leaf_params("gravity-agent", None, now);
+        p.subject_alt_names = vec![SanType::DnsName(
+            "localhost"
+                .try_into()
+                .map_err(|source| Error::Generate { name, source })?,
+        )];
+        p.subject_alt_names
+            .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = p
+            .signed_by(&key, &self.issuer)
+            .map_err(|source| Error::Generate { name, source })?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// Signs a node's CSR as the client certificate of `node`: the subject and usages are the
+    /// CA's choice, only the public key comes from the request (whose signature proves the
+    /// node holds the key).
+    pub fn sign_node(
+        &self,
+        csr_pem: &str,
+        node: &str,
+        now: OffsetDateTime,
+    ) -> Result<String, Error> {
+        let name = "node.crt";
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|source| Error::Generate { name, source })?;
+        let mut p = leaf_params(node, Some(NODE_ORGANIZATION), now);
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let signed = CertificateSigningRequestParams {
+            params: p,
+            public_key: csr.public_key,
+        };
+        let cert = signed
+            .signed_by(&self.issuer)
+            .map_err(|source| Error::Generate { name, source })?;
+        Ok(cert.pem())
+    }
+}
+
+/// A new key for node `node` and its certificate signing request (PEM each).
+pub fn node_key_and_csr(node: &str) -> Result<(String, String), Error> {
+    let name = "node.key";
+    let key = generate_key(name)?;
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn(node, Some(NODE_ORGANIZATION));
+    let csr = p
+        .serialize_request(&key)
+        .and_then(|r| r.pem())
+        .map_err(|source| Error::Generate { name, source })?;
+    Ok((key.serialize_pem(), csr))
+}
+
+fn leaf_params(cn: &str, org: Option<&str>, now: OffsetDateTime) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = dn(cn, org);
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    p.use_authority_key_identifier_extension = true;
+    p.not_before = now - Duration::hours(1);
+    p.not_after = now + Duration::days(LEAF_VALIDITY_DAYS);
+    p
+}

@@ -1,0 +1,314 @@
+//! The joining node's side: join with a token, then ask with the node's certificate.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use sha2::{Digest, Sha256};
+
+use super::messages::{ClusterInfo, Request, Response};
+use super::tls::{self, PIN_MISMATCH};
+use super::{AgentError, PORT, VERSION};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const IO_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_LINE: u64 = 4 << 20;
+
+type Tls = BufReader<StreamOwned<ClientConnection, TcpStream>>;
+
+/// A client of one cluster's agent.
+pub struct Client {
+    addr: String,
+    ca_hash: String,
+    config: Arc<ClientConfig>,
+}
+
+/// What a join brings back: the node's certificate and key, and the cluster CA.
+pub struct Joined {
+    pub certificate: String,
+    pub key: String,
+    pub ca: String,
+}
+
+impl std::fmt::Debug for Joined {
+    // Never the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Joined").finish_non_exhaustive()
+    }
+}
+
+/// A file fetched into place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub path: PathBuf,
+    pub size: u64,
+    /// Bytes that were already there from a cut transfer.
+    pub resumed_from: u64,
+}
+
+/// `ADDR` with the agent's port when it has none.
+pub fn with_port(addr: &str) -> String {
+    if addr.parse::<SocketAddr>().is_ok()
+        || addr
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.contains(':') && p.parse::<u16>().is_ok())
+    {
+        addr.to_string()
+    } else if addr.contains(':') && !addr.starts_with('[') {
+        format!("[{addr}]:{PORT}")
+    } else {
+        format!("{addr}:{PORT}")
+    }
+}
+
+impl Client {
+    /// A client that trusts the agent at `addr` only if its CA hashes to `ca_hash`; with
+    /// `identity` (the node's certificate and key), it authenticates as that node.
+    pub fn new(
+        addr: &str,
+        ca_hash: &str,
+        identity: Option<(&str, &str)>,
+    ) -> Result<Client, AgentError> {
+        let ca_hash = ca_hash.trim().to_ascii_lowercase();
+        let hex = ca_hash.strip_prefix("sha256:").unwrap_or("");
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AgentError::Certificate(format!(
+                "--ca-hash \"{ca_hash}\" is not sha256:<64 hex digits> (copy it from `gravity status` on the first node)"
+            )));
+        }
+        Ok(Client {
+            addr: with_port(addr),
+            config: tls::client_config(&ca_hash, identity)?,
+            ca_hash,
+        })
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn io(&self, what: &str, source: io::Error) -> AgentError {
+        AgentError::Io {
+            addr: self.addr.clone(),
+            what: what.to_string(),
+            source,
+        }
+    }
+
+    /// A TLS connection that has said hello.
+    fn connect(&self) -> Result<Tls, AgentError> {
+        let connect_err = |source| AgentError::Connect {
+            addr: self.addr.clone(),
+            source,
+        };
+        let sa = self
+            .addr
+            .to_socket_addrs()
+            .map_err(connect_err)?
+            .next()
+            .ok_or_else(|| connect_err(io::Error::other("the name has no address")))?;
+        let sock = TcpStream::connect_timeout(&sa, CONNECT_TIMEOUT).map_err(connect_err)?;
+        sock.set_read_timeout(Some(IO_TIMEOUT))
+            .map_err(connect_err)?;
+        sock.set_write_timeout(Some(IO_TIMEOUT))
+            .map_err(connect_err)?;
+        let name = ServerName::IpAddress(sa.ip().into());
+        let conn =
+            ClientConnection::new(self.config.clone(), name).map_err(|e| AgentError::Tls {
+                addr: self.addr.clone(),
+                detail: e.to_string(),
+            })?;
+        let mut tls = BufReader::new(StreamOwned::new(conn, sock));
+        while tls.get_ref().conn.is_handshaking() {
+            let s = tls.get_mut();
+            if let Err(e) = s.conn.complete_io(&mut s.sock) {
+                return Err(self.tls_error(e));
+            }
+        }
+        match self.call(&mut tls, &Request::Hello { version: VERSION })? {
+            Response::Hello { .. } => Ok(tls),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// What a failed handshake means for the user.
+    fn tls_error(&self, e: io::Error) -> AgentError {
+        let text = e.to_string();
+        let addr = self.addr.clone();
+        if text.contains(PIN_MISMATCH) {
+            AgentError::CaMismatch { addr }
+        } else if text.contains("UnknownCA")
+            || text.contains("BadCertificate")
+            || text.contains("CertificateUnknown")
+            || text.contains("DecryptError")
+        {
+            AgentError::CertificateRefused { addr }
+        } else {
+            AgentError::Tls { addr, detail: text }
+        }
+    }
+
+    fn call(&self, tls: &mut Tls, request: &Request) -> Result<Response, AgentError> {
+        let mut line = serde_json::to_vec(request).expect("requests serialize");
+        line.push(b'\n');
+        let w = tls.get_mut();
+        w.write_all(&line)
+            .and_then(|()| w.flush())
+            .map_err(|e| self.tls_error(e))?;
+        let mut answer = String::new();
+        let n = tls
+            .take(MAX_LINE)
+            .read_line(&mut answer)
+            .map_err(|e| self.tls_error(e))?;
+        if n == 0 {
+            return Err(AgentError::Protocol {
+                addr: self.addr.clone(),
+                detail: "the connection closed without an answer".into(),
+            });
+        }
+        match serde_json::from_str(&answer) {
+            Ok(Response::Error { kind, message }) => Err(AgentError::Refused {
+                addr: self.addr.clone(),
+                kind,
+                message,
+            }),
+            Ok(r) => Ok(r),
+            Err(e) => Err(AgentError::Protocol {
+                addr: self.addr.clone(),
+                detail: format!("unreadable answer: {e}"),
+            }),
+        }
+    }
+
+    fn unexpected(&self, r: Response) -> AgentError {
+        AgentError::Protocol {
+            addr: self.addr.clone(),
+            detail: format!("unexpected answer {r:?}"),
+        }
+    }
+
+    /// Joins as `node` with `token`: a new key stays here, the cluster signs its CSR.
+    pub fn join(&self, token: &str, node: &str) -> Result<Joined, AgentError> {
+        let (key, csr) = pki::issue::node_key_and_csr(node)
+            .map_err(|e| AgentError::Certificate(e.to_string()))?;
+        let mut tls = self.connect()?;
+        let request = Request::Join {
+            token: token.to_string(),
+            node: node.to_string(),
+            csr,
+        };
+        match self.call(&mut tls, &request)? {
+            Response::Joined { certificate, ca } => {
+                // The CA handed over must be the one pinned.
+                let der = tls::cert_from_pem(&ca, "the cluster's CA")?;
+                if tls::ca_hash(&der)? != self.ca_hash {
+                    return Err(AgentError::CaMismatch {
+                        addr: self.addr.clone(),
+                    });
+                }
+                Ok(Joined {
+                    certificate,
+                    key,
+                    ca,
+                })
+            }
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// The cluster's name, version and image index (needs the node's certificate).
+    pub fn cluster(&self) -> Result<ClusterInfo, AgentError> {
+        let mut tls = self.connect()?;
+        match self.call(&mut tls, &Request::Cluster)? {
+            Response::Cluster(info) => Ok(info),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Fetches the image's `path` into `dest`, checked against `sha256`: a `<dest>.part` left
+    /// by a cut transfer is continued, not restarted. `progress` hears the bytes so far.
+    pub fn fetch(
+        &self,
+        path: &str,
+        sha256: &str,
+        dest: &Path,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Fetched, AgentError> {
+        let part = PathBuf::from(format!("{}.part", dest.display()));
+        let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        let mut tls = self.connect()?;
+        let request = Request::Fetch {
+            path: path.to_string(),
+            offset: have,
+        };
+        let (size, offset) = match self.call(&mut tls, &request)? {
+            Response::Data { size, offset, .. } => (size, offset),
+            other => return Err(self.unexpected(other)),
+        };
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| self.io("creating the download directory", e))?;
+        }
+        let mut out = std::fs::File::options()
+            .create(true)
+            .append(offset > 0)
+            .write(true)
+            .truncate(offset == 0)
+            .open(&part)
+            .map_err(|e| self.io(&format!("writing {}", part.display()), e))?;
+        let mut done = offset;
+        let mut buf = vec![0u8; 256 << 10];
+        let mut body = (&mut tls).take(size - offset);
+        loop {
+            let n = body.read(&mut buf).map_err(|e| self.tls_error(e))?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n])
+                .map_err(|e| self.io(&format!("writing {}", part.display()), e))?;
+            done += n as u64;
+            progress(done, size);
+        }
+        if done != size {
+            return Err(self.io(
+                &format!("fetching {path}"),
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("cut at {done} of {size} bytes; run again to continue"),
+                ),
+            ));
+        }
+        out.sync_all()
+            .map_err(|e| self.io("syncing the download", e))?;
+        drop(out);
+        let got =
+            hash_file(&part).map_err(|e| self.io(&format!("reading {}", part.display()), e))?;
+        if !sha256.is_empty() && got != sha256 {
+            let _ = std::fs::remove_file(&part);
+            return Err(AgentError::Damaged {
+                addr: self.addr.clone(),
+                path: path.to_string(),
+                got,
+                want: sha256.to_string(),
+            });
+        }
+        std::fs::rename(&part, dest)
+            .map_err(|e| self.io(&format!("moving {} into place", dest.display()), e))?;
+        Ok(Fetched {
+            path: dest.to_path_buf(),
+            size,
+            resumed_from: offset,
+        })
+    }
+}
+
+fn hash_file(path: &Path) -> io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    io::copy(&mut f, &mut h)?;
+    Ok(hex::encode(h.finalize()))
+}

@@ -1,0 +1,354 @@
+//! The join agent's server: accepts TLS connections and answers requests, a thread each.
+
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use cluster_image::archive::{ImageIndex, Kind};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use rustls::{ServerConnection, StreamOwned};
+use serde::Serialize;
+
+use super::messages::{ClusterInfo, ErrorKind, Request, Response};
+use super::tokens::TokenStore;
+use super::{AgentError, VERSION};
+
+const MAX_CONNECTIONS: usize = 64;
+const MAX_LINE: u64 = 1 << 20;
+const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What every connection's thread needs: the cluster's identity, its CA to sign with, the
+/// tokens, and the cluster image to serve.
+pub struct Shared {
+    pub cluster: String,
+    pub version: String,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub tokens: TokenStore,
+    pub ca: pki::issue::Ca,
+    /// The CA's certificate (PEM), handed to joining nodes.
+    pub ca_pem: String,
+    /// The unpacked cluster image the first node installed from.
+    pub image_dir: PathBuf,
+    /// Where each joined node is recorded (`<node>.json`).
+    pub nodes_dir: PathBuf,
+}
+
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+/// A server running in a background thread; dropping it stops it.
+pub struct ServerHandle {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Server {
+    pub fn bind(addr: SocketAddr, shared: Shared) -> Result<Server, AgentError> {
+        let listener = TcpListener::bind(addr).map_err(|source| AgentError::Io {
+            addr: addr.to_string(),
+            what: "cannot listen (does another gravity agent run?)".into(),
+            source,
+        })?;
+        Ok(Server {
+            listener,
+            shared: Arc::new(shared),
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn spawn(self) -> io::Result<ServerHandle> {
+        let addr = self.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || self.serve(&s));
+        Ok(ServerHandle {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Serves until `stop` is set.
+    pub fn serve(self, stop: &AtomicBool) {
+        if let Err(e) = self.listener.set_nonblocking(true) {
+            tracing::error!(error = %e, "cannot make the agent's listener non-blocking");
+            return;
+        }
+        let active = Arc::new(AtomicUsize::new(0));
+        while !stop.load(Ordering::SeqCst) {
+            let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::from(200u16)).unwrap_or(0) == 0 {
+                continue;
+            }
+            let (stream, peer) = match self.listener.accept() {
+                Ok(c) => c,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            };
+            if active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+                tracing::warn!(%peer, "too many connections: closing this one");
+                continue;
+            }
+            active.fetch_add(1, Ordering::SeqCst);
+            let (a, shared) = (active.clone(), self.shared.clone());
+            std::thread::spawn(move || {
+                if let Err(e) = connection(&shared, stream, peer) {
+                    tracing::info!(%peer, error = %e, "agent connection ended");
+                }
+                a.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    }
+}
+
+type Tls = BufReader<StreamOwned<ServerConnection, TcpStream>>;
+
+fn send<T: Serialize>(tls: &mut Tls, msg: &T) -> io::Result<()> {
+    let mut line = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    line.push(b'\n');
+    let w = tls.get_mut();
+    w.write_all(&line)?;
+    w.flush()
+}
+
+fn refuse(tls: &mut Tls, kind: ErrorKind, message: impl Into<String>) -> io::Result<()> {
+    send(
+        tls,
+        &Response::Error {
+            kind,
+            message: message.into(),
+        },
+    )
+}
+
+fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let conn = ServerConnection::new(shared.tls.clone()).map_err(io::Error::other)?;
+    let mut tls = BufReader::new(StreamOwned::new(conn, stream));
+    // The handshake: a client certificate, when sent, is verified against the cluster CA here.
+    while tls.get_ref().conn.is_handshaking() {
+        let s = tls.get_mut();
+        s.conn.complete_io(&mut s.sock)?;
+    }
+    let node = tls
+        .get_ref()
+        .conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| node_of(c.as_ref()));
+    let mut hello = false;
+    loop {
+        let mut line = String::new();
+        if (&mut tls).take(MAX_LINE).read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let request: Request = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => return refuse(&mut tls, ErrorKind::Invalid, format!("bad request: {e}")),
+        };
+        match request {
+            Request::Hello { version } => {
+                if version != VERSION {
+                    return refuse(
+                        &mut tls,
+                        ErrorKind::Version,
+                        format!(
+                            "this agent speaks version {VERSION}, the node {version}: run the cluster's own gravity on the node"
+                        ),
+                    );
+                }
+                hello = true;
+                send(
+                    &mut tls,
+                    &Response::Hello {
+                        version: VERSION,
+                        cluster: shared.cluster.clone(),
+                    },
+                )?;
+            }
+            _ if !hello => {
+                return refuse(&mut tls, ErrorKind::Invalid, "say hello first");
+            }
+            Request::Join { token, node, csr } => {
+                let answer = join(shared, &token, &node, &csr, peer);
+                send(&mut tls, &answer)?;
+            }
+            _ if node.is_none() => {
+                return refuse(
+                    &mut tls,
+                    ErrorKind::Unauthenticated,
+                    "this request needs the node's client certificate: join with a token first",
+                );
+            }
+            Request::Cluster => {
+                let answer = match std::fs::read_to_string(
+                    shared.image_dir.join(cluster_image::layout::INDEX),
+                ) {
+                    Ok(index) => Response::Cluster(ClusterInfo {
+                        name: shared.cluster.clone(),
+                        version: shared.version.clone(),
+                        index,
+                    }),
+                    Err(e) => Response::Error {
+                        kind: ErrorKind::Internal,
+                        message: format!(
+                            "the first node cannot read its cluster image at {}: {e}",
+                            shared.image_dir.display()
+                        ),
+                    },
+                };
+                send(&mut tls, &answer)?;
+            }
+            Request::Fetch { path, offset } => fetch(shared, &mut tls, &path, offset)?,
+        }
+    }
+}
+
+/// The node name of a verified client certificate: its common name, if it is a node's.
+fn node_of(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let subject = cert.subject();
+    let is_node = subject
+        .iter_organization()
+        .any(|o| o.as_str() == Ok(pki::issue::NODE_ORGANIZATION));
+    let cn = subject.iter_common_name().next()?.as_str().ok()?;
+    is_node.then(|| cn.to_string())
+}
+
+/// A node name Kubernetes and etcd both accept: a DNS-1123 subdomain.
+pub fn valid_node_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+fn join(shared: &Shared, token: &str, node: &str, csr: &str, peer: SocketAddr) -> Response {
+    let error = |kind, message: String| Response::Error { kind, message };
+    if !valid_node_name(node) {
+        return error(
+            ErrorKind::Invalid,
+            format!(
+                "\"{node}\" is not a valid node name (lower-case letters, digits, '-' and '.')"
+            ),
+        );
+    }
+    let record = match shared.tokens.redeem(token, node) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(%peer, node, error = %e, "join refused");
+            return error(ErrorKind::Token, e.to_string());
+        }
+    };
+    let signed = shared
+        .ca
+        .sign_node(csr, node, time::OffsetDateTime::now_utc());
+    let certificate = match signed {
+        Ok(c) => c,
+        Err(e) => {
+            // Nothing is left of a refused join: give the use back.
+            let _ = shared.tokens.unredeem(&record.id, node);
+            return error(ErrorKind::Invalid, format!("the node's CSR: {e}"));
+        }
+    };
+    let record_path = shared.nodes_dir.join(format!("{node}.json"));
+    let entry = serde_json::json!({
+        "node": node,
+        "address": peer.ip().to_string(),
+        "token": record.id,
+        "joined": super::tokens::now(),
+    });
+    if let Err(e) = std::fs::create_dir_all(&shared.nodes_dir)
+        .and_then(|()| durable::write_atomic(&record_path, entry.to_string().as_bytes()))
+    {
+        let _ = shared.tokens.unredeem(&record.id, node);
+        return error(
+            ErrorKind::Internal,
+            format!("cannot record the node at {}: {e}", record_path.display()),
+        );
+    }
+    tracing::info!(%peer, node, token = record.id, "node joined");
+    Response::Joined {
+        certificate,
+        ca: shared.ca_pem.clone(),
+    }
+}
+
+fn fetch(shared: &Shared, tls: &mut Tls, path: &str, offset: u64) -> io::Result<()> {
+    let index_path = shared.image_dir.join(cluster_image::layout::INDEX);
+    // Only what the image's index lists (and the index itself) is served: no path of the
+    // client's choosing ever reaches the file system.
+    let size = if path == cluster_image::layout::INDEX {
+        std::fs::metadata(&index_path).map(|m| m.len()).ok()
+    } else {
+        std::fs::read(&index_path)
+            .ok()
+            .and_then(|b| ImageIndex::from_json(&b, &index_path).ok())
+            .and_then(|i| i.get(path).filter(|e| e.kind == Kind::File).map(|e| e.size))
+    };
+    let Some(size) = size else {
+        return refuse(
+            tls,
+            ErrorKind::NotFound,
+            format!("{path} is not part of the cluster image"),
+        );
+    };
+    let file_path = shared.image_dir.join(path);
+    let mut file = match std::fs::File::open(&file_path) {
+        Ok(f) if f.metadata().is_ok_and(|m| m.len() == size) => f,
+        _ => {
+            return refuse(
+                tls,
+                ErrorKind::Internal,
+                format!(
+                    "the first node's copy of {path} ({}) is missing or damaged: check it with `gravity image verify {}`",
+                    file_path.display(),
+                    shared.image_dir.display()
+                ),
+            );
+        }
+    };
+    let offset = offset.min(size);
+    file.seek(SeekFrom::Start(offset))?;
+    send(
+        tls,
+        &Response::Data {
+            path: path.to_string(),
+            size,
+            offset,
+        },
+    )?;
+    let w = tls.get_mut();
+    io::copy(&mut file.take(size - offset), w)?;
+    w.flush()
+}

@@ -1,0 +1,328 @@
+//! The protocol over real TLS on loopback: a cluster's agent, joining clients, and every
+//! refusal the join must make.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use cluster_image::archive::{ImageIndex, IndexEntry, Kind};
+use sha2::{Digest, Sha256};
+
+use super::tokens::{TokenError, TokenStore};
+use super::*;
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    ca_pem: String,
+    ca_key: String,
+    hash: String,
+    handle: ServerHandle,
+}
+
+const PAYLOAD_LEN: usize = 3 << 20;
+
+fn payload() -> Vec<u8> {
+    (0..PAYLOAD_LEN).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+fn pki_of(name: &str) -> (String, String) {
+    let req = pki::Request {
+        node_name: name.into(),
+        node_ips: vec![IpAddr::from([127, 0, 0, 1])],
+        service_ip: IpAddr::from([10, 100, 0, 1]),
+        cluster_domain: "cluster.local".into(),
+        apiserver_url: "https://127.0.0.1:6443".into(),
+    };
+    let pki = pki::generate_now(&req).unwrap();
+    let text = |n: &str| String::from_utf8(pki.file(n).unwrap().contents.clone()).unwrap();
+    (text("ca.crt"), text("ca.key"))
+}
+
+fn image(dir: &Path) {
+    let data = payload();
+    std::fs::create_dir_all(dir.join("planet")).unwrap();
+    std::fs::write(dir.join("planet/rootfs.tar"), &data).unwrap();
+    let index = ImageIndex {
+        format: 1,
+        name: "test".into(),
+        version: "1.0.0".into(),
+        files: vec![IndexEntry {
+            path: "planet/rootfs.tar".into(),
+            kind: Kind::File,
+            mode: 0o644,
+            size: data.len() as u64,
+            sha256: hex::encode(Sha256::digest(&data)),
+            target: None,
+        }],
+    };
+    std::fs::write(dir.join("index.json"), index.to_json()).unwrap();
+}
+
+fn cluster() -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_pem, ca_key) = pki_of("first");
+    let ca = pki::issue::Ca::from_pem(&ca_pem, &ca_key).unwrap();
+    let (cert, key) = ca
+        .agent_server(
+            &[IpAddr::from([127, 0, 0, 1])],
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+    image(&dir.path().join("image"));
+    let shared = Shared {
+        cluster: "test".into(),
+        version: "1.0.0".into(),
+        tls: tls::server_config(&ca_pem, &cert, &key).unwrap(),
+        tokens: TokenStore::new(&dir.path().join("agent/tokens.json")),
+        ca,
+        ca_pem: ca_pem.clone(),
+        image_dir: dir.path().join("image"),
+        nodes_dir: dir.path().join("agent/nodes"),
+    };
+    let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shared).unwrap();
+    let handle = server.spawn().unwrap();
+    let hash = tls::ca_hash(&tls::cert_from_pem(&ca_pem, "ca").unwrap()).unwrap();
+    Cluster {
+        dir,
+        ca_pem,
+        ca_key,
+        hash,
+        handle,
+    }
+}
+
+impl Cluster {
+    fn tokens(&self) -> TokenStore {
+        TokenStore::new(&self.dir.path().join("agent/tokens.json"))
+    }
+    fn token(&self, single_use: bool) -> String {
+        self.tokens()
+            .create(Some(Duration::from_secs(3600)), single_use, "test")
+            .unwrap()
+            .0
+    }
+    fn addr(&self) -> String {
+        self.handle.addr.to_string()
+    }
+    fn client(&self) -> Client {
+        Client::new(&self.addr(), &self.hash, None).unwrap()
+    }
+    fn joined_nodes(&self) -> Vec<String> {
+        match std::fs::read_dir(self.dir.path().join("agent/nodes")) {
+            Ok(d) => d
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => vec![],
+        }
+    }
+}
+
+fn refused_kind(e: AgentError) -> (ErrorKind, String) {
+    match e {
+        AgentError::Refused { kind, message, .. } => (kind, message),
+        other => panic!("expected a refusal, got: {other}"),
+    }
+}
+
+#[test]
+fn a_node_joins_then_fetches_with_its_certificate_and_resumes_a_cut_transfer() {
+    let c = cluster();
+    let token = c.token(false);
+    let joined = c.client().join(&token, "node-2").unwrap();
+    assert!(joined.certificate.contains("BEGIN CERTIFICATE"));
+    assert_eq!(joined.ca, c.ca_pem);
+    assert_eq!(c.joined_nodes(), vec!["node-2.json".to_string()]);
+    let uses = &c.tokens().list().unwrap()[0].uses;
+    assert_eq!(uses.len(), 1);
+    assert_eq!(uses[0].node, "node-2");
+
+    let node = Client::new(&c.addr(), &c.hash, Some((&joined.certificate, &joined.key))).unwrap();
+    let info = node.cluster().unwrap();
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("test", "1.0.0")
+    );
+    let index = ImageIndex::from_json(info.index.as_bytes(), Path::new("index.json")).unwrap();
+    let entry = index.get("planet/rootfs.tar").unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("planet/rootfs.tar");
+    // A transfer cut after its first MiB: the next fetch continues from there.
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    std::fs::write(
+        out.path().join("planet/rootfs.tar.part"),
+        &payload()[..1 << 20],
+    )
+    .unwrap();
+    let mut last = 0;
+    let fetched = node
+        .fetch(&entry.path, &entry.sha256, &dest, &mut |done, _| {
+            last = done
+        })
+        .unwrap();
+    assert_eq!(fetched.resumed_from, 1 << 20);
+    assert_eq!(last, PAYLOAD_LEN as u64);
+    assert_eq!(std::fs::read(&dest).unwrap(), payload());
+    assert!(!out.path().join("planet/rootfs.tar.part").exists());
+
+    // A damaged partial file is caught by the index's hash and removed.
+    std::fs::write(
+        out.path().join("planet/rootfs.tar.part"),
+        vec![0u8; 1 << 20],
+    )
+    .unwrap();
+    let e = node
+        .fetch(&entry.path, &entry.sha256, &dest, &mut |_, _| {})
+        .unwrap_err();
+    assert!(matches!(e, AgentError::Damaged { .. }), "{e}");
+    assert!(!out.path().join("planet/rootfs.tar.part").exists());
+
+    // Only the image's own files are served.
+    for path in ["../agent/tokens.json", "/etc/passwd", "planet"] {
+        let e = node
+            .fetch(path, "", &out.path().join("x"), &mut |_, _| {})
+            .unwrap_err();
+        assert_eq!(refused_kind(e).0, ErrorKind::NotFound, "{path}");
+    }
+}
+
+#[test]
+fn a_wrong_ca_hash_is_refused_before_the_token_is_sent() {
+    let c = cluster();
+    let token = c.token(true);
+    let (other_ca, _) = pki_of("elsewhere");
+    let other_hash = tls::ca_hash(&tls::cert_from_pem(&other_ca, "ca").unwrap()).unwrap();
+    let e = Client::new(&c.addr(), &other_hash, None)
+        .unwrap()
+        .join(&token, "node-2")
+        .unwrap_err();
+    assert!(matches!(e, AgentError::CaMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("nothing was sent"), "{e}");
+    // The single-use token was never seen: it still works.
+    assert!(c.tokens().list().unwrap()[0].uses.is_empty());
+    c.client().join(&token, "node-2").unwrap();
+
+    let e = Client::new(&c.addr(), "sha256:abc", None).err().unwrap();
+    assert!(e.to_string().contains("64 hex digits"), "{e}");
+}
+
+#[test]
+fn unknown_expired_revoked_and_replayed_tokens_are_refused_and_leave_nothing() {
+    let c = cluster();
+    let refused = |token: &str| {
+        let e = c.client().join(token, "node-9").unwrap_err();
+        let (kind, message) = refused_kind(e);
+        assert_eq!(kind, ErrorKind::Token, "{message}");
+        message
+    };
+    assert!(refused("abcdef.0123456789abcdef").contains("unknown token"));
+    assert!(refused("not-a-token").contains("unknown token"));
+    // The right id with a wrong secret is just as unknown.
+    let good = c.token(false);
+    let id = good.split('.').next().unwrap();
+    assert!(refused(&format!("{id}.0000000000000000")).contains("unknown token"));
+
+    let (short, _) = c
+        .tokens()
+        .create(Some(Duration::from_secs(1)), false, "")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2100));
+    assert!(refused(&short).contains("expired"));
+
+    c.tokens().revoke(id).unwrap();
+    assert!(refused(&good).contains("revoked"));
+
+    let once = c.token(true);
+    c.client().join(&once, "node-2").unwrap();
+    let message = refused(&once);
+    assert!(
+        message.contains("one use only") && message.contains("node-2"),
+        "{message}"
+    );
+
+    // Only node-2's successful join left anything on the cluster's side.
+    assert_eq!(c.joined_nodes(), vec!["node-2.json".to_string()]);
+    let store = std::fs::metadata(c.tokens().path()).unwrap();
+    assert_eq!(store.permissions().mode() & 0o777, 0o600);
+    let text = std::fs::read_to_string(c.tokens().path()).unwrap();
+    let secret = once.split('.').nth(1).unwrap();
+    assert!(!text.contains(secret), "the token store holds hashes only");
+}
+
+#[test]
+fn requests_without_a_node_certificate_or_with_another_clusters_are_refused() {
+    let c = cluster();
+    let e = c.client().cluster().unwrap_err();
+    assert_eq!(refused_kind(e).0, ErrorKind::Unauthenticated);
+    let e = c
+        .client()
+        .fetch("index.json", "", &c.dir.path().join("x"), &mut |_, _| {})
+        .unwrap_err();
+    assert_eq!(refused_kind(e).0, ErrorKind::Unauthenticated);
+
+    // A node certificate signed by another cluster's CA.
+    let (other_ca, other_key) = pki_of("elsewhere");
+    let other = pki::issue::Ca::from_pem(&other_ca, &other_key).unwrap();
+    let (key, csr) = pki::issue::node_key_and_csr("intruder").unwrap();
+    let cert = other
+        .sign_node(&csr, "intruder", time::OffsetDateTime::now_utc())
+        .unwrap();
+    let e = Client::new(&c.addr(), &c.hash, Some((&cert, &key)))
+        .unwrap()
+        .cluster()
+        .unwrap_err();
+    assert!(matches!(e, AgentError::CertificateRefused { .. }), "{e}");
+
+    // A certificate of this cluster's CA that is not a node's (no gravity:nodes organization).
+    let ca = pki::issue::Ca::from_pem(&c.ca_pem, &c.ca_key).unwrap();
+    let (server_cert, server_key) = ca
+        .agent_server(
+            &[IpAddr::from([127, 0, 0, 1])],
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+    let e = Client::new(&c.addr(), &c.hash, Some((&server_cert, &server_key)))
+        .unwrap()
+        .cluster();
+    assert!(e.is_err(), "a serving certificate is no node's identity");
+}
+
+#[test]
+fn bad_node_names_are_refused_and_keep_the_token() {
+    let c = cluster();
+    let token = c.token(true);
+    for name in ["", "Node_2", "-x", &"a".repeat(64)] {
+        let e = c.client().join(&token, name);
+        // Names the CSR cannot even carry fail on the node before anything is sent.
+        if let Err(AgentError::Refused { kind, .. }) = &e {
+            assert_eq!(*kind, ErrorKind::Invalid, "{name}");
+        } else {
+            assert!(e.is_err(), "{name}");
+        }
+    }
+    assert!(c.tokens().list().unwrap()[0].uses.is_empty());
+    assert!(c.joined_nodes().is_empty());
+}
+
+#[test]
+fn token_store_lists_without_secrets_and_revokes_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TokenStore::new(&dir.path().join("tokens.json"));
+    assert!(store.list().unwrap().is_empty());
+    let (token, record) = store.create(None, false, "for the lab").unwrap();
+    let (id, secret) = token.split_once('.').unwrap();
+    assert_eq!((id.len(), secret.len()), (6, 16));
+    assert_eq!(record.id, id);
+    assert_eq!(record.expires, None);
+    assert_eq!(record.state(tokens::now()), "valid");
+    assert!(matches!(
+        store.revoke("zzzzzz"),
+        Err(TokenError::NoSuchId(_))
+    ));
+    assert_eq!(store.revoke(&token).unwrap().state(0), "revoked");
+    assert!(matches!(
+        store.redeem(&token, "n"),
+        Err(TokenError::Revoked { .. })
+    ));
+}
