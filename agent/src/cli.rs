@@ -91,6 +91,12 @@ pub enum Command {
     Restore(cmd::backup::Args),
     /// Write a debug report (logs, plans, status, the dump hook's output) into FILE
     Report(cmd::report::Args),
+    /// The join agent: answers hosts joining this cluster
+    #[command(subcommand)]
+    Agent(cmd::agent::AgentCommand),
+    /// Create, list or revoke the tokens hosts join this cluster with
+    #[command(subcommand)]
+    Token(cmd::token::TokenCommand),
 }
 
 impl Command {
@@ -112,6 +118,8 @@ impl Command {
             Command::Backup(_) => "backup",
             Command::Restore(_) => "restore",
             Command::Report(_) => "report",
+            Command::Agent(_) => "agent",
+            Command::Token(_) => "token",
         }
     }
 
@@ -126,6 +134,9 @@ impl Command {
                 | Command::Kubectl(_)
                 | Command::Status(_)
                 | Command::Plan(_)
+                // The agent logs to the journal or its daemon's file; tokens are secrets.
+                | Command::Agent(_)
+                | Command::Token(_)
                 // Asked once a minute by planet's supervisor.
                 | Command::App(cmd::app::AppCommand::Status)
         )

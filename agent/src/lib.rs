@@ -6,6 +6,7 @@ pub mod effects;
 pub mod hooks;
 pub mod host;
 pub mod install;
+pub mod join;
 pub mod logging;
 pub mod node;
 pub mod source;

@@ -19,6 +19,8 @@
 //! <state>/operation/             the journal (crate operation)
 //! <state>/upgrade/previous/      the node's configuration before the last upgrade (its rollback)
 //! <state>/planet/                planet's configuration, images, data and runtime (crate planet)
+//! <state>/agent/                 the join agent: its certificate, the join tokens (hashed), the
+//!                                install's join token (0600), the nodes that joined
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -93,6 +95,36 @@ impl StateDir {
     }
     pub fn logs(&self) -> PathBuf {
         self.root.join("logs")
+    }
+    /// The join agent's directory (0700).
+    pub fn agent(&self) -> PathBuf {
+        self.root.join("agent")
+    }
+    /// The join tokens, only their hashes (0600).
+    pub fn join_tokens(&self) -> PathBuf {
+        self.agent().join("tokens.json")
+    }
+    /// The token the install created, whole, so that `gravity status` can print the join
+    /// command while it is valid (0600, root's).
+    pub fn join_token(&self) -> PathBuf {
+        self.agent().join("join-token")
+    }
+    pub fn agent_cert(&self) -> PathBuf {
+        self.agent().join("agent.crt")
+    }
+    pub fn agent_key(&self) -> PathBuf {
+        self.agent().join("agent.key")
+    }
+    /// One record per node that joined.
+    pub fn joined_nodes(&self) -> PathBuf {
+        self.agent().join("nodes")
+    }
+    /// The pid of gravity's daemon running the agent, where systemd is not PID 1.
+    pub fn agent_pid(&self) -> PathBuf {
+        self.agent().join("daemon.pid")
+    }
+    pub fn agent_log(&self) -> PathBuf {
+        self.logs().join("agent.log")
     }
     pub fn journal(&self) -> operation::Journal {
         operation::Journal::new(&self.root)

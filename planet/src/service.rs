@@ -26,7 +26,7 @@ pub enum ServiceError {
     Systemctl(#[from] systemd::manager::ManagerError),
     #[error("planet is not configured: {0} is missing (gravity install writes it)")]
     NotConfigured(PathBuf),
-    #[error("cannot start planet's daemon ({exe}): {source}")]
+    #[error("cannot start gravity's daemon ({exe}): {source}")]
     Spawn {
         exe: PathBuf,
         source: std::io::Error,
@@ -170,7 +170,12 @@ fn wait_running(paths: &Paths, timeout: Duration, since: Option<u64>) -> Result<
 
 /// The daemon's pid, if it runs.
 fn daemon_pid(paths: &Paths) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(paths.daemon_pid())
+    running_pid(&paths.daemon_pid())
+}
+
+/// The pid in `pid_file`, if that process runs and is a gravity daemon.
+pub fn running_pid(pid_file: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(pid_file)
         .ok()?
         .trim()
         .parse()
@@ -181,11 +186,32 @@ fn daemon_pid(paths: &Paths) -> Option<i32> {
 }
 
 fn spawn_daemon(paths: &Paths) -> Result<(), ServiceError> {
+    // planet.log is the only record of planet's runs on such hosts: info level, without
+    // libcontainer's per-start warnings about controllers this host lacks.
+    let filter = std::env::var("GRAVITY_PLANET_LOG")
+        .unwrap_or_else(|_| "info,libcgroups=error,libcontainer=error".to_string());
+    let args = [
+        "planet".into(),
+        "daemon".into(),
+        "--state-dir".into(),
+        paths.state_dir.clone().into_os_string(),
+    ];
     let exe = std::env::current_exe().map_err(|source| ServiceError::Spawn {
         exe: PathBuf::from("gravity"),
         source,
     })?;
-    let log = paths.log();
+    spawn_detached(&exe, &args, &paths.log(), &filter)
+}
+
+/// Starts `EXE ARGS` (gravity's `daemon` subcommand, which forks once more and returns) in a
+/// session of its own, its output appended to `log`, logging at `filter`.
+pub fn spawn_detached(
+    exe: &Path,
+    args: &[std::ffi::OsString],
+    log: &Path,
+    filter: &str,
+) -> Result<(), ServiceError> {
+    let exe = exe.to_path_buf();
     let spawn_err = |source| ServiceError::Spawn {
         exe: exe.clone(),
         source,
@@ -194,16 +220,11 @@ fn spawn_daemon(paths: &Paths) -> Result<(), ServiceError> {
     let out = std::fs::File::options()
         .create(true)
         .append(true)
-        .open(&log)
+        .open(log)
         .map_err(spawn_err)?;
     let err = out.try_clone().map_err(spawn_err)?;
     let mut cmd = Command::new(&exe);
-    // planet.log is the only record of planet's runs on such hosts: info level, without
-    // libcontainer's per-start warnings about controllers this host lacks.
-    let filter = std::env::var("GRAVITY_PLANET_LOG")
-        .unwrap_or_else(|_| "info,libcgroups=error,libcontainer=error".to_string());
-    cmd.args(["planet", "daemon", "--state-dir"])
-        .arg(&paths.state_dir)
+    cmd.args(args)
         .env("RUST_LOG", filter)
         .stdin(Stdio::null())
         .stdout(out)
@@ -232,6 +253,24 @@ fn spawn_daemon(paths: &Paths) -> Result<(), ServiceError> {
 /// when it exits on its own, with a backoff (1 s doubling to 30 s; back to 1 s after a minute
 /// of uptime). SIGTERM stops the current supervisor and the daemon.
 pub fn daemon(state_dir: &Path) -> std::io::Result<u8> {
+    let paths = Paths::new(state_dir);
+    let args = [
+        "planet".into(),
+        "run".into(),
+        "--state-dir".into(),
+        state_dir.as_os_str().to_owned(),
+    ];
+    keep_running(&paths.daemon_pid(), &args, "the supervisor")
+}
+
+/// Detaches (second fork), records its pid in `pid_file`, then runs `gravity ARGS` and
+/// restarts it when it exits on its own, with a backoff (1 s doubling to 30 s; back to 1 s
+/// after a minute of uptime). SIGTERM stops the child and the daemon.
+pub fn keep_running(
+    pid_file: &Path,
+    args: &[std::ffi::OsString],
+    what: &str,
+) -> std::io::Result<u8> {
     // SAFETY: fork(2) in a single-threaded process (clap and logging start no threads); the
     // child continues with ordinary code, the parent only exits.
     match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
@@ -244,23 +283,14 @@ pub fn daemon(state_dir: &Path) -> std::io::Result<u8> {
     // SAFETY: close_range(2) takes no pointers; no descriptor from 3 up belongs to this
     // process's own code at this point (clap and logging keep none open).
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    let paths = Paths::new(state_dir);
-    super::write_atomic(
-        &paths.daemon_pid(),
-        std::process::id().to_string().as_bytes(),
-    )?;
+    super::write_atomic(pid_file, std::process::id().to_string().as_bytes())?;
     let signals = SignalPipe::install(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP])?;
     let exe = std::env::current_exe()?;
     let mut backoff = Duration::from_secs(1);
     let mut stopping = false;
     let result = loop {
         let started = Instant::now();
-        let mut child = match Command::new(&exe)
-            .args(["planet", "run", "--state-dir"])
-            .arg(state_dir)
-            .stdin(Stdio::null())
-            .spawn()
-        {
+        let mut child = match Command::new(&exe).args(args).stdin(Stdio::null()).spawn() {
             Ok(c) => c,
             Err(e) => break Err(e),
         };
@@ -286,9 +316,7 @@ pub fn daemon(state_dir: &Path) -> std::io::Result<u8> {
         if started.elapsed() > Duration::from_secs(60) {
             backoff = Duration::from_secs(1);
         }
-        eprintln!(
-            "gravity planet daemon: the supervisor exited ({status}); restarting it in {backoff:?}"
-        );
+        eprintln!("gravity daemon: {what} exited ({status}); restarting it in {backoff:?}");
         // Sleep, but wake up for a stop request.
         let mut fds = [PollFd::new(signals.fd(), PollFlags::POLLIN)];
         let ms = backoff.as_millis() as i32;
@@ -304,6 +332,6 @@ pub fn daemon(state_dir: &Path) -> std::io::Result<u8> {
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
     };
-    let _ = std::fs::remove_file(paths.daemon_pid());
+    let _ = std::fs::remove_file(pid_file);
     result
 }

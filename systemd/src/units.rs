@@ -20,6 +20,7 @@ pub enum UnitError {
 /// Where units of the local administrator live; ours belong there, not in /lib.
 pub const UNIT_DIR: &str = "etc/systemd/system";
 pub const PLANET_UNIT: &str = "gravity-planet.service";
+pub const AGENT_UNIT: &str = "gravity-agent.service";
 
 /// What a planet unit needs to know.
 #[derive(Debug, Clone)]
@@ -42,6 +43,41 @@ impl PlanetUnit {
         .join(" ");
         render(
             include_str!("templates/gravity-planet.service"),
+            &BTreeMap::from([
+                ("gravity_version", env!("CARGO_PKG_VERSION").to_string()),
+                ("cluster", self.cluster.clone()),
+                ("cluster_version", self.cluster_version.clone()),
+                (
+                    "state_dir",
+                    escape_specifiers(&self.state_dir.to_string_lossy()),
+                ),
+                ("exec_start", exec_start),
+            ]),
+        )
+    }
+}
+
+/// What the join agent's unit needs to know.
+#[derive(Debug, Clone)]
+pub struct AgentUnit {
+    pub gravity: PathBuf,
+    pub state_dir: PathBuf,
+    pub cluster: String,
+    pub cluster_version: String,
+}
+
+impl AgentUnit {
+    pub fn render(&self) -> String {
+        let exec_start = [
+            quote(&self.gravity.to_string_lossy()),
+            "agent".into(),
+            "serve".into(),
+            "--state-dir".into(),
+            quote(&self.state_dir.to_string_lossy()),
+        ]
+        .join(" ");
+        render(
+            include_str!("templates/gravity-agent.service"),
             &BTreeMap::from([
                 ("gravity_version", env!("CARGO_PKG_VERSION").to_string()),
                 ("cluster", self.cluster.clone()),

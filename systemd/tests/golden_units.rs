@@ -40,3 +40,17 @@ fn planet_unit_with_an_unusual_state_dir() {
     );
     assert!(text.contains("RequiresMountsFor=/srv/100%%/state"));
 }
+
+#[test]
+fn agent_unit() {
+    let unit = systemd::units::AgentUnit {
+        gravity: PathBuf::from("/var/lib/gravity/bin/gravity"),
+        state_dir: PathBuf::from("/var/lib/gravity"),
+        cluster: "MyCluster".into(),
+        cluster_version: "1.2.3-alpha.1".into(),
+    };
+    golden(
+        "gravity-agent.service",
+        &unit.render().replace(env!("CARGO_PKG_VERSION"), "VERSION"),
+    );
+}

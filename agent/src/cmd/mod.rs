@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod agent;
 pub mod app;
 pub mod backup;
 pub mod check;
@@ -12,6 +13,7 @@ pub mod plan;
 pub mod planet;
 pub mod report;
 pub mod status;
+pub mod token;
 pub mod uninstall;
 pub mod upgrade;
 
@@ -36,5 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup(a) => backup::backup(&cli.global, a),
         Command::Restore(a) => backup::restore(&cli.global, a),
         Command::Report(a) => report::run(&cli.global, a),
+        Command::Agent(c) => agent::run(&cli.global, c),
+        Command::Token(c) => token::run(&cli.global, c),
     }
 }

@@ -25,7 +25,34 @@ struct Status {
     /// The application's status hook's answer, asked now (none without the hook).
     application: Option<AppStatus>,
     operation: Option<Plan>,
+    /// How other hosts join (none where the cluster has no join agent).
+    join: Option<Join>,
     healthy: bool,
+}
+
+#[derive(Serialize)]
+struct Join {
+    /// Whether the join agent answered just now.
+    agent: bool,
+    ca_hash: String,
+    /// With the install's token, while it is valid.
+    command: Option<String>,
+}
+
+fn join_info(layout: &StateDir, cluster: &ClusterRecord) -> Option<Join> {
+    if !layout.agent_cert().exists() {
+        return None;
+    }
+    let ca_hash = crate::join::command::ca_hash(layout).ok()?;
+    let agent = crate::join::service::wait_ready(layout, std::time::Duration::ZERO).is_ok();
+    let command = crate::join::command::install_token(layout).map(|token| {
+        crate::join::command::render(&cluster.node.advertise_ip.to_string(), &token, &ca_hash)
+    });
+    Some(Join {
+        agent,
+        ca_hash,
+        command,
+    })
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
@@ -41,13 +68,17 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let healthy =
-        cluster.is_some() && planet.is_healthy() && application.as_ref().is_none_or(|a| a.ok);
+    let join = cluster.as_ref().and_then(|c| join_info(&layout, c));
+    let healthy = cluster.is_some()
+        && planet.is_healthy()
+        && application.as_ref().is_none_or(|a| a.ok)
+        && join.as_ref().is_none_or(|j| j.agent);
     let status = Status {
         cluster,
         planet,
         application,
         operation,
+        join,
         healthy,
     };
     match args.output {
@@ -81,6 +112,20 @@ fn render(s: &Status) -> String {
     if let Some(app) = &s.application {
         out.push_str(&app.render());
         out.push('\n');
+    }
+    if let Some(j) = &s.join {
+        if !j.agent {
+            out.push_str(&format!(
+                "join:       the join agent does not answer on port {}: see `gravity agent status`\n",
+                rpc::agent::PORT
+            ));
+        }
+        match &j.command {
+            Some(c) => out.push_str(&format!("join:       {c}\n")),
+            None => out.push_str(
+                "join:       the install's token is no longer valid: `gravity token create` prints a join command\n",
+            ),
+        }
     }
     if let Some(op) = &s.operation {
         let done = op

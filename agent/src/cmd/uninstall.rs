@@ -103,6 +103,7 @@ pub fn uninstall(
     let dir = layout.root();
     // Teardown first, while planet runs: what its Kubernetes put on the host goes with it.
     effects.planet.teardown(dir)?;
+    effects.agent.remove(layout)?;
     phases_api::remove_unit(effects)?;
     phases_api::unlink_from_path(effects, layout);
     for kept in phases_api::remove_volumes(effects, layout)? {

@@ -88,6 +88,9 @@ impl FakeHost {
             images: Box::new(FakePush {
                 log: self.log.clone(),
             }),
+            agent: Box::new(FakeAgent {
+                log: self.log.clone(),
+            }),
         }
     }
 
@@ -300,5 +303,27 @@ impl crate::hooks::HookRunner for FakeHooks {
             format!("helm merge {} values files, set {sets:?}", files.len()),
         );
         Ok("{}\n".into())
+    }
+}
+
+struct FakeAgent {
+    log: Log,
+}
+
+impl crate::join::AgentService for FakeAgent {
+    fn start(
+        &self,
+        _layout: &crate::state_dir::StateDir,
+        unit: &systemd::units::AgentUnit,
+    ) -> anyhow::Result<()> {
+        say(
+            &self.log,
+            format!("agent start: {} agent serve", unit.gravity.display()),
+        );
+        Ok(())
+    }
+    fn remove(&self, _layout: &crate::state_dir::StateDir) -> anyhow::Result<()> {
+        say(&self.log, "agent remove".into());
+        Ok(())
     }
 }

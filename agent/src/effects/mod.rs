@@ -30,6 +30,8 @@ pub struct Effects {
     pub images: Box<dyn ImagePush>,
     /// The application's hooks, as Jobs in planet's Kubernetes.
     pub hooks: Box<dyn crate::hooks::HookRunner>,
+    /// The join agent's host service.
+    pub agent: Box<dyn crate::join::AgentService>,
 }
 
 /// Kernel settings: read through `host`, changed through `changer`.
@@ -54,6 +56,7 @@ impl Effects {
             planet: Box::new(HostPlanet),
             images: Box::new(RegistryPush),
             hooks: Box::new(crate::hooks::KubeHooks),
+            agent: Box::new(crate::join::HostAgentService::host()),
         }
     }
 }

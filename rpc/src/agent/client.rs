@@ -101,6 +101,15 @@ impl Client {
 
     /// A TLS connection that has said hello.
     fn connect(&self) -> Result<Tls, AgentError> {
+        let mut tls = self.connect_raw()?;
+        match self.call(&mut tls, &Request::Hello { version: VERSION })? {
+            Response::Hello { .. } => Ok(tls),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// A TLS connection, its handshake done.
+    fn connect_raw(&self) -> Result<Tls, AgentError> {
         let connect_err = |source| AgentError::Connect {
             addr: self.addr.clone(),
             source,
@@ -129,10 +138,7 @@ impl Client {
                 return Err(self.tls_error(e));
             }
         }
-        match self.call(&mut tls, &Request::Hello { version: VERSION })? {
-            Response::Hello { .. } => Ok(tls),
-            other => Err(self.unexpected(other)),
-        }
+        Ok(tls)
     }
 
     /// What a failed handshake means for the user.
@@ -188,6 +194,15 @@ impl Client {
         AgentError::Protocol {
             addr: self.addr.clone(),
             detail: format!("unexpected answer {r:?}"),
+        }
+    }
+
+    /// The cluster's name, from its agent's hello (no certificate needed).
+    pub fn hello(&self) -> Result<String, AgentError> {
+        let mut tls = self.connect_raw()?;
+        match self.call(&mut tls, &Request::Hello { version: VERSION })? {
+            Response::Hello { cluster, .. } => Ok(cluster),
+            other => Err(self.unexpected(other)),
         }
     }
 

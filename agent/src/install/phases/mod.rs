@@ -8,6 +8,7 @@ pub(crate) mod finish;
 pub(crate) mod health;
 pub(crate) mod hooks;
 pub(crate) mod images;
+pub(crate) mod join_agent;
 pub(super) mod kernel;
 pub(crate) mod node_ready;
 pub(crate) mod pki;
@@ -43,6 +44,7 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
         Box::new(hooks::INSTALL),
         Box::new(hooks::POST_INSTALL),
         Box::new(finish::Finish),
+        Box::new(join_agent::JoinAgent),
     ]
 }
 

@@ -1,0 +1,59 @@
+//! `gravity agent serve`: the join agent of this node's cluster, in the foreground.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use rpc::agent::{PORT, Server, Shared};
+
+use crate::install::state::ClusterRecord;
+use crate::state_dir::StateDir;
+
+/// Builds the server from the state directory: the cluster's record, CA and the agent's own
+/// certificate, which install made.
+pub fn server(layout: &StateDir, port: u16) -> anyhow::Result<Server> {
+    let record = ClusterRecord::load(layout)?.with_context(|| {
+        format!(
+            "nothing is installed in {}: the join agent serves an installed cluster",
+            layout.root().display()
+        )
+    })?;
+    let read = |path: std::path::PathBuf| {
+        std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {}: run `gravity install --resume` to make the agent's files",
+                path.display()
+            )
+        })
+    };
+    let pki = layout.pki();
+    let ca_pem = read(pki.join("ca.crt"))?;
+    let ca = pki::issue::Ca::from_pem(&ca_pem, &read(pki.join("ca.key"))?)?;
+    let tls = rpc::agent::tls::server_config(
+        &ca_pem,
+        &read(layout.agent_cert())?,
+        &read(layout.agent_key())?,
+    )?;
+    let shared = Shared {
+        cluster: record.name,
+        version: record.version,
+        tls,
+        tokens: super::command::tokens(layout),
+        ca,
+        ca_pem,
+        image_dir: record.image_dir,
+        nodes_dir: layout.joined_nodes(),
+    };
+    Ok(Server::bind(
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+        shared,
+    )?)
+}
+
+/// Serves until the process is stopped (systemd or gravity's daemon sends SIGTERM).
+pub fn run(layout: &StateDir) -> anyhow::Result<()> {
+    let server = server(layout, PORT)?;
+    tracing::info!(addr = %server.local_addr()?, "the join agent is listening");
+    server.serve(&AtomicBool::new(false));
+    Ok(())
+}
