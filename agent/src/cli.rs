@@ -91,6 +91,9 @@ pub enum Command {
     Restore(cmd::backup::Args),
     /// Write a debug report (logs, plans, status, the dump hook's output) into FILE
     Report(cmd::report::Args),
+    /// Join this host to a cluster (preview: authenticates and fetches the cluster image; adding
+    /// the node to etcd and Kubernetes is not built yet)
+    Join(cmd::join::Args),
     /// The join agent: answers hosts joining this cluster
     #[command(subcommand)]
     Agent(cmd::agent::AgentCommand),
@@ -119,6 +122,7 @@ impl Command {
             Command::Restore(_) => "restore",
             Command::Report(_) => "report",
             Command::Agent(_) => "agent",
+            Command::Join(_) => "join",
             Command::Token(_) => "token",
         }
     }

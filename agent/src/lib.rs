@@ -20,6 +20,7 @@ pub fn plan_kinds() -> operation::Registry {
     operation::Registry::new()
         .with(install::InstallKind)
         .with(upgrade::UpgradeKind)
+        .with(join::plan::JoinKind)
 }
 
 use clap::Parser;

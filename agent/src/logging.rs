@@ -53,7 +53,7 @@ pub fn init(global: &GlobalArgs, command: &'static str, to_file: bool) -> anyhow
         .try_init()
         .context("cannot set up logging")?;
     if let Some(p) = &path {
-        tracing::debug!(log = %p.display(), args = ?std::env::args().collect::<Vec<_>>(), "gravity {}", env!("CARGO_PKG_VERSION"));
+        tracing::debug!(log = %p.display(), args = ?redacted(std::env::args()), "gravity {}", env!("CARGO_PKG_VERSION"));
     }
     Ok(LogGuard { file: path })
 }
@@ -77,4 +77,51 @@ fn open_log_file(global: &GlobalArgs, command: &str) -> std::io::Result<(PathBuf
     let path = dir.join(format!("{command}-{stamp}-{}.log", std::process::id()));
     let file = File::options().create(true).append(true).open(&path)?;
     Ok((path, file))
+}
+
+/// The command line without secrets: the value of `--token` never reaches a log.
+fn redacted(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut hide_next = false;
+    args.map(|a| {
+        if std::mem::take(&mut hide_next) {
+            "<redacted>".to_string()
+        } else if a == "--token" {
+            hide_next = true;
+            a
+        } else if a.starts_with("--token=") {
+            "--token=<redacted>".to_string()
+        } else {
+            a
+        }
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    #[test]
+    fn tokens_never_reach_the_log() {
+        let args = [
+            "gravity",
+            "join",
+            "10.0.0.1",
+            "--token=abc.def",
+            "--token",
+            "ghi.jkl",
+            "--ca-hash=x",
+        ];
+        let out = super::redacted(args.iter().map(|s| s.to_string()));
+        assert_eq!(
+            out,
+            [
+                "gravity",
+                "join",
+                "10.0.0.1",
+                "--token=<redacted>",
+                "--token",
+                "<redacted>",
+                "--ca-hash=x"
+            ]
+        );
+    }
 }

@@ -123,6 +123,17 @@ impl StateDir {
     pub fn agent_pid(&self) -> PathBuf {
         self.agent().join("daemon.pid")
     }
+    /// On a joined node: its client certificate and key (0600) from the cluster, and the
+    /// cluster's CA it was pinned to.
+    pub fn node_cert(&self) -> PathBuf {
+        self.agent().join("node.crt")
+    }
+    pub fn node_key(&self) -> PathBuf {
+        self.agent().join("node.key")
+    }
+    pub fn cluster_ca(&self) -> PathBuf {
+        self.agent().join("cluster-ca.crt")
+    }
     pub fn agent_log(&self) -> PathBuf {
         self.logs().join("agent.log")
     }

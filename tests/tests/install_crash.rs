@@ -13,7 +13,7 @@ use tests::serial;
 
 /// The install's phases, in order. A new phase must be added here, and so gets crash-tested
 /// (the test fails when the plan has a phase this list lacks).
-const PHASES: [&str; 19] = [
+const PHASES: [&str; 20] = [
     "agent",
     "checks",
     "kernel",
@@ -33,6 +33,7 @@ const PHASES: [&str; 19] = [
     "install-hook",
     "post-install-hook",
     "finish",
+    "join-agent",
 ];
 
 /// What must be identical after any interrupted-then-resumed install: planet's configuration,

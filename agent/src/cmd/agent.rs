@@ -33,8 +33,7 @@ pub fn run(global: &GlobalArgs, command: AgentCommand) -> anyhow::Result<ExitCod
                 "--state-dir".into(),
                 layout.root().as_os_str().to_owned(),
             ];
-            let code =
-                planet::service::keep_running(&layout.agent_pid(), &args, "the join agent")?;
+            let code = planet::service::keep_running(&layout.agent_pid(), &args, "the join agent")?;
             Ok(ExitCode::from(code))
         }
         AgentCommand::Status => {

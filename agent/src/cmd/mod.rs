@@ -7,6 +7,7 @@ pub mod check;
 pub mod completions;
 pub mod image;
 pub mod install;
+pub mod join;
 pub mod kubectl;
 pub mod leave;
 pub mod plan;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore(a) => backup::restore(&cli.global, a),
         Command::Report(a) => report::run(&cli.global, a),
         Command::Agent(c) => agent::run(&cli.global, c),
+        Command::Join(a) => join::run(&cli.global, a),
         Command::Token(c) => token::run(&cli.global, c),
     }
 }

@@ -48,7 +48,10 @@ pub fn parse_ttl(s: &str) -> Result<Option<Duration>, String> {
         _ => return Err(format!("\"{s}\": the unit must be s, m, h or d")),
     };
     if secs == 0 {
-        return Err("a token valid for no time at all cannot be used: give a duration, or 0 for no expiry".into());
+        return Err(
+            "a token valid for no time at all cannot be used: give a duration, or 0 for no expiry"
+                .into(),
+        );
     }
     Ok(Some(Duration::from_secs(secs)))
 }
@@ -84,7 +87,10 @@ pub fn run(global: &GlobalArgs, command: TokenCommand) -> anyhow::Result<ExitCod
             );
         }
         TokenCommand::List => {
-            println!("{:<8} {:<8} {:<12} {:<5} DESCRIPTION", "ID", "STATE", "EXPIRES", "USES");
+            println!(
+                "{:<8} {:<8} {:<12} {:<5} DESCRIPTION",
+                "ID", "STATE", "EXPIRES", "USES"
+            );
             for t in store.list()? {
                 let expires = match t.expires {
                     None => "never".to_string(),

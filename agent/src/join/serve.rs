@@ -35,14 +35,15 @@ pub fn server(layout: &StateDir, port: u16) -> anyhow::Result<Server> {
         &read(layout.agent_key())?,
     )?;
     let shared = Shared {
-        cluster: record.name,
-        version: record.version,
+        cluster: record.name.clone(),
+        version: record.version.clone(),
         tls,
         tokens: super::command::tokens(layout),
         ca,
         ca_pem,
-        image_dir: record.image_dir,
+        image_dir: record.image_dir.clone(),
         nodes_dir: layout.joined_nodes(),
+        first_node: record.node.node_name.clone(),
     };
     Ok(Server::bind(
         SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),

@@ -10,6 +10,6 @@ mod verify;
 pub use error::ArchiveError;
 pub use index::{ImageIndex, IndexEntry, Kind, hash_file};
 pub use pack::{Compression, DEFAULT_MTIME, PackEntry, PackOptions, Source, pack};
-pub use paths::{normalize_entry_path, resolve_beneath};
+pub use paths::{check_symlink_target, normalize_entry_path, resolve_beneath};
 pub use unpack::{Limits, UnpackOptions, UnpackReport, unpack};
 pub use verify::{VerifyReport, verify_dir};

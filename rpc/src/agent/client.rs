@@ -235,6 +235,15 @@ impl Client {
         }
     }
 
+    /// Asks the cluster to forget this node (an undone join).
+    pub fn leave(&self) -> Result<(), AgentError> {
+        let mut tls = self.connect()?;
+        match self.call(&mut tls, &Request::Leave)? {
+            Response::Left { .. } => Ok(()),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
     /// The cluster's name, version and image index (needs the node's certificate).
     pub fn cluster(&self) -> Result<ClusterInfo, AgentError> {
         let mut tls = self.connect()?;

@@ -21,6 +21,8 @@ pub enum Request {
         path: String,
         offset: u64,
     },
+    /// Forget this node: an undone join (needs the node's certificate).
+    Leave,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +42,9 @@ pub enum Response {
         path: String,
         size: u64,
         offset: u64,
+    },
+    Left {
+        node: String,
     },
     Error {
         kind: ErrorKind,

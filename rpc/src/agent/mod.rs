@@ -20,7 +20,7 @@ mod tests;
 
 pub use client::{Client, Fetched, Joined};
 pub use messages::{ClusterInfo, ErrorKind, Request, Response};
-pub use server::{Server, ServerHandle, Shared};
+pub use server::{Server, ServerHandle, Shared, valid_node_name};
 
 /// The agent's port on the first node.
 pub const PORT: u16 = 3012;

@@ -36,6 +36,8 @@ pub struct Shared {
     pub image_dir: PathBuf,
     /// Where each joined node is recorded (`<node>.json`).
     pub nodes_dir: PathBuf,
+    /// The first node's name: no other node may take it.
+    pub first_node: String,
 }
 
 pub struct Server {
@@ -224,6 +226,10 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Resul
                 send(&mut tls, &answer)?;
             }
             Request::Fetch { path, offset } => fetch(shared, &mut tls, &path, offset)?,
+            Request::Leave => {
+                let node = node.clone().unwrap_or_default();
+                send(&mut tls, &leave(shared, &node))?;
+            }
         }
     }
 }
@@ -263,6 +269,22 @@ fn join(shared: &Shared, token: &str, node: &str, csr: &str, peer: SocketAddr) -
             ),
         );
     }
+    let record_path = shared.nodes_dir.join(format!("{node}.json"));
+    let recorded_token = std::fs::read(&record_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|v| v["token"].as_str().unwrap_or_default().to_string());
+    let token_id = token.split('.').next().unwrap_or_default();
+    // A node that joined already may only ask again with its own token (a retry whose first
+    // answer was lost); no node may take the first node's name.
+    if node == shared.first_node || recorded_token.as_deref().is_some_and(|t| t != token_id) {
+        return error(
+            ErrorKind::Invalid,
+            format!(
+                "a node named {node} is already in the cluster: give this host another name (--node-name)"
+            ),
+        );
+    }
     let record = match shared.tokens.redeem(token, node) {
         Ok(r) => r,
         Err(e) => {
@@ -281,7 +303,6 @@ fn join(shared: &Shared, token: &str, node: &str, csr: &str, peer: SocketAddr) -
             return error(ErrorKind::Invalid, format!("the node's CSR: {e}"));
         }
     };
-    let record_path = shared.nodes_dir.join(format!("{node}.json"));
     let entry = serde_json::json!({
         "node": node,
         "address": peer.ip().to_string(),
@@ -301,6 +322,38 @@ fn join(shared: &Shared, token: &str, node: &str, csr: &str, peer: SocketAddr) -
     Response::Joined {
         certificate,
         ca: shared.ca_pem.clone(),
+    }
+}
+
+/// Forgets a node whose join was undone: its record, and its use of the token (so that a
+/// single-use token works again for the retry).
+fn leave(shared: &Shared, node: &str) -> Response {
+    let path = shared.nodes_dir.join(format!("{node}.json"));
+    let token = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["token"].as_str().map(str::to_string));
+    if let Some(id) = token
+        && let Err(e) = shared.tokens.unredeem(&id, node)
+    {
+        return Response::Error {
+            kind: ErrorKind::Internal,
+            message: e.to_string(),
+        };
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Response::Error {
+                kind: ErrorKind::Internal,
+                message: format!("cannot remove {}: {e}", path.display()),
+            };
+        }
+    }
+    tracing::info!(node, "node left");
+    Response::Left {
+        node: node.to_string(),
     }
 }
 

@@ -79,6 +79,7 @@ fn cluster() -> Cluster {
         ca_pem: ca_pem.clone(),
         image_dir: dir.path().join("image"),
         nodes_dir: dir.path().join("agent/nodes"),
+        first_node: "first".into(),
     };
     let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shared).unwrap();
     let handle = server.spawn().unwrap();

@@ -275,6 +275,10 @@ impl TokenStore {
                 .iter_mut()
                 .find(|t| t.id == id && same(&t.sha256, &hash(secret)))
                 .ok_or(TokenError::Unknown)?;
+            // The same node again (its first answer was lost): not a second use.
+            if t.state(at) == "used" && t.uses.iter().any(|u| u.node == node) {
+                return Ok((t.clone(), false));
+            }
             match t.state(at) {
                 "revoked" => Err(TokenError::Revoked { id: t.id.clone() }),
                 "expired" => Err(TokenError::Expired {

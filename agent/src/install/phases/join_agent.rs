@@ -50,8 +50,11 @@ impl Phase<Ctx> for JoinAgent {
             durable::write_atomic_mode(&layout.agent_cert(), cert.as_bytes(), 0o644)?;
         }
         if command::install_token(&layout).is_none() {
-            let (token, _) =
-                command::tokens(&layout).create(Some(INSTALL_TOKEN_TTL), false, "made by install")?;
+            let (token, _) = command::tokens(&layout).create(
+                Some(INSTALL_TOKEN_TTL),
+                false,
+                "made by install",
+            )?;
             durable::write_atomic_mode(&layout.join_token(), token.as_bytes(), 0o600)?;
         }
         let unit = AgentUnit {

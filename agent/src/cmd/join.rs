@@ -1,0 +1,98 @@
+//! `gravity join ADDR --token=... --ca-hash=...`: this host joins the cluster whose first node
+//! answers at ADDR (the command `gravity status` prints there).
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::bail;
+
+use crate::cli::GlobalArgs;
+use crate::install::progress::Progress;
+use crate::join::plan::{self, JoinParams, Start};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The first node's address (its advertise address, as `gravity status` prints it)
+    #[arg(required_unless_present = "resume")]
+    pub addr: Option<String>,
+    /// The join token (`gravity token create` on the first node)
+    #[arg(long, env = "GRAVITY_JOIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The cluster CA's hash, `sha256:...`: the first node is trusted only if it matches
+    #[arg(long, required_unless_present = "resume")]
+    pub ca_hash: Option<String>,
+    /// The node profile this host runs (default: the cluster's choice)
+    #[arg(long)]
+    pub role: Option<String>,
+    /// The address other nodes reach this host at (default: the one of the default route)
+    #[arg(long)]
+    pub advertise_addr: Option<IpAddr>,
+    /// This node's name in the cluster (default: the host's name)
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Continue an interrupted join
+    #[arg(long)]
+    pub resume: bool,
+}
+
+pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("gravity join changes the host: run it as root");
+    }
+    let started = Instant::now();
+    let start = if args.resume {
+        Start::Resume
+    } else {
+        let (Some(addr), Some(ca_hash)) = (args.addr.clone(), args.ca_hash.clone()) else {
+            bail!(
+                "give the first node's address and --ca-hash, as `gravity status` prints them there"
+            );
+        };
+        if args.token.is_none() {
+            bail!("give the join token: --token=... (or GRAVITY_JOIN_TOKEN)");
+        }
+        let node_name = match args.node_name.clone() {
+            Some(n) => n,
+            None => nix::unistd::gethostname()?.to_string_lossy().to_lowercase(),
+        };
+        if !rpc::agent::valid_node_name(&node_name) {
+            bail!(
+                "\"{node_name}\" is not a valid node name (lower-case letters, digits, '-' and '.'): pass --node-name"
+            );
+        }
+        Start::New(JoinParams {
+            addr,
+            ca_hash,
+            node_name,
+            role: args.role.clone(),
+            advertise_ip: args.advertise_addr,
+        })
+    };
+    let new = !args.resume;
+    let mut progress = Progress::new(plan::phases().len(), "done");
+    let (ctx, _plan) = match plan::run(start, &global.state_dir, args.token.clone(), &mut progress)
+    {
+        Ok(done) => done,
+        Err(e) => {
+            let layout = crate::state_dir::StateDir::new(&global.state_dir);
+            // Refused before the cluster admitted the node: nothing to resume, nothing kept.
+            if new && !layout.node_cert().exists() && !layout.cluster_record().exists() {
+                let _ = plan::forget(&global.state_dir);
+                return Err(e.context("the join was refused; nothing was changed on either host"));
+            }
+            return Err(e);
+        }
+    };
+    eprintln!();
+    eprintln!(
+        "node {} is admitted to the cluster at {} and holds its image ({:.1}s).",
+        ctx.params.node_name,
+        ctx.params.addr,
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!(
+        "This gravity cannot yet add it to the cluster's etcd and Kubernetes: that part of joining is not built. `gravity plan rollback` undoes the join on both sides."
+    );
+    Ok(ExitCode::from(crate::exit::ERROR))
+}
