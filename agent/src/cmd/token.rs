@@ -17,7 +17,7 @@ pub enum TokenCommand {
     Create {
         /// How long it is valid: 30m, 24h, 7d; 0: until revoked
         #[arg(long, default_value = "24h", value_parser = parse_ttl)]
-        ttl: Option<Duration>,
+        ttl: Ttl,
         /// Refuse it after one node has joined with it
         #[arg(long)]
         single_use: bool,
@@ -31,10 +31,14 @@ pub enum TokenCommand {
     Revoke { id: String },
 }
 
+/// How long a token is valid; none: until revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttl(pub Option<Duration>);
+
 /// `30m`, `24h`, `7d`, `90s`; `0`: no expiry.
-pub fn parse_ttl(s: &str) -> Result<Option<Duration>, String> {
+pub fn parse_ttl(s: &str) -> Result<Ttl, String> {
     if s == "0" {
-        return Ok(None);
+        return Ok(Ttl(None));
     }
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = n
@@ -53,7 +57,7 @@ pub fn parse_ttl(s: &str) -> Result<Option<Duration>, String> {
                 .into(),
         );
     }
-    Ok(Some(Duration::from_secs(secs)))
+    Ok(Ttl(Some(Duration::from_secs(secs))))
 }
 
 pub fn run(global: &GlobalArgs, command: TokenCommand) -> anyhow::Result<ExitCode> {
@@ -67,7 +71,7 @@ pub fn run(global: &GlobalArgs, command: TokenCommand) -> anyhow::Result<ExitCod
     let now = tokens::now();
     match command {
         TokenCommand::Create {
-            ttl,
+            ttl: Ttl(ttl),
             single_use,
             description,
         } => {
@@ -118,4 +122,31 @@ pub fn run(global: &GlobalArgs, command: TokenCommand) -> anyhow::Result<ExitCod
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn ttl_of(args: &[&str]) -> Ttl {
+        let mut argv = vec!["gravity", "token", "create"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Token(TokenCommand::Create { ttl, .. }) => ttl,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn ttls_parse_from_the_command_line() {
+        assert_eq!(ttl_of(&[]), Ttl(Some(Duration::from_secs(86_400))));
+        assert_eq!(ttl_of(&["--ttl", "90m"]), Ttl(Some(Duration::from_secs(5400))));
+        assert_eq!(ttl_of(&["--ttl=0"]), Ttl(None));
+        assert!(parse_ttl("5w").unwrap_err().contains("unit"));
+        assert!(parse_ttl("0h").is_err());
+        assert!(parse_ttl("h").is_err());
+    }
 }
