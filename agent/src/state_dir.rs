@@ -49,6 +49,10 @@ impl StateDir {
     pub fn checks_report(&self) -> PathBuf {
         self.root.join("checks/install.json")
     }
+    /// A join's preflight report, this host's and against the first node.
+    pub fn join_checks_report(&self) -> PathBuf {
+        self.root.join("checks/join.json")
+    }
     pub fn upgrade_checks_report(&self) -> PathBuf {
         self.root.join("checks/upgrade.json")
     }

@@ -1,7 +1,8 @@
-//! The agent-to-agent protocol: versioned messages between gravity agents on different hosts.
-//! Today the peer protocol of the cross-host preflight checks (`gravity check --serve` /
-//! `--peers`): throughput streams each way, port reachability, clock samples. Joining nodes will
-//! add authenticated requests here.
+//! The agent-to-agent protocols between gravity agents on different hosts: the peer protocol
+//! of the cross-host preflight checks ([`peer`]: `gravity check --serve` / `--peers`,
+//! throughput streams each way, port reachability, clock samples), and the join agent's
+//! ([`agent`]: TLS 1.3, tokens, node certificates, the cluster image's transfer).
 
+mod accept;
 pub mod agent;
 pub mod peer;

@@ -327,17 +327,8 @@ impl Server {
                 tracing::info!(?idle, "no peer connected for a while: stopping");
                 return;
             }
-            let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
-            if poll(&mut fds, PollTimeout::from(200u16)).unwrap_or(0) == 0 {
+            let Some((stream, peer)) = crate::accept::accept_within(&self.listener) else {
                 continue;
-            }
-            let (stream, peer) = match self.listener.accept() {
-                Ok(c) => c,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
             };
             last_activity = Instant::now();
             if active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
@@ -739,11 +730,22 @@ impl Client {
         let mut tcp_res = probe_tcp(ip, &tcp_try, timeout);
         let mut udp_res = probe_udp(ip, &udp_try, timeout);
         let _ = self.request(&Request::Release);
-        tcp_res.extend(
-            tcp_failed
-                .into_iter()
-                .map(|f| (f.port, ProbeResult::PeerCannotListen(f.error))),
-        );
+        // A port the peer cannot listen on may be held by the service meant to be there (a
+        // node joining a running cluster probes its etcd and registry): one that answers is
+        // reachable.
+        let held: Vec<u16> = tcp_failed.iter().map(|f| f.port).collect();
+        let answered: Vec<u16> = probe_tcp(ip, &held, timeout)
+            .into_iter()
+            .filter(|(_, r)| *r == ProbeResult::Reachable)
+            .map(|(p, _)| p)
+            .collect();
+        tcp_res.extend(tcp_failed.into_iter().map(|f| {
+            if answered.contains(&f.port) {
+                (f.port, ProbeResult::Reachable)
+            } else {
+                (f.port, ProbeResult::PeerCannotListen(f.error))
+            }
+        }));
         udp_res.extend(
             udp_failed
                 .into_iter()
@@ -1107,8 +1109,27 @@ mod tests {
     #[test]
     fn ports_reachable_and_ports_the_peer_cannot_open() {
         let s = server();
-        let taken = TcpListener::bind("0.0.0.0:0").unwrap();
-        let taken_port = taken.local_addr().unwrap().port();
+        // Held by a socket that is bound but does not listen: nothing answers on it.
+        let taken = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Stream,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        nix::sys::socket::bind(
+            std::os::fd::AsRawFd::as_raw_fd(&taken),
+            &nix::sys::socket::SockaddrIn::new(0, 0, 0, 0, 0),
+        )
+        .unwrap();
+        let taken_port = nix::sys::socket::getsockname::<nix::sys::socket::SockaddrIn>(
+            std::os::fd::AsRawFd::as_raw_fd(&taken),
+        )
+        .unwrap()
+        .port();
+        // Held by a service that answers: reachable.
+        let service = TcpListener::bind("0.0.0.0:0").unwrap();
+        let service_port = service.local_addr().unwrap().port();
         let free = |udp: bool| {
             if udp {
                 UdpSocket::bind("0.0.0.0:0")
@@ -1127,9 +1148,16 @@ mod tests {
         let (t1, u1) = (free(false), free(true));
         let mut c = Client::connect(&s.addr.to_string(), Duration::from_secs(2)).unwrap();
         let (tcp, udp) = c
-            .probe_ports(&[t1, taken_port], &[u1], Duration::from_secs(1))
+            .probe_ports(
+                &[t1, taken_port, service_port],
+                &[u1],
+                Duration::from_secs(1),
+            )
             .unwrap();
-        let mut want = vec![(t1, ProbeResult::Reachable)];
+        let mut want = vec![
+            (t1, ProbeResult::Reachable),
+            (service_port, ProbeResult::Reachable),
+        ];
         want.push((
             taken_port,
             ProbeResult::PeerCannotListen("Address already in use (os error 98)".into()),

@@ -57,6 +57,8 @@ impl Joiner {
                 &format!("--token={token}"),
                 &format!("--ca-hash={hash}"),
                 "--node-name=second",
+                // As the install tests do: a new network namespace forwards nothing.
+                "--ignore-preflight-errors=sysctl:net.ipv4.ip_forward,sysctl:net.bridge.bridge-nf-call-iptables",
             ],
             env,
         )
@@ -193,6 +195,21 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
         "the token's use is not counted:\n{}",
         tokens(&first)
     );
+
+    // The preflight ran here and against the first node (its agent served the peer checks).
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(joiner.state().join("checks/join.json")).unwrap()).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    let peer = |suffix: &str| {
+        checks
+            .iter()
+            .find(|c| c["id"].as_str().is_some_and(|id| id.starts_with("peer:") && id.ends_with(suffix)))
+            .unwrap_or_else(|| panic!("no peer check *{suffix} in {report:#}"))
+    };
+    assert_eq!(peer(":clock")["status"], "pass", "{report:#}");
+    assert_eq!(peer(":rate:send")["status"], "pass", "{report:#}");
+    // etcd's and the registry's ports answer on the first node: reachable, not "in use".
+    assert_eq!(peer(":port:tcp/2379-2380")["status"], "pass", "{report:#}");
 
     // The fetched image is the first node's, file for file.
     let images = joiner.state().join("images");

@@ -148,19 +148,26 @@ fn ports_are_probed_through_the_peer() {
     bins::require_root();
     let state = TmpfsDir::new();
     let h = two_hosts(73, None);
-    // Three TCP ports: one open, one a firewall drops, one a program on the peer holds.
+    // Four TCP ports: one open, one a firewall drops, one a program on the peer holds on its
+    // loopback only (nothing answers from outside), one a service on the peer answers on.
     let base = 20000 + (std::process::id() % 20000) as u16;
-    let (open, dropped, held) = (base, base + 1, base + 2);
+    let (open, dropped, held, served) = (base, base + 1, base + 2, base + 3);
     drop_port(&h.server_ns, "tcp", dropped);
     let _holder = ChildGuard::spawn(
         h.server_ns
             .command(bins::path("gravity"))
-            .args(["check", "--serve", &format!("0.0.0.0:{held}")])
+            .args(["check", "--serve", &format!("127.0.0.1:{held}")])
+            .stderr(Stdio::null()),
+    );
+    let _service = ChildGuard::spawn(
+        h.server_ns
+            .command(bins::path("gravity"))
+            .args(["check", "--serve", &format!("0.0.0.0:{served}")])
             .stderr(Stdio::null()),
     );
     std::thread::sleep(Duration::from_millis(300));
     let ports = format!(
-        "        ports:\n          - protocol: tcp\n            ranges: [\"{open}-{held}\"]\n          - protocol: udp\n            ranges: [\"{open}\"]\n"
+        "        ports:\n          - protocol: tcp\n            ranges: [\"{open}-{served}\"]\n          - protocol: udp\n            ranges: [\"{open}\"]\n"
     );
     let r = run_peers(
         &h,
@@ -187,6 +194,9 @@ fn ports_are_probed_through_the_peer() {
         "{h2}"
     );
     assert_eq!(r.status(&id(&format!("udp/{open}"))), "pass", "{r}");
+    // A port held by a service that answers (a joining node probing a running cluster's
+    // etcd) is reachable: no failure or warning line for it.
+    assert!(!r.stdout.contains(&id(&format!("tcp/{served}\""))), "{r}");
     // The open TCP port passed: no failure line for it.
     assert!(!r.stdout.contains(&id(&format!("tcp/{open}\""))), "{r}");
     assert_eq!(r.code, 3);

@@ -31,6 +31,9 @@ pub struct Args {
     /// This node's name in the cluster (default: the host's name)
     #[arg(long)]
     pub node_name: Option<String>,
+    /// Preflight checks whose failure does not stop the join (comma-separated ids, or `all`)
+    #[arg(long, value_delimiter = ',')]
+    pub ignore_preflight_errors: Vec<String>,
     /// Continue an interrupted join
     #[arg(long)]
     pub resume: bool,
@@ -67,12 +70,18 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
             node_name,
             role: args.role.clone(),
             advertise_ip: args.advertise_addr,
+            ignore_preflight_errors: args.ignore_preflight_errors.clone(),
         })
     };
     let new = !args.resume;
     let mut progress = Progress::new(plan::phases().len(), "done");
-    let (ctx, _plan) = match plan::run(start, &global.state_dir, args.token.clone(), &mut progress)
-    {
+    let (ctx, _plan) = match plan::run(
+        start,
+        &global.state_dir,
+        args.token.clone(),
+        crate::effects::Effects::host(),
+        &mut progress,
+    ) {
         Ok(done) => done,
         Err(e) => {
             let layout = crate::state_dir::StateDir::new(&global.state_dir);

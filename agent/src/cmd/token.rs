@@ -143,7 +143,10 @@ mod tests {
     #[test]
     fn ttls_parse_from_the_command_line() {
         assert_eq!(ttl_of(&[]), Ttl(Some(Duration::from_secs(86_400))));
-        assert_eq!(ttl_of(&["--ttl", "90m"]), Ttl(Some(Duration::from_secs(5400))));
+        assert_eq!(
+            ttl_of(&["--ttl", "90m"]),
+            Ttl(Some(Duration::from_secs(5400)))
+        );
         assert_eq!(ttl_of(&["--ttl=0"]), Ttl(None));
         assert!(parse_ttl("5w").unwrap_err().contains("unit"));
         assert!(parse_ttl("0h").is_err());

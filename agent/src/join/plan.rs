@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use super::phases;
+use crate::effects::Effects;
 use crate::state_dir::StateDir;
 use operation::{Engine, Journal, Observer, OpState, Phase, Plan};
 
@@ -23,6 +24,9 @@ pub struct JoinParams {
     pub node_name: String,
     pub role: Option<String>,
     pub advertise_ip: Option<IpAddr>,
+    /// Preflight check ids (or `all`) whose failures do not stop the join.
+    #[serde(default)]
+    pub ignore_preflight_errors: Vec<String>,
 }
 
 pub struct Ctx {
@@ -30,6 +34,7 @@ pub struct Ctx {
     pub layout: StateDir,
     /// From the command line; needed until the node has its certificate.
     pub token: Option<String>,
+    pub effects: Effects,
 }
 
 impl Ctx {
@@ -71,6 +76,7 @@ pub fn run(
     start: Start,
     state_dir: &Path,
     token: Option<String>,
+    effects: Effects,
     observer: &mut dyn Observer,
 ) -> anyhow::Result<(Ctx, Plan)> {
     let journal = Journal::new(state_dir);
@@ -102,6 +108,7 @@ pub fn run(
         params,
         layout: StateDir::new(state_dir),
         token,
+        effects,
     };
     engine.run(&mut plan, &mut ctx, observer)?;
     Ok((ctx, plan))
@@ -119,7 +126,11 @@ pub fn forget(state_dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Undoes the journaled join on both sides (`gravity plan rollback`).
-pub fn rollback(state_dir: &Path, observer: &mut dyn Observer) -> anyhow::Result<Plan> {
+pub fn rollback(
+    state_dir: &Path,
+    effects: Effects,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<Plan> {
     let journal = Journal::new(state_dir);
     let _lock = journal.lock()?;
     let mut plan = journal
@@ -132,6 +143,7 @@ pub fn rollback(state_dir: &Path, observer: &mut dyn Observer) -> anyhow::Result
         params,
         layout: StateDir::new(state_dir),
         token: None,
+        effects,
     };
     engine(state_dir).rollback(&mut plan, &mut ctx, observer)?;
     Ok(plan)
@@ -148,9 +160,9 @@ impl operation::PlanKind for JoinKind {
         phases().len()
     }
     fn resume(&self, state_dir: &Path, observer: &mut dyn Observer) -> anyhow::Result<Plan> {
-        Ok(run(Start::Resume, state_dir, None, observer)?.1)
+        Ok(run(Start::Resume, state_dir, None, Effects::host(), observer)?.1)
     }
     fn rollback(&self, state_dir: &Path, observer: &mut dyn Observer) -> anyhow::Result<Plan> {
-        rollback(state_dir, observer)
+        rollback(state_dir, Effects::host(), observer)
     }
 }

@@ -235,6 +235,22 @@ impl Client {
         }
     }
 
+    /// Starts a peer-check server on the first node; returns `HOST:PORT` for `rpc::peer`.
+    pub fn peer_server(&self) -> Result<String, AgentError> {
+        let mut tls = self.connect()?;
+        let port = match self.call(&mut tls, &Request::Peer)? {
+            Response::Peer { port } => port,
+            other => return Err(self.unexpected(other)),
+        };
+        let ip = tls
+            .get_ref()
+            .sock
+            .peer_addr()
+            .map_err(|e| self.io("the agent's address", e))?
+            .ip();
+        Ok(SocketAddr::new(ip, port).to_string())
+    }
+
     /// Asks the cluster to forget this node (an undone join).
     pub fn leave(&self) -> Result<(), AgentError> {
         let mut tls = self.connect()?;

@@ -23,6 +23,9 @@ pub enum Request {
     },
     /// Forget this node: an undone join (needs the node's certificate).
     Leave,
+    /// Start a peer-check server (`rpc::peer`) for this node's cross-node preflight checks;
+    /// it stops by itself once idle (needs the node's certificate).
+    Peer,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +48,9 @@ pub enum Response {
     },
     Left {
         node: String,
+    },
+    Peer {
+        port: u16,
     },
     Error {
         kind: ErrorKind,

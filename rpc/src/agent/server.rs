@@ -2,7 +2,6 @@
 
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,7 +9,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use cluster_image::archive::{ImageIndex, Kind};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use rustls::{ServerConnection, StreamOwned};
 use serde::Serialize;
 
@@ -98,17 +96,8 @@ impl Server {
         }
         let active = Arc::new(AtomicUsize::new(0));
         while !stop.load(Ordering::SeqCst) {
-            let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
-            if poll(&mut fds, PollTimeout::from(200u16)).unwrap_or(0) == 0 {
+            let Some((stream, peer)) = crate::accept::accept_within(&self.listener) else {
                 continue;
-            }
-            let (stream, peer) = match self.listener.accept() {
-                Ok(c) => c,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
             };
             if active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
                 tracing::warn!(%peer, "too many connections: closing this one");
@@ -226,6 +215,16 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Resul
                 send(&mut tls, &answer)?;
             }
             Request::Fetch { path, offset } => fetch(shared, &mut tls, &path, offset)?,
+            Request::Peer => {
+                let answer = match peer_server() {
+                    Ok(port) => Response::Peer { port },
+                    Err(e) => Response::Error {
+                        kind: ErrorKind::Internal,
+                        message: format!("cannot start the peer checks: {e}"),
+                    },
+                };
+                send(&mut tls, &answer)?;
+            }
             Request::Leave => {
                 let node = node.clone().unwrap_or_default();
                 send(&mut tls, &leave(shared, &node))?;
@@ -323,6 +322,18 @@ fn join(shared: &Shared, token: &str, node: &str, csr: &str, peer: SocketAddr) -
         certificate,
         ca: shared.ca_pem.clone(),
     }
+}
+
+/// How long an asked-for peer-check server waits for its client before it stops.
+const PEER_IDLE: Duration = Duration::from_secs(30);
+
+/// A peer-check server on a port of its own, for one joining node's measurements; it stops
+/// once no client has been connected for [`PEER_IDLE`].
+fn peer_server() -> Result<u16, crate::peer::PeerError> {
+    let server = crate::peer::Server::bind("0.0.0.0:0")?;
+    let port = server.local_addr().port();
+    std::thread::spawn(move || server.serve(&AtomicBool::new(false), Some(PEER_IDLE)));
+    Ok(port)
 }
 
 /// Forgets a node whose join was undone: its record, and its use of the token (so that a

@@ -167,6 +167,11 @@ fn a_node_joins_then_fetches_with_its_certificate_and_resumes_a_cut_transfer() {
     assert_eq!(std::fs::read(&dest).unwrap(), payload());
     assert!(!out.path().join("planet/rootfs.tar.part").exists());
 
+    // Peer checks against the first node, through a server it starts on request.
+    let peer = node.peer_server().unwrap();
+    let mut client = crate::peer::Client::connect(&peer, Duration::from_secs(5)).unwrap();
+    assert!(client.clock(3).is_ok());
+
     // A damaged partial file is caught by the index's hash and removed.
     std::fs::write(
         out.path().join("planet/rootfs.tar.part"),
@@ -255,6 +260,8 @@ fn unknown_expired_revoked_and_replayed_tokens_are_refused_and_leave_nothing() {
 fn requests_without_a_node_certificate_or_with_another_clusters_are_refused() {
     let c = cluster();
     let e = c.client().cluster().unwrap_err();
+    assert_eq!(refused_kind(e).0, ErrorKind::Unauthenticated);
+    let e = c.client().peer_server().unwrap_err();
     assert_eq!(refused_kind(e).0, ErrorKind::Unauthenticated);
     let e = c
         .client()
