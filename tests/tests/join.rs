@@ -198,12 +198,17 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
 
     // The preflight ran here and against the first node (its agent served the peer checks).
     let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(joiner.state().join("checks/join.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(joiner.state().join("checks/join.json")).unwrap())
+            .unwrap();
     let checks = report["checks"].as_array().unwrap();
     let peer = |suffix: &str| {
         checks
             .iter()
-            .find(|c| c["id"].as_str().is_some_and(|id| id.starts_with("peer:") && id.ends_with(suffix)))
+            .find(|c| {
+                c["id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("peer:") && id.ends_with(suffix))
+            })
             .unwrap_or_else(|| panic!("no peer check *{suffix} in {report:#}"))
     };
     assert_eq!(peer(":clock")["status"], "pass", "{report:#}");

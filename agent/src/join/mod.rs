@@ -8,5 +8,7 @@ mod phases;
 pub mod plan;
 pub mod serve;
 pub mod service;
+#[cfg(test)]
+mod tests;
 
 pub use service::{AgentService, HostAgentService};
