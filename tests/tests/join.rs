@@ -168,24 +168,23 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
         "a refused join left a node record"
     );
 
-    // Killed in the middle of the transfer, then resumed.
-    let out = joiner.join(
-        &addr,
-        &token,
-        &hash,
-        &[("GRAVITY_CRASH_AT", "fetch:during")],
-    );
-    assert_eq!(
-        out.status.signal(),
-        Some(9),
-        "the failpoint did not fire:\n{}",
-        text(&out)
-    );
+    // Killed right after the cluster signed the node's certificate (before the node kept it),
+    // in the middle of the transfer, and before the checks; each resume goes on from there.
+    let out = joiner.join(&addr, &token, &hash, &[("GRAVITY_CRASH_AT", "authenticate:during")]);
+    assert_eq!(out.status.signal(), Some(9), "the failpoint did not fire:\n{}", text(&out));
+    let resume = |crash: &str| {
+        let token_flag = format!("--token={token}");
+        joiner.gravity(&["join", "--resume", &token_flag], &[("GRAVITY_CRASH_AT", crash)])
+    };
+    for crash in ["fetch:during", "checks:before"] {
+        let out = resume(crash);
+        assert_eq!(out.status.signal(), Some(9), "{crash}: the failpoint did not fire:\n{}", text(&out));
+    }
     assert!(joiner.state().join("agent/node.crt").exists());
-    let out = joiner.gravity(&["join", "--resume"], &[]);
+    let out = resume("none");
     let said = text(&out);
+    eprintln!("{said}");
     assert!(said.contains("admitted to the cluster"), "{said}");
-    assert!(said.contains("kept from the earlier run"), "{said}");
     assert_eq!(mode(&joiner.state().join("agent/node.key")), 0o600);
     assert!(agent.join("nodes/second.json").exists());
     assert!(

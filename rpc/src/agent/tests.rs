@@ -134,6 +134,8 @@ fn a_node_joins_then_fetches_with_its_certificate_and_resumes_a_cut_transfer() {
     assert!(joined.certificate.contains("BEGIN CERTIFICATE"));
     assert_eq!(joined.ca, c.ca_pem);
     assert_eq!(c.joined_nodes(), vec!["node-2.json".to_string()]);
+    // Asking again (a lost answer) is not a second use.
+    c.client().join(&token, "node-2").unwrap();
     let uses = &c.tokens().list().unwrap()[0].uses;
     assert_eq!(uses.len(), 1);
     assert_eq!(uses[0].node, "node-2");

@@ -276,10 +276,9 @@ impl TokenStore {
                 .find(|t| t.id == id && same(&t.sha256, &hash(secret)))
                 .ok_or(TokenError::Unknown)?;
             // The same node again (its first answer was lost): not a second use.
-            if t.state(at) == "used" && t.uses.iter().any(|u| u.node == node) {
-                return Ok((t.clone(), false));
-            }
+            let again = t.uses.iter().any(|u| u.node == node);
             match t.state(at) {
+                "valid" | "used" if again => Ok((t.clone(), false)),
                 "revoked" => Err(TokenError::Revoked { id: t.id.clone() }),
                 "expired" => Err(TokenError::Expired {
                     id: t.id.clone(),
