@@ -129,11 +129,9 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
     let joiner = Joiner::new(&first);
 
     // Strangers: nothing is left on either side.
-    let (other_first, _) = {
-        let o = first.gravity(&["token", "create", "--ttl", "1h", "--single-use"]);
-        assert!(o.status.success(), "{}", text(&o));
-        (String::from_utf8_lossy(&o.stdout).trim().to_string(), ())
-    };
+    let created = first.gravity(&["token", "create", "--ttl", "1h", "--single-use"]);
+    assert!(created.status.success(), "{}", text(&created));
+    let revoked_token = String::from_utf8_lossy(&created.stdout).trim().to_string();
     let wrong_hash = format!("sha256:{}", "0".repeat(64));
     refused(
         &joiner.join(&addr, &token, &wrong_hash, &[]),
@@ -170,15 +168,33 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
 
     // Killed right after the cluster signed the node's certificate (before the node kept it),
     // in the middle of the transfer, and before the checks; each resume goes on from there.
-    let out = joiner.join(&addr, &token, &hash, &[("GRAVITY_CRASH_AT", "authenticate:during")]);
-    assert_eq!(out.status.signal(), Some(9), "the failpoint did not fire:\n{}", text(&out));
+    let out = joiner.join(
+        &addr,
+        &token,
+        &hash,
+        &[("GRAVITY_CRASH_AT", "authenticate:during")],
+    );
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "the failpoint did not fire:\n{}",
+        text(&out)
+    );
     let resume = |crash: &str| {
         let token_flag = format!("--token={token}");
-        joiner.gravity(&["join", "--resume", &token_flag], &[("GRAVITY_CRASH_AT", crash)])
+        joiner.gravity(
+            &["join", "--resume", &token_flag],
+            &[("GRAVITY_CRASH_AT", crash)],
+        )
     };
     for crash in ["fetch:during", "checks:before"] {
         let out = resume(crash);
-        assert_eq!(out.status.signal(), Some(9), "{crash}: the failpoint did not fire:\n{}", text(&out));
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{crash}: the failpoint did not fire:\n{}",
+            text(&out)
+        );
     }
     assert!(joiner.state().join("agent/node.crt").exists());
     let out = resume("none");

@@ -100,6 +100,12 @@ def test_single_node_install(installed):
     # It advertises the address of the guest's NIC, not a loopback or a planet bridge.
     assert doc["cluster"]["advertiseIp"] == node.addr, doc["cluster"]
 
+    # The join agent is a unit of its own, answers, and status prints the join command.
+    assert node.exec("systemctl is-active gravity-agent").stdout.strip() == "active"
+    join = doc["join"]
+    assert join["agent"] is True, json.dumps(join, indent=2)
+    assert join["command"].startswith(f"gravity join {node.addr} --token="), join
+
     # etcd answers inside planet.
     r = product.etcdctl(node, "endpoint health")
     assert r.ok and "is healthy" in r.stdout + r.stderr, r
