@@ -143,7 +143,7 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
         "unknown token",
         "unknown token",
     );
-    let revoked = other_first.split('.').next().unwrap().to_string();
+    let revoked = revoked_token.split('.').next().unwrap().to_string();
     assert!(
         first
             .gravity(&["token", "revoke", &revoked])
@@ -151,7 +151,7 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
             .success()
     );
     refused(
-        &joiner.join(&addr, &other_first, &hash, &[]),
+        &joiner.join(&addr, &revoked_token, &hash, &[]),
         "revoked token",
         "revoked",
     );
