@@ -33,26 +33,13 @@ pub struct PlanetUnit {
 
 impl PlanetUnit {
     pub fn render(&self) -> String {
-        let exec_start = [
-            quote(&self.gravity.to_string_lossy()),
-            "planet".into(),
-            "run".into(),
-            "--state-dir".into(),
-            quote(&self.state_dir.to_string_lossy()),
-        ]
-        .join(" ");
-        render(
+        render_service(
             include_str!("templates/gravity-planet.service"),
-            &BTreeMap::from([
-                ("gravity_version", env!("CARGO_PKG_VERSION").to_string()),
-                ("cluster", self.cluster.clone()),
-                ("cluster_version", self.cluster_version.clone()),
-                (
-                    "state_dir",
-                    escape_specifiers(&self.state_dir.to_string_lossy()),
-                ),
-                ("exec_start", exec_start),
-            ]),
+            &["planet", "run"],
+            &self.gravity,
+            &self.state_dir,
+            &self.cluster,
+            &self.cluster_version,
         )
     }
 }
@@ -68,28 +55,40 @@ pub struct AgentUnit {
 
 impl AgentUnit {
     pub fn render(&self) -> String {
-        let exec_start = [
-            quote(&self.gravity.to_string_lossy()),
-            "agent".into(),
-            "serve".into(),
-            "--state-dir".into(),
-            quote(&self.state_dir.to_string_lossy()),
-        ]
-        .join(" ");
-        render(
+        render_service(
             include_str!("templates/gravity-agent.service"),
-            &BTreeMap::from([
-                ("gravity_version", env!("CARGO_PKG_VERSION").to_string()),
-                ("cluster", self.cluster.clone()),
-                ("cluster_version", self.cluster_version.clone()),
-                (
-                    "state_dir",
-                    escape_specifiers(&self.state_dir.to_string_lossy()),
-                ),
-                ("exec_start", exec_start),
-            ]),
+            &["agent", "serve"],
+            &self.gravity,
+            &self.state_dir,
+            &self.cluster,
+            &self.cluster_version,
         )
     }
+}
+
+/// A unit whose ExecStart is `GRAVITY <command> --state-dir STATE`.
+fn render_service(
+    template: &str,
+    command: &[&str],
+    gravity: &Path,
+    state_dir: &Path,
+    cluster: &str,
+    cluster_version: &str,
+) -> String {
+    let mut exec_start = vec![quote(&gravity.to_string_lossy())];
+    exec_start.extend(command.iter().map(|w| w.to_string()));
+    exec_start.push("--state-dir".into());
+    exec_start.push(quote(&state_dir.to_string_lossy()));
+    render(
+        template,
+        &BTreeMap::from([
+            ("gravity_version", env!("CARGO_PKG_VERSION").to_string()),
+            ("cluster", cluster.to_string()),
+            ("cluster_version", cluster_version.to_string()),
+            ("state_dir", escape_specifiers(&state_dir.to_string_lossy())),
+            ("exec_start", exec_start.join(" ")),
+        ]),
+    )
 }
 
 /// Replaces `{{key}}`; every placeholder must have a value.
