@@ -1,6 +1,7 @@
 //! Preflight checks for the chosen profile, before anything on the host changes.
 
 use anyhow::bail;
+use cluster_image::manifest::{NodeProfile, PortRange, PortRequirement, Protocol};
 
 use crate::install::{Ctx, state};
 use operation::{Phase, Report};
@@ -20,10 +21,11 @@ impl Phase<Ctx> for Checks {
             ..preflight::Options::default()
         };
         // Custom check scripts run in the image directory, as `gravity check` runs them.
-        let mut report =
-            ctx.effects
-                .checks
-                .run(ctx.manifest(), &ctx.profile, &opts, &ctx.image.dir);
+        let profile = with_agent_port(&ctx.profile);
+        let mut report = ctx
+            .effects
+            .checks
+            .run(ctx.manifest(), &profile, &opts, &ctx.image.dir);
         report.apply_ignores(&preflight::IgnoreList::from_entries(
             &ctx.params.ignore_preflight_errors,
         ));
@@ -66,6 +68,45 @@ impl Phase<Ctx> for Checks {
     fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
         state::remove_file_and_empty_parent(&ctx.layout.checks_report())?;
         Ok(())
+    }
+}
+
+/// The profile's checks, plus gravity's own port: the join agent listens there after install.
+fn with_agent_port(profile: &NodeProfile) -> NodeProfile {
+    let port = rpc::agent::PORT;
+    let mut p = profile.clone();
+    let net = p
+        .requirements
+        .get_or_insert_with(Default::default)
+        .network
+        .get_or_insert_with(Default::default);
+    let listed = net.ports.iter().any(|r| {
+        r.protocol == Protocol::Tcp && r.ranges.iter().any(|x| x.first <= port && port <= x.last)
+    });
+    if !listed {
+        net.ports.push(PortRequirement {
+            protocol: Protocol::Tcp,
+            ranges: vec![PortRange {
+                first: port,
+                last: port,
+            }],
+        });
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_port_is_checked_once() {
+        let bare = with_agent_port(&NodeProfile::default());
+        let ports = &bare.requirements.unwrap().network.unwrap().ports;
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0].ranges[0].first, rpc::agent::PORT);
+        let again = with_agent_port(&with_agent_port(&NodeProfile::default()));
+        assert_eq!(again.requirements.unwrap().network.unwrap().ports.len(), 1);
     }
 }
 
