@@ -95,6 +95,12 @@ fn with_agent_port(profile: &NodeProfile) -> NodeProfile {
     p
 }
 
+fn write_report(path: &std::path::Path, report: &preflight::Report) -> anyhow::Result<()> {
+    let value: serde_json::Value = serde_json::from_str(&report.to_json())?;
+    state::write_json(path, &value)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,10 +114,4 @@ mod tests {
         let again = with_agent_port(&with_agent_port(&NodeProfile::default()));
         assert_eq!(again.requirements.unwrap().network.unwrap().ports.len(), 1);
     }
-}
-
-fn write_report(path: &std::path::Path, report: &preflight::Report) -> anyhow::Result<()> {
-    let value: serde_json::Value = serde_json::from_str(&report.to_json())?;
-    state::write_json(path, &value)?;
-    Ok(())
 }
