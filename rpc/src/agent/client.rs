@@ -99,17 +99,22 @@ impl Client {
         }
     }
 
-    /// A TLS connection that has said hello.
-    fn connect(&self) -> Result<Tls, AgentError> {
-        let mut tls = self.connect_raw()?;
+    /// A TLS connection that has said hello, and the cluster's name from the answer.
+    fn connect_named(&self) -> Result<(Tls, String), AgentError> {
+        let mut tls = self.handshake()?;
         match self.call(&mut tls, &Request::Hello { version: VERSION })? {
-            Response::Hello { .. } => Ok(tls),
+            Response::Hello { cluster, .. } => Ok((tls, cluster)),
             other => Err(self.unexpected(other)),
         }
     }
 
+    /// A TLS connection that has said hello.
+    fn connect(&self) -> Result<Tls, AgentError> {
+        Ok(self.connect_named()?.0)
+    }
+
     /// A TLS connection, its handshake done.
-    fn connect_raw(&self) -> Result<Tls, AgentError> {
+    fn handshake(&self) -> Result<Tls, AgentError> {
         let connect_err = |source| AgentError::Connect {
             addr: self.addr.clone(),
             source,
@@ -199,11 +204,7 @@ impl Client {
 
     /// The cluster's name, from its agent's hello (no certificate needed).
     pub fn hello(&self) -> Result<String, AgentError> {
-        let mut tls = self.connect_raw()?;
-        match self.call(&mut tls, &Request::Hello { version: VERSION })? {
-            Response::Hello { cluster, .. } => Ok(cluster),
-            other => Err(self.unexpected(other)),
-        }
+        Ok(self.connect_named()?.1)
     }
 
     /// Joins as `node` with `token`: a new key stays here, the cluster signs its CSR.

@@ -258,6 +258,18 @@ pub fn valid_node_name(name: &str) -> bool {
         })
 }
 
+/// Where a joined node is recorded.
+fn record_of(shared: &Shared, node: &str) -> PathBuf {
+    shared.nodes_dir.join(format!("{node}.json"))
+}
+
+/// The id of the token a joined node used, from its record.
+fn recorded_token(shared: &Shared, node: &str) -> Option<String> {
+    let bytes = std::fs::read(record_of(shared, node)).ok()?;
+    let record: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    record["token"].as_str().map(str::to_string)
+}
+
 fn join(shared: &Shared, token: &str, node: &str, csr: &str, peer: SocketAddr) -> Response {
     let error = |kind, message: String| Response::Error { kind, message };
     if !valid_node_name(node) {
@@ -268,11 +280,8 @@ fn join(shared: &Shared, token: &str, node: &str, csr: &str, peer: SocketAddr) -
             ),
         );
     }
-    let record_path = shared.nodes_dir.join(format!("{node}.json"));
-    let recorded_token = std::fs::read(&record_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .map(|v| v["token"].as_str().unwrap_or_default().to_string());
+    let record_path = record_of(shared, node);
+    let recorded_token = recorded_token(shared, node);
     let token_id = token.split('.').next().unwrap_or_default();
     // A node that joined already may only ask again with its own token (a retry whose first
     // answer was lost); no node may take the first node's name.
@@ -339,12 +348,8 @@ fn peer_server() -> Result<u16, crate::peer::PeerError> {
 /// Forgets a node whose join was undone: its record, and its use of the token (so that a
 /// single-use token works again for the retry).
 fn leave(shared: &Shared, node: &str) -> Response {
-    let path = shared.nodes_dir.join(format!("{node}.json"));
-    let token = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["token"].as_str().map(str::to_string));
-    if let Some(id) = token
+    let path = record_of(shared, node);
+    if let Some(id) = recorded_token(shared, node)
         && let Err(e) = shared.tokens.unredeem(&id, node)
     {
         return Response::Error {
