@@ -336,3 +336,33 @@ fn token_store_lists_without_secrets_and_revokes_by_id() {
         Err(TokenError::Revoked { .. })
     ));
 }
+
+#[test]
+fn joins_at_the_same_time_all_end_well_and_a_single_use_token_admits_one() {
+    let c = cluster();
+    let token = c.token(false);
+    let once = c.token(true);
+    let (addr, hash) = (c.addr(), c.hash.clone());
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (addr, hash, token, once) =
+                (addr.clone(), hash.clone(), token.clone(), once.clone());
+            std::thread::spawn(move || {
+                let client = Client::new(&addr, &hash, None).unwrap();
+                let joined = client.join(&token, &format!("node-{i}")).is_ok();
+                let raced = client.join(&once, &format!("racer-{i}")).is_ok();
+                (joined, raced)
+            })
+        })
+        .collect();
+    let results: Vec<(bool, bool)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(results.iter().all(|(joined, _)| *joined), "{results:?}");
+    assert_eq!(
+        results.iter().filter(|(_, raced)| *raced).count(),
+        1,
+        "{results:?}"
+    );
+    let tokens = c.tokens().list().unwrap();
+    assert_eq!(tokens.iter().map(|t| t.uses.len()).sum::<usize>(), 9);
+    assert_eq!(c.joined_nodes().len(), 9);
+}
