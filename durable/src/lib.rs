@@ -26,6 +26,14 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Resul
     replace_with(path, Some(mode), |f| f.write_all(bytes))
 }
 
+/// Creates `dir` (and its parents) and makes it 0700: a directory of secrets only its owner
+/// may list or enter, also when it existed already.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
 /// Copies `src` to `dest` atomically and durably, keeping `src`'s permissions (an executable
 /// stays executable).
 pub fn copy_atomic(src: &Path, dest: &Path) -> std::io::Result<()> {

@@ -90,13 +90,10 @@ impl Pki {
     /// Writes every file into `dir` (made 0700), each atomically and durably with its mode
     /// from the first byte on.
     pub fn write(&self, dir: &Path) -> Result<(), Error> {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
-            .map_err(|source| Error::Write {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        durable::create_private_dir(dir).map_err(|source| Error::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         for f in &self.files {
             let path = dir.join(&f.name);
             durable::write_atomic_mode(&path, &f.contents, f.mode)

@@ -87,10 +87,6 @@ impl Client {
         })
     }
 
-    pub fn addr(&self) -> &str {
-        &self.addr
-    }
-
     fn io(&self, what: &str, source: io::Error) -> AgentError {
         AgentError::Io {
             addr: self.addr.clone(),

@@ -35,11 +35,7 @@ impl Phase<Ctx> for JoinAgent {
             std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read {}", path.display()))
         };
-        std::fs::create_dir_all(layout.agent())
-            .and_then(|()| {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(layout.agent(), std::fs::Permissions::from_mode(0o700))
-            })
+        durable::create_private_dir(&layout.agent())
             .with_context(|| format!("cannot make {}", layout.agent().display()))?;
         // A resumed install keeps the certificate it made.
         if !layout.agent_cert().exists() || !layout.agent_key().exists() {

@@ -28,11 +28,7 @@ impl Phase<Ctx> for Authenticate {
         let joined = client.join(token, &ctx.params.node_name)?;
         failpoint(self.name(), "during");
         let dir = layout.agent();
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            })
+        durable::create_private_dir(&dir)
             .with_context(|| format!("cannot make {}", dir.display()))?;
         durable::write_atomic_mode(&layout.cluster_ca(), joined.ca.as_bytes(), 0o644)?;
         durable::write_atomic_mode(&layout.node_key(), joined.key.as_bytes(), 0o600)?;
