@@ -82,6 +82,70 @@ impl Ca {
     }
 }
 
+/// What a joined node's Kubernetes daemons authenticate with, each from a CSR of the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeCredential {
+    /// kubelet's client certificate: `system:node:<node>` in `system:nodes`, as the apiserver's
+    /// Node authorizer expects.
+    KubeletClient,
+    /// kubelet's serving certificate, for the node's name and addresses.
+    KubeletServing { ips: Vec<IpAddr> },
+    /// kube-proxy's client certificate (`system:kube-proxy` in `system:node-proxier`).
+    KubeProxy,
+}
+
+impl Ca {
+    /// Signs a node's CSR as one of its Kubernetes credentials: as with [`Ca::sign_node`],
+    /// the subject, names and usages are the CA's choice, only the key is the node's.
+    pub fn sign_credential(
+        &self,
+        csr_pem: &str,
+        node: &str,
+        which: &NodeCredential,
+        now: OffsetDateTime,
+    ) -> Result<String, Error> {
+        let name = match which {
+            NodeCredential::KubeletClient => "kubelet-client.crt",
+            NodeCredential::KubeletServing { .. } => "kubelet.crt",
+            NodeCredential::KubeProxy => "kube-proxy.crt",
+        };
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|source| Error::Generate { name, source })?;
+        let user = format!("system:node:{node}");
+        let mut p = match which {
+            NodeCredential::KubeletClient => leaf_params(&user, Some("system:nodes"), now),
+            NodeCredential::KubeletServing { .. } => leaf_params(node, None, now),
+            NodeCredential::KubeProxy => {
+                leaf_params("system:kube-proxy", Some("system:node-proxier"), now)
+            }
+        };
+        if let NodeCredential::KubeletServing { ips } = which {
+            for dns in [node, "localhost"] {
+                p.subject_alt_names.push(SanType::DnsName(
+                    dns.try_into()
+                        .map_err(|source| Error::Generate { name, source })?,
+                ));
+            }
+            let mut ips = ips.clone();
+            ips.push(IpAddr::from([127, 0, 0, 1]));
+            ips.dedup();
+            p.subject_alt_names
+                .extend(ips.into_iter().map(SanType::IpAddress));
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        } else {
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        let signed = CertificateSigningRequestParams {
+            params: p,
+            public_key: csr.public_key,
+        };
+        let cert = signed
+            .signed_by(&self.issuer)
+            .map_err(|source| Error::Generate { name, source })?;
+        Ok(cert.pem())
+    }
+}
+
 /// A new key for node `node` and its certificate signing request (PEM each).
 pub fn node_key_and_csr(node: &str) -> Result<(String, String), Error> {
     let name = "node.key";

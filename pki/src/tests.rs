@@ -149,3 +149,44 @@ fn debug_output_never_shows_key_material() {
     assert!(!text.contains("PRIVATE"), "{text}");
     assert!(text.contains("ca.key"));
 }
+
+/// A joined node's kubelet and kube-proxy credentials, signed from its CSRs, are what the
+/// first node's own are: the same subjects, usages and names, so the apiserver's Node
+/// authorizer and RBAC treat both alike.
+#[test]
+fn a_joined_nodes_credentials_match_the_first_nodes() {
+    use crate::issue::{Ca, NodeCredential, node_key_and_csr};
+    let pki = generate(&request(), now()).unwrap();
+    let text = |n: &str| String::from_utf8(pki.file(n).unwrap().contents.clone()).unwrap();
+    let (_, ca_pem) = parse_x509_pem(pki.file("ca.crt").unwrap().contents.as_slice()).unwrap();
+    let ca = Ca::from_pem(&text("ca.crt"), &text("ca.key")).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let embedded = |kubeconfig: &str| {
+        b64.decode(kubeconfig_field(
+            &text(kubeconfig),
+            "client-certificate-data:",
+        ))
+        .unwrap()
+    };
+    let summary = |pem: &[u8]| {
+        let mut out = String::new();
+        describe(pem, &ca_pem.contents, &mut out);
+        out
+    };
+    let (_, csr) = node_key_and_csr("node-1").unwrap();
+    let ips = vec!["10.0.0.5".parse().unwrap()];
+    for (which, own) in [
+        (
+            NodeCredential::KubeletClient,
+            embedded("kubelet.kubeconfig"),
+        ),
+        (NodeCredential::KubeProxy, embedded("kube-proxy.kubeconfig")),
+        (
+            NodeCredential::KubeletServing { ips },
+            pki.file("kubelet.crt").unwrap().contents.clone(),
+        ),
+    ] {
+        let signed = ca.sign_credential(&csr, "node-1", &which, now()).unwrap();
+        assert_eq!(summary(signed.as_bytes()), summary(&own), "{which:?}");
+    }
+}
