@@ -10,7 +10,7 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use sha2::{Digest, Sha256};
 
-use super::messages::{ClusterInfo, Request, Response};
+use super::messages::{ClusterInfo, KubeCredentials, Request, Response};
 use super::tls::{self, PIN_MISMATCH};
 use super::{AgentError, PORT, VERSION};
 
@@ -38,6 +38,19 @@ impl std::fmt::Debug for Joined {
     // Never the key.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Joined").finish_non_exhaustive()
+    }
+}
+
+/// The private keys (PEM) of a node's Kubernetes credentials; they never leave the node.
+pub struct NodeKubeKeys {
+    pub kubelet_client: String,
+    pub kubelet_serving: String,
+    pub kube_proxy: String,
+}
+
+impl std::fmt::Debug for NodeKubeKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeKubeKeys").finish_non_exhaustive()
     }
 }
 
@@ -246,6 +259,40 @@ impl Client {
             .map_err(|e| self.io("the agent's address", e))?
             .ip();
         Ok(SocketAddr::new(ip, port).to_string())
+    }
+
+    /// This node's Kubernetes credentials: new keys stay here (kubelet's client and serving
+    /// keys, kube-proxy's), the cluster signs their CSRs. The keys come back in the order of
+    /// [`NodeKubeKeys`].
+    pub fn kubernetes(
+        &self,
+        node: &str,
+        ips: &[std::net::IpAddr],
+    ) -> Result<(KubeCredentials, NodeKubeKeys), AgentError> {
+        let key_and_csr = || {
+            pki::issue::node_key_and_csr(node).map_err(|e| AgentError::Certificate(e.to_string()))
+        };
+        let (kubelet_client, kubelet_client_csr) = key_and_csr()?;
+        let (kubelet_serving, kubelet_serving_csr) = key_and_csr()?;
+        let (kube_proxy, kube_proxy_csr) = key_and_csr()?;
+        let mut tls = self.connect()?;
+        let request = Request::Kubernetes {
+            kubelet_client_csr,
+            kubelet_serving_csr,
+            kube_proxy_csr,
+            ips: ips.to_vec(),
+        };
+        match self.call(&mut tls, &request)? {
+            Response::Kubernetes(creds) => Ok((
+                creds,
+                NodeKubeKeys {
+                    kubelet_client,
+                    kubelet_serving,
+                    kube_proxy,
+                },
+            )),
+            other => Err(self.unexpected(other)),
+        }
     }
 
     /// Asks the cluster to forget this node (an undone join).

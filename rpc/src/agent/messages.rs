@@ -1,5 +1,7 @@
 //! The protocol's messages, one JSON line each.
 
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +25,15 @@ pub enum Request {
     },
     /// Forget this node: an undone join (needs the node's certificate).
     Leave,
+    /// This node's Kubernetes credentials, signed from CSRs of keys the node keeps: kubelet's
+    /// client and serving certificates (for `ips`) and kube-proxy's (needs the node's
+    /// certificate, whose name they are issued for).
+    Kubernetes {
+        kubelet_client_csr: String,
+        kubelet_serving_csr: String,
+        kube_proxy_csr: String,
+        ips: Vec<IpAddr>,
+    },
     /// Start a peer-check server (`rpc::peer`) for this node's cross-node preflight checks;
     /// it stops by itself once idle (needs the node's certificate).
     Peer,
@@ -40,6 +51,7 @@ pub enum Response {
         ca: String,
     },
     Cluster(ClusterInfo),
+    Kubernetes(KubeCredentials),
     /// `size - offset` bytes of the file follow this line.
     Data {
         path: String,
@@ -77,4 +89,30 @@ pub struct ClusterInfo {
     /// The cluster image's SHA-256 index (`index.json`), as the first node has it: every
     /// fetched file is checked against it.
     pub index: String,
+    #[serde(default)]
+    pub facts: ClusterFacts,
+}
+
+/// What every node of the cluster shares besides the image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterFacts {
+    /// The service user's ids: the same on every node.
+    pub service_uid: u32,
+    pub service_gid: u32,
+    /// The first node's profile: a joining node's unless it asks for another.
+    pub role: String,
+    /// The first node's address: where its registry and apiserver answer.
+    pub first_node_ip: Option<IpAddr>,
+    /// kube-apiserver's URL, where the cluster runs Kubernetes.
+    pub apiserver: Option<String>,
+}
+
+/// A node's Kubernetes certificates (PEM), signed by the cluster CA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeCredentials {
+    pub kubelet_client: String,
+    pub kubelet_serving: String,
+    pub kube_proxy: String,
 }

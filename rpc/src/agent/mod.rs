@@ -18,9 +18,9 @@ pub mod tokens;
 #[cfg(test)]
 mod tests;
 
-pub use client::{Client, Fetched, Joined};
-pub use messages::{ClusterInfo, ErrorKind, Request, Response};
-pub use server::{Server, ServerHandle, Shared, valid_node_name};
+pub use client::{Client, Fetched, Joined, NodeKubeKeys, with_port};
+pub use messages::{ClusterFacts, ClusterInfo, ErrorKind, KubeCredentials, Request, Response};
+pub use server::{Forget, Server, ServerHandle, Shared, valid_node_name};
 
 /// The agent's port on the first node.
 pub const PORT: u16 = 3012;

@@ -12,7 +12,7 @@ use cluster_image::archive::{ImageIndex, Kind};
 use rustls::{ServerConnection, StreamOwned};
 use serde::Serialize;
 
-use super::messages::{ClusterInfo, ErrorKind, Request, Response};
+use super::messages::{ClusterFacts, ClusterInfo, ErrorKind, KubeCredentials, Request, Response};
 use super::tokens::TokenStore;
 use super::{AgentError, VERSION};
 
@@ -36,7 +36,15 @@ pub struct Shared {
     pub nodes_dir: PathBuf,
     /// The first node's name: no other node may take it.
     pub first_node: String,
+    /// What joined nodes share with the first (handed out with the image's index).
+    pub facts: ClusterFacts,
+    /// Removes what else of a leaving node the cluster has (its Kubernetes Node object);
+    /// the node is forgotten only once this succeeded.
+    pub forget: Option<Forget>,
 }
+
+/// See [`Shared::forget`]: the node's name in, why it failed out.
+pub type Forget = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 pub struct Server {
     listener: TcpListener,
@@ -203,6 +211,7 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Resul
                         name: shared.cluster.clone(),
                         version: shared.version.clone(),
                         index,
+                        facts: shared.facts.clone(),
                     }),
                     Err(e) => Response::Error {
                         kind: ErrorKind::Internal,
@@ -215,6 +224,16 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Resul
                 send(&mut tls, &answer)?;
             }
             Request::Fetch { path, offset } => fetch(shared, &mut tls, &path, offset)?,
+            Request::Kubernetes {
+                kubelet_client_csr,
+                kubelet_serving_csr,
+                kube_proxy_csr,
+                ips,
+            } => {
+                let node = node.clone().unwrap_or_default();
+                let csrs = [kubelet_client_csr, kubelet_serving_csr, kube_proxy_csr];
+                send(&mut tls, &kubernetes(shared, &node, &csrs, ips))?;
+            }
             Request::Peer => {
                 let answer = match peer_server() {
                     Ok(port) => Response::Peer { port },
@@ -333,6 +352,54 @@ fn join(shared: &Shared, token: &str, node: &str, csr: &str, peer: SocketAddr) -
     }
 }
 
+/// Signs a joined node's Kubernetes credentials, for the name its certificate carries.
+fn kubernetes(
+    shared: &Shared,
+    node: &str,
+    csrs: &[String; 3],
+    ips: Vec<std::net::IpAddr>,
+) -> Response {
+    use pki::issue::NodeCredential;
+    if shared.facts.apiserver.is_none() {
+        return Response::Error {
+            kind: ErrorKind::NotFound,
+            message: "this cluster runs no Kubernetes".into(),
+        };
+    }
+    if ips.is_empty() || ips.len() > 16 {
+        return Response::Error {
+            kind: ErrorKind::Invalid,
+            message: format!("a node names 1 to 16 addresses, not {}", ips.len()),
+        };
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let which = [
+        NodeCredential::KubeletClient,
+        NodeCredential::KubeletServing { ips },
+        NodeCredential::KubeProxy,
+    ];
+    let mut signed = Vec::with_capacity(3);
+    for (csr, which) in csrs.iter().zip(&which) {
+        match shared.ca.sign_credential(csr, node, which, now) {
+            Ok(pem) => signed.push(pem),
+            Err(e) => {
+                return Response::Error {
+                    kind: ErrorKind::Invalid,
+                    message: format!("the node's CSR: {e}"),
+                };
+            }
+        }
+    }
+    tracing::info!(node, "signed the node's Kubernetes credentials");
+    let [kubelet_client, kubelet_serving, kube_proxy] =
+        <[String; 3]>::try_from(signed).expect("three signed");
+    Response::Kubernetes(KubeCredentials {
+        kubelet_client,
+        kubelet_serving,
+        kube_proxy,
+    })
+}
+
 /// How long an asked-for peer-check server waits for its client before it stops.
 const PEER_IDLE: Duration = Duration::from_secs(30);
 
@@ -349,6 +416,14 @@ fn peer_server() -> Result<u16, crate::peer::PeerError> {
 /// single-use token works again for the retry).
 fn leave(shared: &Shared, node: &str) -> Response {
     let path = record_of(shared, node);
+    if let Some(forget) = &shared.forget
+        && let Err(why) = forget(node)
+    {
+        return Response::Error {
+            kind: ErrorKind::Internal,
+            message: format!("cannot remove node {node} from the cluster: {why}"),
+        };
+    }
     if let Some(id) = recorded_token(shared, node)
         && let Err(e) = shared.tokens.unredeem(&id, node)
     {

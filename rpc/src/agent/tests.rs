@@ -80,6 +80,14 @@ fn cluster() -> Cluster {
         image_dir: dir.path().join("image"),
         nodes_dir: dir.path().join("agent/nodes"),
         first_node: "first".into(),
+        facts: ClusterFacts {
+            service_uid: 1001,
+            service_gid: 1002,
+            role: "node".into(),
+            first_node_ip: Some(IpAddr::from([127, 0, 0, 1])),
+            apiserver: Some("https://127.0.0.1:6443".into()),
+        },
+        forget: None,
     };
     let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shared).unwrap();
     let handle = server.spawn().unwrap();
@@ -145,6 +153,11 @@ fn a_node_joins_then_fetches_with_its_certificate_and_resumes_a_cut_transfer() {
     assert_eq!(
         (info.name.as_str(), info.version.as_str()),
         ("test", "1.0.0")
+    );
+    assert_eq!(info.facts.service_uid, 1001);
+    assert_eq!(
+        info.facts.apiserver.as_deref(),
+        Some("https://127.0.0.1:6443")
     );
     let index = ImageIndex::from_json(info.index.as_bytes(), Path::new("index.json")).unwrap();
     let entry = index.get("planet/rootfs.tar").unwrap();
@@ -365,4 +378,43 @@ fn joins_at_the_same_time_all_end_well_and_a_single_use_token_admits_one() {
     let tokens = c.tokens().list().unwrap();
     assert_eq!(tokens.iter().map(|t| t.uses.len()).sum::<usize>(), 9);
     assert_eq!(c.joined_nodes().len(), 9);
+}
+
+/// kubelet's and kube-proxy's certificates come for the name the node's own certificate
+/// carries, whatever the node asks; they verify against the cluster CA.
+#[test]
+fn a_joined_node_gets_kubernetes_credentials_for_its_own_name() {
+    let c = cluster();
+    let joined = c.client().join(&c.token(false), "node-2").unwrap();
+    let node = Client::new(&c.addr(), &c.hash, Some((&joined.certificate, &joined.key))).unwrap();
+    let ips = [IpAddr::from([10, 0, 0, 7])];
+    let (creds, keys) = node.kubernetes("intruder", &ips).unwrap();
+    let subject = |pem: &str| {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents).unwrap();
+        cert.subject().to_string()
+    };
+    assert_eq!(
+        subject(&creds.kubelet_client),
+        "O=system:nodes, CN=system:node:node-2"
+    );
+    assert_eq!(subject(&creds.kubelet_serving), "CN=node-2");
+    assert_eq!(
+        subject(&creds.kube_proxy),
+        "O=system:node-proxier, CN=system:kube-proxy"
+    );
+    assert!(keys.kubelet_client.contains("PRIVATE KEY"));
+    // Each certificate carries the key the node kept.
+    let signed_key = |cert: &str, key: &str| {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(cert.as_bytes()).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents).unwrap();
+        let key = rcgen::KeyPair::from_pem(key).unwrap();
+        cert.public_key().subject_public_key.data.as_ref() == key.public_key_raw()
+    };
+    assert!(signed_key(&creds.kubelet_client, &keys.kubelet_client));
+    assert!(signed_key(&creds.kubelet_serving, &keys.kubelet_serving));
+    assert!(signed_key(&creds.kube_proxy, &keys.kube_proxy));
+    // A stranger without a certificate gets nothing.
+    let e = c.client().kubernetes("node-2", &ips).unwrap_err();
+    assert_eq!(refused_kind(e).0, ErrorKind::Unauthenticated);
 }
