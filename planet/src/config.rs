@@ -156,6 +156,32 @@ pub struct NodeInfo {
     pub advertise_ip: IpAddr,
     pub role: String,
     pub cluster_name: String,
+    /// Set where the node runs no control plane (no etcd, apiserver or registry of its own):
+    /// the cluster's, which its kubelet and containerd use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_control_plane: Option<RemoteControlPlane>,
+}
+
+impl NodeInfo {
+    /// Whether this node runs the control plane itself (etcd, apiserver, registry).
+    pub fn control_plane(&self) -> bool {
+        self.remote_control_plane.is_none()
+    }
+
+    /// Where `registry.local` is: this node, or the cluster's control plane.
+    pub fn registry_ip(&self) -> IpAddr {
+        self.remote_control_plane
+            .as_ref()
+            .map_or(self.advertise_ip, |r| r.address)
+    }
+}
+
+/// The control plane a node without one of its own uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemoteControlPlane {
+    /// The address of a node that runs it (its apiserver and registry answer there).
+    pub address: IpAddr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,6 +14,8 @@ pub fn render(config: &PlanetConfig) -> String {
         ("PLANET_ADVERTISE_IP".into(), n.advertise_ip.to_string()),
         ("PLANET_ROLE".into(), n.role.clone()),
         ("PLANET_CLUSTER_NAME".into(), n.cluster_name.clone()),
+        ("PLANET_CONTROL_PLANE".into(), n.control_plane().to_string()),
+        ("PLANET_REGISTRY_IP".into(), n.registry_ip().to_string()),
         ("PLANET_SERVICE_UID".into(), config.service_uid.to_string()),
         ("PLANET_SERVICE_GID".into(), config.service_gid.to_string()),
         ("PLANET_ETCD_ARGS".into(), d.etcd_args.join(" ")),

@@ -33,8 +33,12 @@ pub const UNITS: &[(&str, bool)] = &[
     ("planet-kube-scheduler.service", false),
     ("planet-kubelet.service", false),
     ("planet-kube-proxy.service", false),
+    ("planet-podnet.service", false),
     ("planet.target", true),
 ];
+
+/// The control plane's units: skipped on a worker (a joined node that uses the cluster's).
+const CONTROL_PLANE: &[&str] = &["planet-etcd.service", "planet-registry.service"];
 
 /// Units started at the first connection to their socket: healthy while not started yet.
 const ON_DEMAND: &[&str] = &[DOCKER_UNIT];
@@ -219,15 +223,15 @@ pub fn check(state_dir: &Path) -> PlanetHealth {
         return health;
     };
     health.system_state = inside::system_state(pid);
-    health.units = units(pid);
-    let node = crate::config::PlanetConfig::load(state_dir)
-        .ok()
-        .map(|c| c.node.name);
+    let config = crate::config::PlanetConfig::load(state_dir).ok();
+    let control_plane = config.as_ref().is_none_or(|c| c.node.control_plane());
+    health.units = units(pid, control_plane);
+    let node = config.map(|c| c.node.name);
     let docker_started = health
         .units
         .iter()
         .any(|u| u.name == DOCKER_UNIT && u.active_state == "active");
-    health.endpoints = endpoints(pid, node.as_deref(), docker_started);
+    health.endpoints = endpoints(pid, node.as_deref(), docker_started, control_plane);
     if health.state == PlanetState::Running
         && (health.system_state.as_deref() != Some("running")
             || health.units.iter().any(|u| u.required && !u.healthy)
@@ -334,7 +338,7 @@ fn wait_inside(
 }
 
 /// One `systemctl show` for every unit.
-fn units(pid: i32) -> Vec<UnitHealth> {
+fn units(pid: i32, control_plane: bool) -> Vec<UnitHealth> {
     let mut args = vec![
         "show",
         "-p",
@@ -355,11 +359,12 @@ fn units(pid: i32) -> Vec<UnitHealth> {
     let text = out
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    parse_units(&text)
+    parse_units(&text, control_plane)
 }
 
-/// Parses `systemctl show` blocks into unit health, in [`UNITS`] order.
-pub fn parse_units(text: &str) -> Vec<UnitHealth> {
+/// Parses `systemctl show` blocks into unit health, in [`UNITS`] order; on a node without
+/// the control plane its units are not required.
+pub fn parse_units(text: &str, control_plane: bool) -> Vec<UnitHealth> {
     let blocks: Vec<std::collections::HashMap<&str, &str>> = text
         .split("\n\n")
         .map(|b| b.lines().filter_map(|l| l.split_once('=')).collect())
@@ -367,6 +372,7 @@ pub fn parse_units(text: &str) -> Vec<UnitHealth> {
     UNITS
         .iter()
         .map(|(name, required)| {
+            let required = &(*required && (control_plane || !CONTROL_PLANE.contains(name)));
             let Some(b) = blocks.iter().find(|b| b.get("Id") == Some(name)) else {
                 return UnitHealth {
                     name: name.to_string(),
@@ -414,26 +420,18 @@ pub fn parse_units(text: &str) -> Vec<UnitHealth> {
 }
 
 /// dockerd's `/_ping` is asked only once it was started: a connection to its socket starts it.
-fn endpoints(pid: i32, node: Option<&str>, docker_started: bool) -> Vec<EndpointHealth> {
+fn endpoints(
+    pid: i32,
+    node: Option<&str>,
+    docker_started: bool,
+    control_plane: bool,
+) -> Vec<EndpointHealth> {
     let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
     let docker_sock = inside::host_path(pid, "/run/docker.sock");
-    let mut out = vec![
-        // etcd's metrics listener: plain HTTP on loopback, also where clients need TLS.
-        endpoint("etcd", "http://127.0.0.1:2381/health", || {
-            let (code, body) = http_get(
-                TcpStream::connect_timeout(&local(2381), ENDPOINT_TIMEOUT)?,
-                "/health",
-            )?;
-            if code == 200 && body.replace(' ', "").contains("\"health\":\"true\"") {
-                Ok(body.trim().to_string())
-            } else {
-                Err(std::io::Error::other(format!(
-                    "HTTP {code}: {}",
-                    body.trim()
-                )))
-            }
-        }),
-        endpoint("dockerd", "unix:///run/docker.sock /_ping", || {
+    let mut out = vec![endpoint(
+        "dockerd",
+        "unix:///run/docker.sock /_ping",
+        || {
             if !docker_started {
                 return Ok("not running (starts on demand)".to_string());
             }
@@ -446,8 +444,28 @@ fn endpoints(pid: i32, node: Option<&str>, docker_started: bool) -> Vec<Endpoint
                     body.trim()
                 )))
             }
-        }),
-        endpoint("registry", "http://127.0.0.1:5000/v2/", || {
+        },
+    )];
+    if control_plane {
+        out.insert(
+            0,
+            // etcd's metrics listener: plain HTTP on loopback, also where clients need TLS.
+            endpoint("etcd", "http://127.0.0.1:2381/health", || {
+                let (code, body) = http_get(
+                    TcpStream::connect_timeout(&local(2381), ENDPOINT_TIMEOUT)?,
+                    "/health",
+                )?;
+                if code == 200 && body.replace(' ', "").contains("\"health\":\"true\"") {
+                    Ok(body.trim().to_string())
+                } else {
+                    Err(std::io::Error::other(format!(
+                        "HTTP {code}: {}",
+                        body.trim()
+                    )))
+                }
+            }),
+        );
+        out.push(endpoint("registry", "http://127.0.0.1:5000/v2/", || {
             let (code, body) = http_get(
                 TcpStream::connect_timeout(&local(5000), ENDPOINT_TIMEOUT)?,
                 "/v2/",
@@ -460,8 +478,8 @@ fn endpoints(pid: i32, node: Option<&str>, docker_started: bool) -> Vec<Endpoint
                     body.trim()
                 )))
             }
-        }),
-    ];
+        }));
+    }
     if kubernetes(pid) {
         let apiserver = endpoint("kube-apiserver", "https://127.0.0.1:6443/readyz", || {
             apiserver_ready(pid)
@@ -479,8 +497,8 @@ fn endpoints(pid: i32, node: Option<&str>, docker_started: bool) -> Vec<Endpoint
                 }
             }));
         }
-        // Only once the install has applied it.
-        let coredns = if apiserver_up {
+        // Only once the install has applied it; a worker may not read Deployments.
+        let coredns = if apiserver_up && control_plane {
             coredns_ready(pid)
         } else {
             Ok(None)
@@ -499,8 +517,18 @@ fn endpoints(pid: i32, node: Option<&str>, docker_started: bool) -> Vec<Endpoint
 
 /// Runs kubectl inside planet with the admin kubeconfig (TLS with the cluster's CA: planet's own
 /// tools, no TLS stack in gravity for it): its stdout, or its last line of stderr as the error.
+/// A worker has no admin kubeconfig: there kubectl asks as the node (kubelet's credentials).
 pub fn kubectl(pid: i32, args: &[&str]) -> std::io::Result<String> {
-    let kubeconfig = format!("--kubeconfig={}/admin.kubeconfig", crate::paths::PKI_INSIDE);
+    let pki = inside::host_path(pid, crate::paths::PKI_INSIDE);
+    let user = if pki.join("admin.kubeconfig").exists() {
+        "admin"
+    } else {
+        "kubelet"
+    };
+    let kubeconfig = format!(
+        "--kubeconfig={}/{user}.kubeconfig",
+        crate::paths::PKI_INSIDE
+    );
     let mut all = vec![kubeconfig.as_str(), "--request-timeout=10s"];
     all.extend_from_slice(args);
     let out = inside::query(pid, "/usr/bin/kubectl", &all, KUBECTL_TIMEOUT)
@@ -724,7 +752,7 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
 
     #[test]
     fn parses_units() {
-        let units = parse_units(SHOW);
+        let units = parse_units(SHOW, true);
         assert_eq!(units.len(), UNITS.len());
         assert!(units[1].healthy);
         let docker = &units[4];
@@ -735,18 +763,56 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
         let kubelet = unit("planet-kubelet.service");
         assert!(kubelet.healthy, "skipped optional unit is fine");
         assert!(kubelet.detail.contains("not in this image"));
-        let missing = parse_units("");
+        let missing = parse_units("", true);
         assert!(missing.iter().all(|u| !u.healthy));
         // Never started: not "skipped", whatever ConditionResult says.
-        let never = parse_units(&SHOW.replace(
+        let never = parse_units(
+            &SHOW.replace(
             "Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nConditionResult=yes",
             "Id=planet.target\nActiveState=inactive\nSubState=dead\nResult=success\nConditionResult=no\nConditionTimestampMonotonic=0",
-        ));
+        ),
+        true,
+        );
         let target = never.iter().find(|u| u.name == "planet.target").unwrap();
         assert!(
             !target.healthy && target.detail.starts_with("never started"),
             "{target:?}"
         );
+    }
+
+    #[test]
+    fn a_worker_needs_no_control_plane_units() {
+        let skipped = |unit: &str| {
+            SHOW.replace(
+                &format!("Id={unit}\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes"),
+                &format!("Id={unit}\nActiveState=inactive\nSubState=dead\nResult=success\nConditionResult=no\nConditionTimestampMonotonic=7"),
+            )
+        };
+        let show = skipped("planet-etcd.service");
+        let show = show.replace(
+            &SHOW[SHOW.find("Id=planet-registry").unwrap()..].split("\n\n").next().unwrap().to_string(),
+            "Id=planet-registry.service\nActiveState=inactive\nSubState=dead\nResult=success\nConditionResult=no\nConditionTimestampMonotonic=7",
+        );
+        let find = |units: &[UnitHealth], name: &str| {
+            units.iter().find(|u| u.name == name).unwrap().clone()
+        };
+        let worker = parse_units(&show, false);
+        for name in CONTROL_PLANE {
+            let u = find(&worker, name);
+            assert!(u.healthy && !u.required, "{u:?}");
+        }
+        // The same skipped etcd on a control plane's node is a failure.
+        let master = parse_units(&show, true);
+        assert!(!find(&master, "planet-etcd.service").healthy);
+        // A worker still needs its own runtime.
+        let down = parse_units(
+            &show.replace(
+                "Id=planet-containerd.service\nActiveState=active",
+                "Id=planet-containerd.service\nActiveState=failed",
+            ),
+            false,
+        );
+        assert!(!find(&down, "planet-containerd.service").healthy);
     }
 
     #[test]
@@ -756,7 +822,7 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
                 "Id=planet-docker.service\nActiveState=activating\nSubState=auto-restart\nResult=exit-code",
                 &format!("Id=planet-docker.service\nActiveState={active}\nSubState={sub}\nResult={result}"),
             );
-            parse_units(&show)
+            parse_units(&show, true)
                 .into_iter()
                 .find(|u| u.name == DOCKER_UNIT)
                 .unwrap()
@@ -767,10 +833,13 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
         assert!(docker("active", "running", "success").healthy);
         assert!(!docker("failed", "failed", "exit-code").healthy);
         // Only units started by a socket: an inactive core daemon is down.
-        let etcd = parse_units(&SHOW.replace(
-            "Id=planet-etcd.service\nActiveState=active",
-            "Id=planet-etcd.service\nActiveState=inactive",
-        ));
+        let etcd = parse_units(
+            &SHOW.replace(
+                "Id=planet-etcd.service\nActiveState=active",
+                "Id=planet-etcd.service\nActiveState=inactive",
+            ),
+            true,
+        );
         assert!(!etcd[1].healthy, "{:?}", etcd[1]);
     }
 
@@ -782,7 +851,10 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
             supervisor_pid: Some(2),
             image_version: Some("1".into()),
             system_state: Some("running".into()),
-            units: parse_units(&SHOW.replace("ActiveState=activating", "ActiveState=active")),
+            units: parse_units(
+                &SHOW.replace("ActiveState=activating", "ActiveState=active"),
+                true,
+            ),
             endpoints: vec![EndpointHealth {
                 name: "etcd".into(),
                 url: "http://127.0.0.1:2379/health".into(),
