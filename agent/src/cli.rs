@@ -91,8 +91,8 @@ pub enum Command {
     Restore(cmd::backup::Args),
     /// Write a debug report (logs, plans, status, the dump hook's output) into FILE
     Report(cmd::report::Args),
-    /// Join this host to a cluster (preview: authenticates and fetches the cluster image; adding
-    /// the node to etcd and Kubernetes is not built yet)
+    /// Join this host to a cluster as a Kubernetes worker node (more control plane nodes are not
+    /// built yet)
     Join(cmd::join::Args),
     /// The join agent: answers hosts joining this cluster
     #[command(subcommand)]

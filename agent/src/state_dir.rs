@@ -138,6 +138,11 @@ impl StateDir {
     pub fn cluster_ca(&self) -> PathBuf {
         self.agent().join("cluster-ca.crt")
     }
+    /// On a joining node: what it learnt of the cluster (a cluster record, `joined` set),
+    /// until its install steps are done and it becomes `cluster.json`.
+    pub fn join_record(&self) -> PathBuf {
+        self.agent().join("cluster.json")
+    }
     pub fn agent_log(&self) -> PathBuf {
         self.logs().join("agent.log")
     }

@@ -8,7 +8,8 @@ use crate::cli::GlobalArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Leave even though this is the cluster's only node: the same as `gravity uninstall`
+    /// Leave even though this node installed the cluster (its control plane): the same as
+    /// `gravity uninstall`
     #[arg(long)]
     pub force: bool,
     /// Also remove the `planet` user and group, if the install created them
@@ -23,9 +24,12 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
-    if !args.force {
+    let layout = crate::state_dir::StateDir::new(&global.state_dir);
+    let joined = crate::install::state::ClusterRecord::load(&layout)?
+        .is_some_and(|r| r.node.joined.is_some());
+    if !joined && !args.force {
         bail!(
-            "this gravity installs single-node clusters: this node is the whole cluster. To remove it, run `gravity leave --force` (the same as `gravity uninstall`)"
+            "this node installed the cluster and runs its control plane: without it the cluster ends. To remove it anyway, run `gravity leave --force` (the same as `gravity uninstall`)"
         );
     }
     super::uninstall::run(

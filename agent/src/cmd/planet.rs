@@ -187,6 +187,7 @@ fn configure(global: &GlobalArgs, args: ConfigureArgs) -> anyhow::Result<ExitCod
             node_name,
             advertise_ip: args.advertise_ip,
             role: profile.name.clone(),
+            joined: None,
         },
         cluster_name: manifest.metadata.name.clone(),
         mounts: args.mounts,

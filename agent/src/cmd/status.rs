@@ -105,6 +105,12 @@ fn render(s: &Status) -> String {
                 "service:    user planet {}:{}, supervised by {:?}\n",
                 c.service_uid, c.service_gid, c.supervisor
             ));
+            if let Some(j) = &c.node.joined {
+                out.push_str(&format!(
+                    "joined:     through {}; a worker of the control plane at {}\n",
+                    j.agent, j.control_plane
+                ));
+            }
         }
         None => out.push_str("cluster:    not installed on this host\n"),
     }

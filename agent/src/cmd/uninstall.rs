@@ -1,5 +1,6 @@
-//! `gravity uninstall` (and `gravity leave --force` on a single node): removes planet, its
-//! service, mounts and the state directory; leaves the host as it was before the install.
+//! `gravity uninstall` (and `gravity leave`): removes planet, its service, mounts and the state
+//! directory; leaves the host as it was before the install. On a joined node it undoes the join,
+//! which also has the cluster forget the node.
 
 use crate::state_dir::StateDir;
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use crate::cli::GlobalArgs;
 use crate::effects::Effects;
 use crate::hooks;
 use crate::install::phases_api;
+use crate::install::progress::Progress;
 use crate::install::state;
 use operation::Journal;
 
@@ -50,9 +52,27 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
             bail!("nothing was removed");
         }
     }
+    let layout = StateDir::new(dir);
+    if let Some(joined) = state::ClusterRecord::load(&layout)?.and_then(|r| r.node.joined) {
+        // A joined node: the join's own undo, which also has the cluster forget the node.
+        // The application's hooks are the cluster's, run where it was installed.
+        let mut progress = Progress::new(crate::join::plan::phases().len(), "undone");
+        crate::join::plan::rollback(dir, Effects::host(), &mut progress).with_context(|| {
+            format!(
+                "this node could not leave the cluster at {} cleanly; fix what is said above and run the command again",
+                joined.agent
+            )
+        })?;
+        state::remove_dir(dir)?;
+        eprintln!(
+            "left the cluster at {}: planet, its service and {} are gone",
+            joined.agent,
+            dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let journal = Journal::new(dir);
     let lock = journal.lock()?;
-    let layout = StateDir::new(dir);
     let effects = &mut Effects::host();
     if args.skip_hooks {
         eprintln!("the preUninstall and uninstall hooks are skipped (--skip-hooks)");

@@ -119,6 +119,7 @@ pub(crate) fn params(image_dir: &Path, state_dir: &Path) -> InstallParams {
             node_name: "node-1".into(),
             advertise_ip: "10.0.0.5".parse().unwrap(),
             role: "node".into(),
+            joined: None,
         },
         flavor: String::new(),
         mounts: Vec::new(),

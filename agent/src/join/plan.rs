@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::phases;
 use crate::effects::Effects;
+use crate::install::state::{ClusterRecord, read_versioned};
+use crate::install::{Ctx as InstallCtx, InstallParams};
 use crate::state_dir::StateDir;
 use operation::{Engine, Journal, Observer, OpState, Phase, Plan};
 
@@ -27,6 +29,9 @@ pub struct JoinParams {
     /// Preflight check ids (or `all`) whose failures do not stop the join.
     #[serde(default)]
     pub ignore_preflight_errors: Vec<String>,
+    /// `--mount name:path` overrides of profile volumes.
+    #[serde(default)]
+    pub mounts: Vec<(String, PathBuf)>,
 }
 
 pub struct Ctx {
@@ -34,10 +39,73 @@ pub struct Ctx {
     pub layout: StateDir,
     /// From the command line; needed until the node has its certificate.
     pub token: Option<String>,
-    pub effects: Effects,
+    /// Until [`Ctx::node`] takes them.
+    effects: Option<Effects>,
+    /// The install steps' context, once the node knows its cluster.
+    node: Option<InstallCtx>,
 }
 
 impl Ctx {
+    pub fn new(
+        params: JoinParams,
+        layout: StateDir,
+        token: Option<String>,
+        effects: Effects,
+    ) -> Ctx {
+        Ctx {
+            params,
+            layout,
+            token,
+            effects: Some(effects),
+            node: None,
+        }
+    }
+
+    pub fn effects(&mut self) -> &mut Effects {
+        match (&mut self.node, &mut self.effects) {
+            (Some(node), _) => &mut node.effects,
+            (None, Some(effects)) => effects,
+            (None, None) => unreachable!("the effects are in the node's context or here"),
+        }
+    }
+
+    /// The context the install's phases run in on this node: its cluster record (made by
+    /// the credentials phase) as the install's parameters, over the fetched image (opened
+    /// and verified once per run).
+    pub fn node(&mut self) -> anyhow::Result<&mut InstallCtx> {
+        if self.node.is_none() {
+            let path = self.layout.join_record();
+            let record: ClusterRecord = read_versioned(&path)?.with_context(|| {
+                format!(
+                    "{} is missing: the credentials phase makes it (`gravity join --resume`)",
+                    path.display()
+                )
+            })?;
+            let params = InstallParams {
+                image_dir: record.image_dir,
+                state_dir: self.layout.root().to_path_buf(),
+                service_uid: record.service_uid,
+                service_gid: record.service_gid,
+                node: record.node,
+                flavor: record.flavor,
+                mounts: self.params.mounts.clone(),
+                ignore_preflight_errors: self.params.ignore_preflight_errors.clone(),
+                values: Vec::new(),
+                set: Vec::new(),
+            };
+            let effects = self.effects.take().expect("effects not taken yet");
+            match crate::install::context(params, effects) {
+                Ok(node) => self.node = Some(node),
+                Err(e) => {
+                    // install::context consumed the effects: the host's are rebuilt on the
+                    // next run, this one stops here.
+                    return Err(e);
+                }
+            }
+        }
+        Ok(self.node.as_mut().expect("just made"))
+    }
+
     /// A client of the cluster's agent that authenticates with this node's certificate.
     pub fn client(&self) -> anyhow::Result<rpc::agent::Client> {
         let read = |p: PathBuf| {
@@ -104,12 +172,7 @@ pub fn run(
     };
     let params: JoinParams = serde_json::from_value(plan.params.clone())
         .context("the journaled join parameters are unreadable")?;
-    let mut ctx = Ctx {
-        params,
-        layout: StateDir::new(state_dir),
-        token,
-        effects,
-    };
+    let mut ctx = Ctx::new(params, StateDir::new(state_dir), token, effects);
     engine.run(&mut plan, &mut ctx, observer)?;
     Ok((ctx, plan))
 }
@@ -139,12 +202,7 @@ pub fn rollback(
         .with_context(|| format!("there is no join to roll back in {}", state_dir.display()))?;
     let params: JoinParams = serde_json::from_value(plan.params.clone())
         .context("the journaled join parameters are unreadable")?;
-    let mut ctx = Ctx {
-        params,
-        layout: StateDir::new(state_dir),
-        token: None,
-        effects,
-    };
+    let mut ctx = Ctx::new(params, StateDir::new(state_dir), None, effects);
     engine(state_dir).rollback(&mut plan, &mut ctx, observer)?;
     Ok(plan)
 }

@@ -7,6 +7,7 @@ use anyhow::Context;
 use rpc::agent::{PORT, Server, Shared};
 
 use crate::install::state::ClusterRecord;
+use crate::node::kubernetes;
 use crate::state_dir::StateDir;
 
 /// Builds the server from the state directory: the cluster's record, CA and the agent's own
@@ -34,6 +35,8 @@ pub fn server(layout: &StateDir, port: u16) -> anyhow::Result<Server> {
         &read(layout.agent_cert())?,
         &read(layout.agent_key())?,
     )?;
+    let kubernetes = pki.join("kubelet.kubeconfig").exists();
+    let state_dir = layout.root().to_path_buf();
     let shared = Shared {
         cluster: record.name.clone(),
         version: record.version.clone(),
@@ -44,6 +47,20 @@ pub fn server(layout: &StateDir, port: u16) -> anyhow::Result<Server> {
         image_dir: record.image_dir.clone(),
         nodes_dir: layout.joined_nodes(),
         first_node: record.node.node_name.clone(),
+        facts: rpc::agent::ClusterFacts {
+            service_uid: record.service_uid,
+            service_gid: record.service_gid,
+            role: record.node.role.clone(),
+            first_node_ip: Some(record.node.advertise_ip),
+            // Where the install made kubelet's credentials, the node runs Kubernetes.
+            apiserver: pki.join("kubelet.kubeconfig").exists().then(|| {
+                kubernetes::pki_request(&record.node.node_name, record.node.advertise_ip)
+                    .apiserver_url
+            }),
+        },
+        forget: kubernetes.then(|| -> rpc::agent::Forget {
+            Box::new(move |node: &str| forget_node(&state_dir, node))
+        }),
     };
     Ok(Server::bind(
         SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
@@ -57,4 +74,15 @@ pub fn run(layout: &StateDir) -> anyhow::Result<()> {
     tracing::info!(addr = %server.local_addr()?, "the join agent is listening");
     server.serve(&AtomicBool::new(false));
     Ok(())
+}
+
+/// Deletes a leaving node's Kubernetes Node object, with kubectl inside this node's planet.
+fn forget_node(state_dir: &std::path::Path, node: &str) -> Result<(), String> {
+    let pid = planet::status::Status::load(state_dir)
+        .and_then(|s| s.init_pid)
+        .filter(|pid| planet::sys::alive(*pid))
+        .ok_or("planet is not running on the first node")?;
+    planet::health::kubectl(pid, &["delete", "node", node, "--ignore-not-found"])
+        .map(|_| tracing::info!(node, "deleted the node's Kubernetes Node object"))
+        .map_err(|e| e.to_string())
 }

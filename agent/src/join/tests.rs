@@ -49,6 +49,14 @@ impl First {
             image_dir: image,
             nodes_dir: dir.path().join("agent/nodes"),
             first_node: "first".into(),
+            facts: rpc::agent::ClusterFacts {
+                service_uid: 1001,
+                service_gid: 1001,
+                role: "node".into(),
+                first_node_ip: Some(IpAddr::from([127, 0, 0, 1])),
+                apiserver: None,
+            },
+            forget: None,
         };
         let server =
             rpc::agent::Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shared).unwrap();
@@ -84,6 +92,7 @@ fn params(first: &First) -> JoinParams {
         role: None,
         advertise_ip: None,
         ignore_preflight_errors: vec![],
+        mounts: vec![],
     }
 }
 
@@ -141,6 +150,17 @@ fn a_join_authenticates_fetches_checks_and_its_rollback_is_forgotten_on_both_sid
     assert!(!part.exists());
     cluster_image::archive::verify_dir(&fetched).unwrap();
     assert!(layout.join_checks_report().is_file());
+    // Then the install's own steps set up this node: its record says whose it is, and its
+    // planet runs no control plane of its own but uses the first node's.
+    let record = crate::install::state::ClusterRecord::load(&layout)
+        .unwrap()
+        .expect("a cluster record");
+    let joined = record.node.joined.expect("recorded as joined");
+    assert_eq!(joined.control_plane, IpAddr::from([127, 0, 0, 1]));
+    assert_eq!(record.service_uid, 1001);
+    let config = planet::config::PlanetConfig::load(&state).unwrap();
+    assert!(!config.node.control_plane());
+    assert_eq!(config.node.registry_ip(), IpAddr::from([127, 0, 0, 1]));
     let log = host.lines().join("\n");
     assert!(log.contains("preflight node of example"), "{log}");
     // The token never reaches the journal.

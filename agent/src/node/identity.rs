@@ -16,6 +16,19 @@ pub struct NodeIdentity {
     pub advertise_ip: IpAddr,
     /// The node profile's name.
     pub role: String,
+    /// Where the node joined a cluster (`gravity join`) rather than installed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined: Option<Joined>,
+}
+
+/// A joined node's tie to its cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Joined {
+    /// The join agent it joined through (`HOST:PORT`, the first node's).
+    pub agent: String,
+    /// The address of the node that runs the control plane: its apiserver and registry.
+    pub control_plane: IpAddr,
 }
 
 impl NodeIdentity {
@@ -26,6 +39,11 @@ impl NodeIdentity {
             advertise_ip: self.advertise_ip,
             role: self.role.clone(),
             cluster_name: cluster_name.to_string(),
+            remote_control_plane: self.joined.as_ref().map(|j| {
+                planet::config::RemoteControlPlane {
+                    address: j.control_plane,
+                }
+            }),
         }
     }
 }

@@ -330,6 +330,7 @@ mod tests {
                 node_name: "node-1".into(),
                 advertise_ip: "10.0.0.5".parse().unwrap(),
                 role: "gpu".into(),
+                joined: None,
             },
             cluster_name: "example".into(),
             mounts: vec![("app-data".into(), PathBuf::from("/mnt/fast/app-data"))],

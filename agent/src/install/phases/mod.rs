@@ -9,16 +9,16 @@ pub(crate) mod health;
 pub(crate) mod hooks;
 pub(crate) mod images;
 pub(crate) mod join_agent;
-pub(super) mod kernel;
+pub(crate) mod kernel;
 pub(crate) mod node_ready;
 pub(crate) mod pki;
 pub(crate) mod planet_image;
 pub(crate) mod service;
 pub(crate) mod start;
 pub(crate) mod system_workloads;
-pub(super) mod user;
+pub(crate) mod user;
 pub(crate) mod values;
-pub(super) mod volumes;
+pub(crate) mod volumes;
 
 use super::Ctx;
 use operation::Phase;
@@ -82,6 +82,7 @@ mod records {
                         node_name: "node-1".into(),
                         advertise_ip: "10.0.0.5".parse().unwrap(),
                         role: "node".into(),
+                        joined: None,
                     },
                     flavor: "one".into(),
                     service_uid: 1001,

@@ -1,5 +1,5 @@
-//! Starts the cluster's own workloads (CoreDNS) once their images are in the registry, and
-//! waits until they are ready.
+//! Starts the cluster's own workloads (CoreDNS, and the pod network's right to list nodes) once
+//! their images are in the registry, and waits until they are ready.
 
 use std::time::Duration;
 

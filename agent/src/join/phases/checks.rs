@@ -19,14 +19,17 @@ impl Phase<Ctx> for Checks {
     fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let client = ctx.client()?;
         let index = client.cluster()?;
-        let index = cluster_image::archive::ImageIndex::from_json(
-            index.index.as_bytes(),
-            std::path::Path::new("index.json"),
-        )?;
-        let dir = super::fetch::image_dir(ctx, &index);
+        let dir = super::fetch::image_dir(
+            ctx,
+            &cluster_image::archive::ImageIndex::from_json(
+                index.index.as_bytes(),
+                std::path::Path::new("index.json"),
+            )?,
+        );
         let image = crate::source::open(Some(&dir), ctx.layout.root())
             .with_context(|| format!("the fetched image in {} does not verify", dir.display()))?;
-        let role = ctx.params.role.as_deref();
+        let role = super::role(ctx, &index.facts);
+        let role = role.as_deref();
         let Some(profile) = image.manifest.profile(role) else {
             let names: Vec<String> = image
                 .manifest
@@ -47,7 +50,7 @@ impl Phase<Ctx> for Checks {
             ..preflight::Options::default()
         };
         let mut report = ctx
-            .effects
+            .effects()
             .checks
             .run(&image.manifest, &profile, &opts, &image.dir);
         report.apply_ignores(&preflight::IgnoreList::from_entries(

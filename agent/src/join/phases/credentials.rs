@@ -1,0 +1,138 @@
+//! What this node is in the cluster: its record (name, address, profile, the service user
+//! and the control plane it uses), and where the cluster runs Kubernetes, its kubelet's and
+//! kube-proxy's certificates, signed by the cluster from CSRs of keys made here.
+
+use std::net::{IpAddr, UdpSocket};
+use std::path::Path;
+
+use anyhow::Context;
+use cluster_image::archive::ImageIndex;
+use operation::{Phase, Report};
+
+use crate::install::state::{self, ClusterRecord, Supervisor};
+use crate::join::plan::Ctx;
+use crate::node::NodeIdentity;
+use crate::node::identity::Joined;
+
+pub struct Credentials;
+
+/// What the node's Kubernetes daemons read from its PKI directory (a subset of the first
+/// node's: no CA key, no control plane).
+const FILES: &[&str] = &[
+    "ca.crt",
+    "kubelet.crt",
+    "kubelet.key",
+    "kubelet.kubeconfig",
+    "kube-proxy.kubeconfig",
+];
+
+impl Phase<Ctx> for Credentials {
+    fn name(&self) -> &'static str {
+        "credentials"
+    }
+    fn description(&self) -> &'static str {
+        "Record the cluster, get this node's Kubernetes certificates"
+    }
+    fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+        let client = ctx.client()?;
+        let info = client.cluster()?;
+        let facts = &info.facts;
+        let index = ImageIndex::from_json(info.index.as_bytes(), Path::new("index.json"))?;
+        let image_dir = super::fetch::image_dir(ctx, &index);
+        let agent = rpc::agent::with_port(&ctx.params.addr);
+        let advertise_ip = match ctx.params.advertise_ip {
+            Some(ip) => ip,
+            None => route_to(&agent)?,
+        };
+        let control_plane = facts
+            .first_node_ip
+            .context("the cluster's agent does not say where its control plane is")?;
+        let role = super::role(ctx, facts).unwrap_or_default();
+        let record = ClusterRecord {
+            name: info.name.clone(),
+            version: info.version.clone(),
+            installed_ms: durable::now_ms(),
+            node: NodeIdentity {
+                node_name: ctx.params.node_name.clone(),
+                advertise_ip,
+                role,
+                joined: Some(Joined {
+                    agent,
+                    control_plane,
+                }),
+            },
+            flavor: String::new(),
+            service_uid: facts.service_uid,
+            service_gid: facts.service_gid,
+            // The install's finish phase records the real one.
+            supervisor: Supervisor::Gravity,
+            image_dir,
+        };
+        state::write_record(&ctx.layout.join_record(), &record)?;
+        out.say(format!(
+            "node {} at {advertise_ip}, profile {}, service user {}:{}",
+            record.node.node_name, record.node.role, record.service_uid, record.service_gid
+        ));
+
+        let Some(apiserver) = &facts.apiserver else {
+            out.say("the cluster runs no Kubernetes: no certificates to get");
+            return Ok(());
+        };
+        let dir = ctx.layout.pki();
+        if FILES.iter().all(|f| dir.join(f).is_file()) {
+            out.say(format!("kept the certificates in {}", dir.display()));
+            return Ok(());
+        }
+        let (creds, keys) = client.kubernetes(&ctx.params.node_name, &[advertise_ip])?;
+        let ca = std::fs::read_to_string(ctx.layout.cluster_ca()).with_context(|| {
+            format!(
+                "cannot read the cluster's CA at {}",
+                ctx.layout.cluster_ca().display()
+            )
+        })?;
+        durable::create_private_dir(&dir)
+            .with_context(|| format!("cannot make {}", dir.display()))?;
+        let kubeconfig =
+            |user: &str, cert: &str, key: &str| pki::kubeconfig(apiserver, &ca, user, cert, key);
+        let files = [
+            ("ca.crt", ca.clone(), 0o644),
+            ("kubelet.crt", creds.kubelet_serving.clone(), 0o644),
+            ("kubelet.key", keys.kubelet_serving.clone(), 0o600),
+            (
+                "kube-proxy.kubeconfig",
+                kubeconfig("kube-proxy", &creds.kube_proxy, &keys.kube_proxy),
+                0o600,
+            ),
+            // Last: with it every file is there.
+            (
+                "kubelet.kubeconfig",
+                kubeconfig("kubelet", &creds.kubelet_client, &keys.kubelet_client),
+                0o600,
+            ),
+        ];
+        for (name, contents, mode) in files {
+            durable::write_atomic_mode(&dir.join(name), contents.as_bytes(), mode)?;
+        }
+        out.say(format!(
+            "kubelet's and kube-proxy's certificates for {apiserver} are in {}",
+            dir.display()
+        ));
+        Ok(())
+    }
+    fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
+        state::remove_dir(&ctx.layout.pki())?;
+        state::remove_file(&ctx.layout.join_record())?;
+        Ok(())
+    }
+}
+
+/// This host's address on the way to `addr`: what the cluster's nodes reach it at.
+fn route_to(addr: &str) -> anyhow::Result<IpAddr> {
+    let sock = UdpSocket::bind("0.0.0.0:0")?;
+    sock.connect(addr)
+        .and_then(|()| sock.local_addr())
+        .map(|a| a.ip())
+        .with_context(|| {
+            format!("this host has no route to {addr}: pass --advertise-addr, or fix the routes")
+        })
+}
