@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Output;
+use std::time::{Duration, Instant};
 
 use tests::install::{Installation, text};
 use tests::netns::{self, NetNs};
@@ -50,6 +51,7 @@ impl Joiner {
     }
 
     fn join(&self, addr: &str, token: &str, hash: &str, env: &[(&str, &str)]) -> Output {
+        let app_data = format!("app-data:{}", self.dir.path().join("app-data").display());
         self.gravity(
             &[
                 "join",
@@ -57,11 +59,66 @@ impl Joiner {
                 &format!("--token={token}"),
                 &format!("--ca-hash={hash}"),
                 "--node-name=second",
+                "--mount",
+                &app_data,
                 // As the install tests do: a new network namespace forwards nothing.
                 "--ignore-preflight-errors=sysctl:net.ipv4.ip_forward,sysctl:net.bridge.bridge-nf-call-iptables",
             ],
             env,
         )
+    }
+}
+
+impl Drop for Joiner {
+    /// A failed test leaves no planet running: the join is undone (the first node still runs,
+    /// this joiner is dropped before it), else planet is stopped.
+    fn drop(&mut self) {
+        if !self.state().join("operation").exists() {
+            return;
+        }
+        let out = self.gravity(&["plan", "rollback"], &[]);
+        if !out.status.success() {
+            eprintln!("cleanup: the join's rollback failed: {}", text(&out));
+            let _ = self.gravity(&["planet", "stop"], &[]);
+        }
+    }
+}
+
+/// `gravity kubectl ARGS` on the first node: its stdout, or why not.
+fn kubectl(first: &Installation, args: &[&str]) -> Result<String, String> {
+    let mut all = vec!["kubectl"];
+    all.extend_from_slice(args);
+    let out = first.gravity(&all);
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(text(&out))
+    }
+}
+
+/// Retries `probe` until it succeeds, for at most `timeout`; panics with its last error.
+fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match probe() {
+            Ok(v) => return v,
+            Err(e) if start.elapsed() > timeout => panic!("{what} after {timeout:?}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// GETs `/` from `ip:8080` inside pod `from` (busybox's nc: its wget crashes in Debian's
+/// static build): the body of a 200 answer.
+fn http_from(first: &Installation, from: &str, ip: &str) -> Result<String, String> {
+    let line = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 5 {ip} 8080");
+    let stdout = kubectl(
+        first,
+        &["exec", from, "--", "/bin/busybox", "sh", "-c", &line],
+    )?;
+    match stdout.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
+        _ => Err(stdout),
     }
 }
 
@@ -200,7 +257,8 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
     let out = resume("none");
     let said = text(&out);
     eprintln!("{said}");
-    assert!(said.contains("admitted to the cluster"), "{said}");
+    assert!(out.status.success(), "the join failed:\n{said}");
+    assert!(said.contains("joined the cluster"), "{said}");
     assert_eq!(mode(&joiner.state().join("agent/node.key")), 0o600);
     assert!(agent.join("nodes/second.json").exists());
     assert!(
@@ -210,7 +268,15 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
         "the token's use is not counted:\n{}",
         tokens(&first)
     );
-
+    // kubelet's own keys, made here; never the cluster CA's key.
+    let pki = joiner.state().join("pki");
+    assert_eq!(mode(&pki.join("kubelet.key")), 0o600);
+    assert_eq!(mode(&pki.join("kubelet.kubeconfig")), 0o600);
+    assert!(
+        !pki.join("ca.key").exists(),
+        "a joined node holds the CA's key"
+    );
+    assert!(!pki.join("admin.kubeconfig").exists());
     // The preflight ran here and against the first node (its agent served the peer checks).
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(joiner.state().join("checks/join.json")).unwrap())
@@ -246,14 +312,126 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
         text(&out)
     );
 
-    // Undone on both sides.
+    // Both nodes are Ready; the joined one is healthy by its own status, as a worker.
+    let ready = "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}";
+    let nodes = eventually("both nodes Ready", Duration::from_secs(180), || {
+        let nodes = kubectl(&first, &["get", "nodes", "-o", ready])?;
+        let all_ready = nodes.split_whitespace().all(|n| n.ends_with("=True"));
+        (nodes.split_whitespace().count() == 2 && all_ready && nodes.contains("second=True"))
+            .then_some(nodes.clone())
+            .ok_or(nodes)
+    });
+    eprintln!("nodes: {nodes}");
+    let status = joiner.gravity(&["status", "--output", "json"], &[]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["healthy"], true, "{status:#}");
+    assert!(
+        status["join"].is_null(),
+        "a worker serves no joins: {status:#}"
+    );
+    let units = status["planet"]["units"].as_array().unwrap();
+    let unit = |name: &str| units.iter().find(|u| u["name"] == name).unwrap().clone();
+    assert_eq!(
+        unit("planet-etcd.service")["activeState"],
+        "inactive",
+        "{status:#}"
+    );
+    assert_eq!(
+        unit("planet-kubelet.service")["activeState"],
+        "active",
+        "{status:#}"
+    );
+
+    // These tests skip the forwarding check (a real install turns it on, host-wide): pods'
+    // traffic between nodes is routed, so each "host" forwards.
+    for ns in [&first.ns, &joiner.ns] {
+        ns.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    }
+
+    // A pod on the joined node runs the vendored image, pulled from the first node's registry,
+    // and pods on the two nodes reach each other over the overlay.
+    let image = kubectl(
+        &first,
+        &[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ],
+    )
+    .unwrap();
+    let pod = format!(
+        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "on-second"}},
+            "spec": {{"nodeName": "second", "terminationGracePeriodSeconds": 0,
+                     "containers": [{{"name": "web", "image": "{image}"}}]}}}}"#
+    );
+    let pod_file = joiner.dir.path().join("on-second.json");
+    std::fs::write(&pod_file, pod).unwrap();
+    kubectl(&first, &["apply", "-f", pod_file.to_str().unwrap()]).unwrap();
+    let ip_of = |selector: &[&str]| {
+        let mut args = vec!["get", "pods"];
+        args.extend_from_slice(selector);
+        args.extend([
+            "-o",
+            "jsonpath={.items[0].status.phase} {.items[0].status.podIP} {.items[0].metadata.name}",
+        ]);
+        let out = kubectl(&first, &args)?;
+        match out.split_whitespace().collect::<Vec<_>>()[..] {
+            ["Running", ip, name] => Ok((ip.to_string(), name.to_string())),
+            _ => Err(out),
+        }
+    };
+    let (second_ip, _) = eventually(
+        "the pod on the joined node runs",
+        Duration::from_secs(120),
+        || ip_of(&["--field-selector=metadata.name=on-second"]),
+    );
+    let (first_ip, first_pod) = eventually(
+        "the example's web pod runs",
+        Duration::from_secs(60),
+        || ip_of(&["-l", "app=web"]),
+    );
+    assert_ne!(
+        second_ip.rsplit_once('.').unwrap().0,
+        first_ip.rsplit_once('.').unwrap().0,
+        "each node has its own pod subnet"
+    );
+    let page = eventually(
+        "first -> second, pod to pod",
+        Duration::from_secs(60),
+        || http_from(&first, &first_pod, &second_ip),
+    );
+    assert_eq!(page.trim(), "hello from the example cluster");
+    let page = eventually(
+        "second -> first, pod to pod",
+        Duration::from_secs(60),
+        || http_from(&first, "on-second", &first_ip),
+    );
+    assert_eq!(page.trim(), "hello from the example cluster");
+
+    // Undone on both sides: the node leaves Kubernetes too, and nothing of planet's network
+    // stays on the joined host.
     let out = joiner.gravity(&["plan", "rollback"], &[]);
     assert!(out.status.success(), "rollback failed:\n{}", text(&out));
     assert!(
         !agent.join("nodes/second.json").exists(),
         "the cluster still records the node"
     );
+    let nodes = kubectl(&first, &["get", "nodes", "-o", "name"]).unwrap();
+    assert!(
+        !nodes.contains("second"),
+        "the Node object is left: {nodes}"
+    );
+    let links = joiner.ns.run(&["ip", "-o", "link", "show"]);
+    for link in ["planet-vx", "cni0"] {
+        assert!(
+            !links.contains(link),
+            "{link} is left on the joined host:\n{links}"
+        );
+    }
     assert!(!joiner.state().join("agent").exists());
+    assert!(!joiner.state().join("pki").exists());
     assert!(!images.exists());
     assert_eq!(first.status()["healthy"], true);
 }
