@@ -10,13 +10,15 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use sha2::{Digest, Sha256};
 
-use super::messages::{ClusterInfo, KubeCredentials, Request, Response};
+use super::messages::{ClusterInfo, KubeCredentials, NodeHook, Request, Response};
 use super::tls::{self, PIN_MISMATCH};
 use super::{AgentError, PORT, VERSION};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_LINE: u64 = 4 << 20;
+/// How long a node hook may run on the first node (its Job's own limit is 20 minutes).
+const HOOK_TIMEOUT: Duration = Duration::from_secs(25 * 60);
 
 type Tls = BufReader<StreamOwned<ClientConnection, TcpStream>>;
 
@@ -291,6 +293,20 @@ impl Client {
                     kube_proxy,
                 },
             )),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Has the first node run the application's `hook` for this node; whether the application
+    /// defines it. Waits as long as a hook may run.
+    pub fn node_hook(&self, hook: NodeHook) -> Result<bool, AgentError> {
+        let mut tls = self.connect()?;
+        tls.get_ref()
+            .sock
+            .set_read_timeout(Some(HOOK_TIMEOUT))
+            .map_err(|e| self.io("a socket option", e))?;
+        match self.call(&mut tls, &Request::NodeHook { hook })? {
+            Response::HookDone { ran } => Ok(ran),
             other => Err(self.unexpected(other)),
         }
     }

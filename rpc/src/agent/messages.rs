@@ -34,6 +34,11 @@ pub enum Request {
         kube_proxy_csr: String,
         ips: Vec<IpAddr>,
     },
+    /// Run a node hook of the application for this node on the first node (needs the node's
+    /// certificate); the answer comes once its Job is done.
+    NodeHook {
+        hook: NodeHook,
+    },
     /// Start a peer-check server (`rpc::peer`) for this node's cross-node preflight checks;
     /// it stops by itself once idle (needs the node's certificate).
     Peer,
@@ -61,6 +66,10 @@ pub enum Response {
     Left {
         node: String,
     },
+    /// Whether the application defines the hook (it ran and succeeded), or not.
+    HookDone {
+        ran: bool,
+    },
     Peer {
         port: u16,
     },
@@ -68,6 +77,28 @@ pub enum Response {
         kind: ErrorKind,
         message: String,
     },
+}
+
+/// The application's hooks around a node's joining and leaving (the manifest's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum NodeHook {
+    PreNodeAdd,
+    PostNodeAdd,
+    PreNodeRemove,
+    PostNodeRemove,
+}
+
+impl NodeHook {
+    /// The hook's name in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeHook::PreNodeAdd => "preNodeAdd",
+            NodeHook::PostNodeAdd => "postNodeAdd",
+            NodeHook::PreNodeRemove => "preNodeRemove",
+            NodeHook::PostNodeRemove => "postNodeRemove",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,8 +19,12 @@ pub mod tokens;
 mod tests;
 
 pub use client::{Client, Fetched, Joined, NodeKubeKeys, with_port};
-pub use messages::{ClusterFacts, ClusterInfo, ErrorKind, KubeCredentials, Request, Response};
-pub use server::{Forget, Server, ServerHandle, Shared, valid_node_name};
+pub use messages::{
+    ClusterFacts, ClusterInfo, ErrorKind, KubeCredentials, NodeHook, Request, Response,
+};
+pub use server::{
+    Forget, RunNodeHook, Server, ServerHandle, Shared, forget_joined, valid_node_name,
+};
 
 /// The agent's port on the first node.
 pub const PORT: u16 = 3012;

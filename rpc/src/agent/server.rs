@@ -2,7 +2,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -12,7 +12,9 @@ use cluster_image::archive::{ImageIndex, Kind};
 use rustls::{ServerConnection, StreamOwned};
 use serde::Serialize;
 
-use super::messages::{ClusterFacts, ClusterInfo, ErrorKind, KubeCredentials, Request, Response};
+use super::messages::{
+    ClusterFacts, ClusterInfo, ErrorKind, KubeCredentials, NodeHook, Request, Response,
+};
 use super::tokens::TokenStore;
 use super::{AgentError, VERSION};
 
@@ -41,10 +43,15 @@ pub struct Shared {
     /// Removes what else of a leaving node the cluster has (its Kubernetes Node object);
     /// the node is forgotten only once this succeeded.
     pub forget: Option<Forget>,
+    /// Runs the application's node hooks (whether the hook is defined); once a node is
+    /// forgotten, its postNodeRemove.
+    pub node_hooks: Option<RunNodeHook>,
 }
 
 /// See [`Shared::forget`]: the node's name in, why it failed out.
 pub type Forget = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+/// See [`Shared::node_hooks`]: the hook and the node's name in; whether it ran, or why it failed.
+pub type RunNodeHook = Box<dyn Fn(NodeHook, &str) -> Result<bool, String> + Send + Sync>;
 
 pub struct Server {
     listener: TcpListener,
@@ -244,6 +251,24 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Resul
                 };
                 send(&mut tls, &answer)?;
             }
+            Request::NodeHook { hook } => {
+                let node = node.clone().unwrap_or_default();
+                let answer = match (&shared.node_hooks, hook) {
+                    (_, NodeHook::PostNodeRemove) => Response::Error {
+                        kind: ErrorKind::Invalid,
+                        message: "postNodeRemove runs when the cluster forgets the node".into(),
+                    },
+                    (None, _) => Response::HookDone { ran: false },
+                    (Some(run), hook) => match run(hook, &node) {
+                        Ok(ran) => Response::HookDone { ran },
+                        Err(why) => Response::Error {
+                            kind: ErrorKind::Internal,
+                            message: format!("the {} hook failed: {why}", hook.name()),
+                        },
+                    },
+                };
+                send(&mut tls, &answer)?;
+            }
             Request::Leave => {
                 let node = node.clone().unwrap_or_default();
                 send(&mut tls, &leave(shared, &node))?;
@@ -279,14 +304,36 @@ pub fn valid_node_name(name: &str) -> bool {
 
 /// Where a joined node is recorded.
 fn record_of(shared: &Shared, node: &str) -> PathBuf {
-    shared.nodes_dir.join(format!("{node}.json"))
+    record_in(&shared.nodes_dir, node)
+}
+
+fn record_in(nodes_dir: &Path, node: &str) -> PathBuf {
+    nodes_dir.join(format!("{node}.json"))
 }
 
 /// The id of the token a joined node used, from its record.
 fn recorded_token(shared: &Shared, node: &str) -> Option<String> {
-    let bytes = std::fs::read(record_of(shared, node)).ok()?;
+    token_in(&shared.nodes_dir, node)
+}
+
+fn token_in(nodes_dir: &Path, node: &str) -> Option<String> {
+    let bytes = std::fs::read(record_in(nodes_dir, node)).ok()?;
     let record: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     record["token"].as_str().map(str::to_string)
+}
+
+/// Forgets a joined node: its record under `nodes_dir`, and its use of its token (so that a
+/// single-use token works again). Whether the node was recorded.
+pub fn forget_joined(nodes_dir: &Path, tokens: &TokenStore, node: &str) -> Result<bool, String> {
+    let path = record_in(nodes_dir, node);
+    if let Some(id) = token_in(nodes_dir, node) {
+        tokens.unredeem(&id, node).map_err(|e| e.to_string())?;
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
+    }
 }
 
 fn join(shared: &Shared, token: &str, node: &str, csr: &str, peer: SocketAddr) -> Response {
@@ -415,7 +462,6 @@ fn peer_server() -> Result<u16, crate::peer::PeerError> {
 /// Forgets a node whose join was undone: its record, and its use of the token (so that a
 /// single-use token works again for the retry).
 fn leave(shared: &Shared, node: &str) -> Response {
-    let path = record_of(shared, node);
     if let Some(forget) = &shared.forget
         && let Err(why) = forget(node)
     {
@@ -424,25 +470,23 @@ fn leave(shared: &Shared, node: &str) -> Response {
             message: format!("cannot remove node {node} from the cluster: {why}"),
         };
     }
-    if let Some(id) = recorded_token(shared, node)
-        && let Err(e) = shared.tokens.unredeem(&id, node)
+    if let Err(message) = forget_joined(&shared.nodes_dir, &shared.tokens, node) {
+        return Response::Error {
+            kind: ErrorKind::Internal,
+            message,
+        };
+    }
+    tracing::info!(node, "node left");
+    if let Some(run) = &shared.node_hooks
+        && let Err(why) = run(NodeHook::PostNodeRemove, node)
     {
         return Response::Error {
             kind: ErrorKind::Internal,
-            message: e.to_string(),
+            message: format!(
+                "node {node} is removed from the cluster, but its postNodeRemove hook failed: {why}"
+            ),
         };
     }
-    match std::fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Response::Error {
-                kind: ErrorKind::Internal,
-                message: format!("cannot remove {}: {e}", path.display()),
-            };
-        }
-    }
-    tracing::info!(node, "node left");
     Response::Left {
         node: node.to_string(),
     }

@@ -88,6 +88,7 @@ fn cluster() -> Cluster {
             apiserver: Some("https://127.0.0.1:6443".into()),
         },
         forget: None,
+        node_hooks: None,
     };
     let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shared).unwrap();
     let handle = server.spawn().unwrap();
