@@ -56,6 +56,8 @@ pub struct Context<'a> {
     pub values: bool,
     /// Whether the backup directory is mounted (backup, restore).
     pub backup: bool,
+    /// The node a node hook (preNodeAdd, ...) runs for: `GRAVITY_NODE_NAME`.
+    pub node: Option<&'a str>,
 }
 
 /// The Job to run, with its namespace and name.
@@ -127,13 +129,16 @@ pub fn prepare(text: &str, ctx: &Context<'_>) -> Result<PreparedJob, JobError> {
             Source::Empty => json!({"name": name, "emptyDir": {}}),
         });
     }
-    let env = [
+    let mut env = vec![
         ("GRAVITY_SERVICE_USER", ctx.service_uid.to_string()),
         ("HELM_CACHE_HOME", format!("{HOME}/cache")),
         ("HELM_CONFIG_HOME", format!("{HOME}/config")),
         ("HELM_DATA_HOME", format!("{HOME}/data")),
         ("KUBECACHEDIR", format!("{HOME}/kube-cache")),
     ];
+    if let Some(node) = ctx.node {
+        env.push(("GRAVITY_NODE_NAME", node.to_string()));
+    }
     for list in ["initContainers", "containers"] {
         let Some(containers) = pod[list].as_array_mut() else {
             continue;
@@ -260,6 +265,7 @@ spec:
             service_uid: 1001,
             values,
             backup: false,
+            node: None,
         }
     }
 

@@ -78,6 +78,66 @@ pub fn run(
     timeout: Duration,
     say: &mut dyn FnMut(String),
 ) -> anyhow::Result<Ran> {
+    run_with(
+        effects,
+        layout,
+        hook,
+        operation,
+        service_uid,
+        None,
+        timeout,
+        say,
+    )
+}
+
+/// The node hooks, run on the node that installed the cluster when other nodes join or leave.
+pub const NODE_HOOKS: &[&str] = &[
+    "preNodeAdd",
+    "postNodeAdd",
+    "preNodeRemove",
+    "postNodeRemove",
+];
+
+/// Runs the node hook `hook` (one of [`NODE_HOOKS`]) for `node`, which its Job sees as
+/// `GRAVITY_NODE_NAME`; planet must run.
+pub fn run_for_node(
+    effects: &Effects,
+    layout: &StateDir,
+    hook: &str,
+    node: &str,
+    timeout: Duration,
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<Ran> {
+    anyhow::ensure!(NODE_HOOKS.contains(&hook), "{hook} is not a node hook");
+    if saved(layout, hook)?.is_none() {
+        return Ok(Ran::NotDefined);
+    }
+    let config = planet::config::PlanetConfig::load(layout.root())
+        .with_context(|| format!("no cluster is installed in {}", layout.root().display()))?;
+    let operation = format!("{node}-{}", durable::now_ms());
+    run_with(
+        effects,
+        layout,
+        hook,
+        &operation,
+        config.service_uid,
+        Some(node),
+        timeout,
+        say,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_with(
+    effects: &Effects,
+    layout: &StateDir,
+    hook: &str,
+    operation: &str,
+    service_uid: u32,
+    node: Option<&str>,
+    timeout: Duration,
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<Ran> {
     let Some(text) = saved(layout, hook)? else {
         return Ok(Ran::NotDefined);
     };
@@ -89,6 +149,7 @@ pub fn run(
             service_uid,
             values: takes_values(hook),
             backup: matches!(hook, "backup" | "restore"),
+            node,
         },
     )?;
     effects.hooks.run(

@@ -59,8 +59,10 @@ pub fn server(layout: &StateDir, port: u16) -> anyhow::Result<Server> {
             }),
         },
         forget: kubernetes.then(|| -> rpc::agent::Forget {
-            Box::new(move |node: &str| forget_node(&state_dir, node))
+            let state_dir = state_dir.clone();
+            Box::new(move |node: &str| delete_node(&state_dir, node).map(|_| ()))
         }),
+        node_hooks: kubernetes.then(|| node_hooks(StateDir::new(&state_dir))),
     };
     Ok(Server::bind(
         SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
@@ -76,13 +78,39 @@ pub fn run(layout: &StateDir) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes a leaving node's Kubernetes Node object, with kubectl inside this node's planet.
-fn forget_node(state_dir: &std::path::Path, node: &str) -> Result<(), String> {
+/// Deletes a node's Kubernetes Node object (its pods go with it), with kubectl inside this
+/// node's planet; whether there was one.
+pub fn delete_node(state_dir: &std::path::Path, node: &str) -> Result<bool, String> {
     let pid = planet::status::Status::load(state_dir)
         .and_then(|s| s.init_pid)
         .filter(|pid| planet::sys::alive(*pid))
-        .ok_or("planet is not running on the first node")?;
-    planet::health::kubectl(pid, &["delete", "node", node, "--ignore-not-found"])
-        .map(|_| tracing::info!(node, "deleted the node's Kubernetes Node object"))
-        .map_err(|e| e.to_string())
+        .ok_or("planet is not running on this node")?;
+    let out = planet::health::kubectl(pid, &["delete", "node", node, "--ignore-not-found"])
+        .map_err(|e| e.to_string())?;
+    let deleted = out.contains("deleted");
+    if deleted {
+        tracing::info!(node, "deleted the node's Kubernetes Node object");
+    }
+    Ok(deleted)
+}
+
+/// The application's node hooks as the agent runs them: one at a time (two nodes joining at
+/// once must not run one hook's Job twice at the same time), logged to the agent's log.
+fn node_hooks(layout: StateDir) -> rpc::agent::RunNodeHook {
+    let one_at_a_time = std::sync::Mutex::new(());
+    Box::new(move |hook: rpc::agent::NodeHook, node: &str| {
+        let _turn = one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
+        let name = hook.name();
+        let mut log = |line: String| tracing::info!(hook = name, node, "{line}");
+        crate::hooks::run_for_node(
+            &crate::effects::Effects::host(),
+            &layout,
+            name,
+            node,
+            crate::hooks::TIMEOUT,
+            &mut log,
+        )
+        .map(|ran| matches!(ran, crate::hooks::Ran::Done))
+        .map_err(|e| format!("{e:#}"))
+    })
 }

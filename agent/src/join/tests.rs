@@ -57,6 +57,7 @@ impl First {
                 apiserver: None,
             },
             forget: None,
+            node_hooks: None,
         };
         let server =
             rpc::agent::Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shared).unwrap();

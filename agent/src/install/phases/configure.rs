@@ -39,9 +39,12 @@ impl Phase<Ctx> for Configure {
             pki: crate::node::kubernetes::version_of(&image.path).map(|_| ctx.layout.pki()),
             status_hook: false,
         };
-        // Hooks need Kubernetes: only then does the supervisor ask the status hook.
+        // Hooks need Kubernetes: only then does the supervisor ask the status hook, and only on
+        // the node that installed the cluster (a joined node has no admin credentials).
         let opts = PlanetOptions {
-            status_hook: saved.contains(&"status") && opts.pki.is_some(),
+            status_hook: saved.contains(&"status")
+                && opts.pki.is_some()
+                && ctx.params.node.joined.is_none(),
             ..opts
         };
         let config = crate::node::planet_config(ctx.manifest(), &ctx.profile, &opts)?;

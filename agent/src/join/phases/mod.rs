@@ -1,11 +1,13 @@
 //! The joining node's phases, one file each, in the order they run: the join's own first
-//! (authenticate, fetch, checks, credentials), then the install's node steps over the fetched
-//! image ([`on_node::OnNode`]): the same code that set up the first node.
+//! (authenticate, fetch, checks, the preNodeAdd hook, credentials), then the install's node
+//! steps over the fetched image ([`on_node::OnNode`]): the same code that set up the first
+//! node; last the postNodeAdd hook.
 
 mod authenticate;
 mod checks;
 mod credentials;
 mod fetch;
+mod node_hooks;
 mod on_node;
 
 use super::plan::Ctx;
@@ -18,6 +20,7 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
         Box::new(authenticate::Authenticate),
         Box::new(fetch::Fetch),
         Box::new(checks::Checks),
+        Box::new(node_hooks::PreNodeAdd),
         Box::new(credentials::Credentials),
         Box::new(OnNode(Box::new(install::agent::Agent))),
         Box::new(OnNode(Box::new(install::kernel::Kernel))),
@@ -30,6 +33,7 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
         Box::new(OnNode(Box::new(install::health::Health))),
         Box::new(OnNode(Box::new(install::node_ready::NodeReady))),
         Box::new(OnNode(Box::new(install::finish::Finish))),
+        Box::new(node_hooks::PostNodeAdd),
     ]
 }
 

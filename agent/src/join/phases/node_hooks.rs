@@ -1,0 +1,51 @@
+//! The application's node hooks, run by the first node's agent as Jobs in the cluster for this
+//! node: preNodeAdd before the node is set up, postNodeAdd once it is Ready. Undoing the join
+//! runs preNodeRemove first, while the node still runs; the cluster runs postNodeRemove when it
+//! forgets the node (the authenticate phase's undo).
+
+use operation::{Phase, Report};
+use rpc::agent::NodeHook;
+
+use crate::join::plan::Ctx;
+
+pub struct PreNodeAdd;
+pub struct PostNodeAdd;
+
+fn run(ctx: &Ctx, hook: NodeHook, out: &mut Report<'_>) -> anyhow::Result<()> {
+    if ctx.client()?.node_hook(hook)? {
+        out.say(format!("the application's {} hook ran", hook.name()));
+    } else {
+        out.say(format!("the application has no {} hook", hook.name()));
+    }
+    Ok(())
+}
+
+impl Phase<Ctx> for PreNodeAdd {
+    fn name(&self) -> &'static str {
+        "pre-node-add"
+    }
+    fn description(&self) -> &'static str {
+        "Run the application's preNodeAdd hook"
+    }
+    fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+        run(ctx, NodeHook::PreNodeAdd, out)
+    }
+    fn rollback(&self, _ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+impl Phase<Ctx> for PostNodeAdd {
+    fn name(&self) -> &'static str {
+        "post-node-add"
+    }
+    fn description(&self) -> &'static str {
+        "Run the application's postNodeAdd hook"
+    }
+    fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+        run(ctx, NodeHook::PostNodeAdd, out)
+    }
+    fn rollback(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+        run(ctx, NodeHook::PreNodeRemove, out)
+    }
+}
