@@ -78,8 +78,11 @@ pub enum Command {
     Check(cmd::check::Args),
     /// Remove the cluster from this host: planet, its service, mounts and all state
     Uninstall(cmd::uninstall::Args),
-    /// Remove this node from its cluster (`--force` on a single node: uninstall)
+    /// Remove this node from its cluster (on the node that installed it, only with `--force`:
+    /// uninstall)
     Leave(cmd::leave::Args),
+    /// Remove a joined node that is gone for good (run on the node that installed the cluster)
+    Remove(cmd::remove::Args),
     /// Run kubectl against this cluster, as its administrator
     Kubectl(cmd::kubectl::Args),
     /// Start, stop or ask the application (its start, stop and status hooks)
@@ -116,6 +119,7 @@ impl Command {
             Command::Plan(_) => "plan",
             Command::Uninstall(_) => "uninstall",
             Command::Leave(_) => "leave",
+            Command::Remove(_) => "remove",
             Command::Kubectl(_) => "kubectl",
             Command::App(_) => "app",
             Command::Backup(_) => "backup",

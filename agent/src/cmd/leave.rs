@@ -24,9 +24,9 @@ pub struct Args {
 }
 
 pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
-    let layout = crate::state_dir::StateDir::new(&global.state_dir);
-    let joined = crate::install::state::ClusterRecord::load(&layout)?
-        .is_some_and(|r| r.node.joined.is_some());
+    let joined = operation::Journal::new(&global.state_dir)
+        .load()?
+        .is_some_and(|p| p.kind == crate::join::plan::KIND);
     if !joined && !args.force {
         bail!(
             "this node installed the cluster and runs its control plane: without it the cluster ends. To remove it anyway, run `gravity leave --force` (the same as `gravity uninstall`)"

@@ -12,6 +12,7 @@ pub mod kubectl;
 pub mod leave;
 pub mod plan;
 pub mod planet;
+pub mod remove;
 pub mod report;
 pub mod status;
 pub mod token;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(a) => status::run(&cli.global, a),
         Command::Uninstall(a) => uninstall::run(&cli.global, a),
         Command::Leave(a) => leave::run(&cli.global, a),
+        Command::Remove(a) => remove::run(&cli.global, a),
         Command::Kubectl(a) => kubectl::run(&cli.global, a),
         Command::App(c) => app::run(&cli.global, c),
         Command::Backup(a) => backup::backup(&cli.global, a),

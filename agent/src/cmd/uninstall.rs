@@ -53,20 +53,22 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let layout = StateDir::new(dir);
-    if let Some(joined) = state::ClusterRecord::load(&layout)?.and_then(|r| r.node.joined) {
-        // A joined node: the join's own undo, which also has the cluster forget the node.
-        // The application's hooks are the cluster's, run where it was installed.
+    let join = Journal::new(dir)
+        .load()?
+        .filter(|p| p.kind == crate::join::plan::KIND);
+    if let Some(join) = join {
+        // A joined (or joining) node: the join's own undo, which also has the cluster forget
+        // the node. The application's hooks are the cluster's, run where it was installed.
+        let agent = join.params["addr"].as_str().unwrap_or("?").to_string();
         let mut progress = Progress::new(crate::join::plan::phases().len(), "undone");
         crate::join::plan::rollback(dir, Effects::host(), &mut progress).with_context(|| {
             format!(
-                "this node could not leave the cluster at {} cleanly; fix what is said above and run the command again",
-                joined.agent
+                "this node could not leave the cluster at {agent} cleanly; fix what is said above and run the command again"
             )
         })?;
         state::remove_dir(dir)?;
         eprintln!(
-            "left the cluster at {}: planet, its service and {} are gone",
-            joined.agent,
+            "left the cluster at {agent}: planet, its service and {} are gone",
             dir.display()
         );
         return Ok(ExitCode::SUCCESS);
