@@ -19,14 +19,21 @@ struct Joiner {
     ns: NetNs,
     _link: netns::Link,
     dir: tempfile::TempDir,
+    name: &'static str,
 }
 
 impl Joiner {
     fn new(first: &Installation) -> Joiner {
+        Joiner::named(first, "second", 214)
+    }
+
+    /// Another host, on the link subnet `10.<subnet>.0.0/24`.
+    fn named(first: &Installation, name: &'static str, subnet: u8) -> Joiner {
         let ns = NetNs::new("joiner");
-        let link = netns::link(&first.ns, &ns, 214);
+        let link = netns::link(&first.ns, &ns, subnet);
         ns.run(&["ip", "route", "add", "10.213.0.0/24", "via", &link.a_ip]);
         Joiner {
+            name,
             ns,
             _link: link,
             dir: tempfile::Builder::new()
@@ -58,7 +65,7 @@ impl Joiner {
                 addr,
                 &format!("--token={token}"),
                 &format!("--ca-hash={hash}"),
-                "--node-name=second",
+                &format!("--node-name={}", self.name),
                 "--mount",
                 &app_data,
                 // As the install tests do: a new network namespace forwards nothing.
@@ -224,7 +231,8 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
     );
 
     // Killed right after the cluster signed the node's certificate (before the node kept it),
-    // in the middle of the transfer, and before the checks; each resume goes on from there.
+    // in the middle of the transfer, before the checks, before the credentials, while planet
+    // starts, with planet started, and before the record; each resume goes on from there.
     let out = joiner.join(
         &addr,
         &token,
@@ -244,7 +252,14 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
             &[("GRAVITY_CRASH_AT", crash)],
         )
     };
-    for crash in ["fetch:during", "checks:before"] {
+    for crash in [
+        "fetch:during",
+        "checks:before",
+        "credentials:before",
+        "start:during",
+        "health:before",
+        "finish:before",
+    ] {
         let out = resume(crash);
         assert_eq!(
             out.status.signal(),
@@ -254,11 +269,25 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
         );
     }
     assert!(joiner.state().join("agent/node.crt").exists());
-    let out = resume("none");
+    // The last resume, and a third host's whole join at the same time.
+    let third = Joiner::named(&first, "third", 215);
+    let token3 =
+        String::from_utf8_lossy(&first.gravity(&["token", "create", "--single-use"]).stdout)
+            .trim()
+            .to_string();
+    let (out, out3) = std::thread::scope(|s| {
+        let third = s.spawn(|| third.join(&addr, &token3, &hash, &[]));
+        (resume("none"), third.join().unwrap())
+    });
     let said = text(&out);
     eprintln!("{said}");
     assert!(out.status.success(), "the join failed:\n{said}");
     assert!(said.contains("joined the cluster"), "{said}");
+    assert!(
+        out3.status.success(),
+        "the third host's join failed:\n{}",
+        text(&out3)
+    );
     assert_eq!(mode(&joiner.state().join("agent/node.key")), 0o600);
     assert!(agent.join("nodes/second.json").exists());
     assert!(
@@ -312,16 +341,28 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
         text(&out)
     );
 
-    // Both nodes are Ready; the joined one is healthy by its own status, as a worker.
+    // All three nodes are Ready; a joined one is healthy by its own status, as a worker.
     let ready = "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}";
-    let nodes = eventually("both nodes Ready", Duration::from_secs(180), || {
+    let nodes = eventually("all nodes Ready", Duration::from_secs(180), || {
         let nodes = kubectl(&first, &["get", "nodes", "-o", ready])?;
         let all_ready = nodes.split_whitespace().all(|n| n.ends_with("=True"));
-        (nodes.split_whitespace().count() == 2 && all_ready && nodes.contains("second=True"))
+        let joined = nodes.contains("second=True") && nodes.contains("third=True");
+        (nodes.split_whitespace().count() == 3 && all_ready && joined)
             .then_some(nodes.clone())
             .ok_or(nodes)
     });
     eprintln!("nodes: {nodes}");
+    // The example's postNodeAdd hook ran for the new node, in the cluster.
+    let labels = kubectl(
+        &first,
+        &["get", "node", "second", "-o", "jsonpath={.metadata.labels}"],
+    )
+    .unwrap();
+    assert!(
+        labels.contains("\"example.com/joined\":\"true\""),
+        "{labels}"
+    );
+    assert!(said.contains("postNodeAdd hook ran"), "{said}");
     let status = joiner.gravity(&["status", "--output", "json"], &[]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["healthy"], true, "{status:#}");
@@ -409,6 +450,46 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
         || http_from(&first, "on-second", &first_ip),
     );
     assert_eq!(page.trim(), "hello from the example cluster");
+
+    // A host that is gone for good (say the third) is removed on the first node; the first
+    // node itself is not.
+    assert!(agent.join("nodes/third.json").exists());
+    let own = first.status()["cluster"]["nodeName"]
+        .as_str()
+        .unwrap_or("vm")
+        .to_string();
+    let out = first.gravity(&["remove", &own, "--yes"]);
+    assert!(
+        !out.status.success() && text(&out).contains("control plane"),
+        "{}",
+        text(&out)
+    );
+    let out = first.gravity(&["remove", "nosuch", "--yes"]);
+    assert!(
+        !out.status.success() && text(&out).contains("no node nosuch"),
+        "{}",
+        text(&out)
+    );
+    let out = first.gravity(&["remove", "third", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!agent.join("nodes/third.json").exists());
+    let nodes = kubectl(&first, &["get", "nodes", "-o", "name"]).unwrap();
+    assert!(
+        !nodes.contains("third"),
+        "the removed node is left: {nodes}"
+    );
+    assert!(
+        tokens(&first)
+            .lines()
+            .any(|l| l.starts_with(token3.split('.').next().unwrap()) && l.contains(" 0/1 ")),
+        "the removed node's single-use token is not free again:\n{}",
+        tokens(&first)
+    );
+    // Its host comes back: uninstalling there works, the cluster has forgotten it already.
+    let out = third.gravity(&["uninstall", "--yes"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!third.state().exists());
+    drop(third);
 
     // Undone on both sides: the node leaves Kubernetes too, and nothing of planet's network
     // stays on the joined host.
