@@ -66,13 +66,23 @@ impl Ca {
         node: &str,
         now: OffsetDateTime,
     ) -> Result<String, Error> {
-        let name = "node.crt";
-        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
-            .map_err(|source| Error::Generate { name, source })?;
         let mut p = leaf_params(node, Some(NODE_ORGANIZATION), now);
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign_key_of("node.crt", csr_pem, p)
+    }
+
+    /// Signs `params` for the public key of a CSR (PEM), whose signature proves that its
+    /// sender holds the private key.
+    fn sign_key_of(
+        &self,
+        name: &'static str,
+        csr_pem: &str,
+        params: CertificateParams,
+    ) -> Result<String, Error> {
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|source| Error::Generate { name, source })?;
         let signed = CertificateSigningRequestParams {
-            params: p,
+            params,
             public_key: csr.public_key,
         };
         let cert = signed
@@ -109,8 +119,6 @@ impl Ca {
             NodeCredential::KubeletServing { .. } => "kubelet.crt",
             NodeCredential::KubeProxy => "kube-proxy.crt",
         };
-        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
-            .map_err(|source| Error::Generate { name, source })?;
         let user = format!("system:node:{node}");
         let mut p = match which {
             NodeCredential::KubeletClient => leaf_params(&user, Some("system:nodes"), now),
@@ -135,14 +143,7 @@ impl Ca {
         } else {
             p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         }
-        let signed = CertificateSigningRequestParams {
-            params: p,
-            public_key: csr.public_key,
-        };
-        let cert = signed
-            .signed_by(&self.issuer)
-            .map_err(|source| Error::Generate { name, source })?;
-        Ok(cert.pem())
+        self.sign_key_of(name, csr_pem, p)
     }
 }
 

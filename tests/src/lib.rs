@@ -12,3 +12,4 @@ pub mod oci_fixture;
 pub mod planet;
 pub mod preflight;
 pub mod serial;
+pub mod wait;

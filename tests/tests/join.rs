@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tests::install::{Installation, text};
 use tests::netns::{self, NetNs};
+use tests::wait::eventually;
 use tests::{bins, serial};
 
 /// A host of its own that routes to the first node's advertise address.
@@ -100,18 +101,6 @@ fn kubectl(first: &Installation, args: &[&str]) -> Result<String, String> {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {
         Err(text(&out))
-    }
-}
-
-/// Retries `probe` until it succeeds, for at most `timeout`; panics with its last error.
-fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let start = Instant::now();
-    loop {
-        match probe() {
-            Ok(v) => return v,
-            Err(e) if start.elapsed() > timeout => panic!("{what} after {timeout:?}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_secs(1)),
-        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tests::install::{Installation, SERVICE_UID, text};
 use tests::oci_fixture::{Image, layer, write_layout};
+use tests::wait::eventually;
 use tests::{bins, planet, serial};
 
 const WORKLOADS: &str = r#"apiVersion: apps/v1
@@ -117,18 +118,6 @@ fn body(out: &std::process::Output) -> Result<String, String> {
             Ok(body.to_string())
         }
         _ => Err(format!("{stdout}{}", text(out))),
-    }
-}
-
-/// Retries `probe` until it returns Some, for at most `timeout`; panics with its last error.
-fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let start = Instant::now();
-    loop {
-        match probe() {
-            Ok(v) => return v,
-            Err(e) if start.elapsed() > timeout => panic!("{what} after {timeout:?}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
     }
 }
 

@@ -60,14 +60,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
     let kubernetes = layout.pki().join("kubelet.kubeconfig").exists();
     let hook = |name: &str| -> anyhow::Result<()> {
         if kubernetes {
-            crate::hooks::run_for_node(
-                &crate::effects::Effects::host(),
-                &layout,
-                name,
-                node,
-                crate::hooks::TIMEOUT,
-                &mut crate::hooks::to_stderr(name),
-            )?;
+            crate::hooks::run_node_hook(&layout, name, node, &mut crate::hooks::to_stderr(name))?;
         }
         Ok(())
     };

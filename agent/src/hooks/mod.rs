@@ -127,6 +127,16 @@ pub fn run_for_node(
     )
 }
 
+/// [`run_for_node`] on this host, with the hooks' time limit.
+pub fn run_node_hook(
+    layout: &StateDir,
+    hook: &str,
+    node: &str,
+    say: &mut dyn FnMut(String),
+) -> anyhow::Result<Ran> {
+    run_for_node(&Effects::host(), layout, hook, node, TIMEOUT, say)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_with(
     effects: &Effects,

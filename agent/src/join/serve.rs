@@ -102,15 +102,8 @@ fn node_hooks(layout: StateDir) -> rpc::agent::RunNodeHook {
         let _turn = one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
         let name = hook.name();
         let mut log = |line: String| tracing::info!(hook = name, node, "{line}");
-        crate::hooks::run_for_node(
-            &crate::effects::Effects::host(),
-            &layout,
-            name,
-            node,
-            crate::hooks::TIMEOUT,
-            &mut log,
-        )
-        .map(|ran| matches!(ran, crate::hooks::Ran::Done))
-        .map_err(|e| format!("{e:#}"))
+        crate::hooks::run_node_hook(&layout, name, node, &mut log)
+            .map(|ran| matches!(ran, crate::hooks::Ran::Done))
+            .map_err(|e| format!("{e:#}"))
     })
 }
