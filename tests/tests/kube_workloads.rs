@@ -3,7 +3,7 @@
 //! registry from the cluster's own); a Service answers on its ClusterIP from the host (kube-proxy)
 //! and by its DNS name from another pod (CoreDNS, from planet's system images).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tests::install::{Installation, SERVICE_UID, text};
 use tests::oci_fixture::{Image, layer, write_layout};
