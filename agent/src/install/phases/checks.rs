@@ -30,19 +30,7 @@ impl Phase<Ctx> for Checks {
             &ctx.params.ignore_preflight_errors,
         ));
         write_report(&ctx.layout.checks_report(), &report)?;
-        // The next phase sets these (as Gravity's planet and k3s do); the rest must pass now.
-        let (fixable, failed): (Vec<_>, Vec<_>) = report
-            .checks
-            .iter()
-            .filter(|c| c.status == preflight::Status::Fail)
-            .partition(|c| c.id.starts_with("sysctl:"));
-        for c in &fixable {
-            out.say(format!(
-                "{}: {} (the kernel phase sets it)",
-                c.id,
-                c.measured.as_deref().unwrap_or("wrong")
-            ));
-        }
+        let failed = failed_unless_fixed(&report, out);
         if !failed.is_empty() {
             for line in report.render_table().lines() {
                 out.say(line);
@@ -72,6 +60,27 @@ impl Phase<Ctx> for Checks {
 }
 
 /// The profile's checks, plus gravity's own port: the join agent listens there after install.
+/// The failed checks that must pass now: a failed sysctl is not one of them, the kernel phase
+/// sets it (as Gravity's planet and k3s do), and says so.
+pub(crate) fn failed_unless_fixed<'r>(
+    report: &'r preflight::Report,
+    out: &mut Report<'_>,
+) -> Vec<&'r preflight::CheckResult> {
+    let (fixable, failed): (Vec<_>, Vec<_>) = report
+        .checks
+        .iter()
+        .filter(|c| c.status == preflight::Status::Fail)
+        .partition(|c| c.id.starts_with("sysctl:"));
+    for c in &fixable {
+        out.say(format!(
+            "{}: {} (the kernel phase sets it)",
+            c.id,
+            c.measured.as_deref().unwrap_or("wrong")
+        ));
+    }
+    failed
+}
+
 fn with_agent_port(profile: &NodeProfile) -> NodeProfile {
     let port = rpc::agent::PORT;
     let mut p = profile.clone();

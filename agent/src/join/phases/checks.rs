@@ -58,10 +58,8 @@ impl Phase<Ctx> for Checks {
         ));
         let value: serde_json::Value = serde_json::from_str(&report.to_json())?;
         crate::install::state::write_json(&ctx.layout.join_checks_report(), &value)?;
-        let failed: Vec<&str> = report
-            .checks
+        let failed: Vec<&str> = crate::install::phases::checks::failed_unless_fixed(&report, out)
             .iter()
-            .filter(|c| c.status == preflight::Status::Fail)
             .map(|c| c.id.as_str())
             .collect();
         if !failed.is_empty() {
