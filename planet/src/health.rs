@@ -372,13 +372,13 @@ pub fn parse_units(text: &str, control_plane: bool) -> Vec<UnitHealth> {
     UNITS
         .iter()
         .map(|(name, required)| {
-            let required = &(*required && (control_plane || !CONTROL_PLANE.contains(name)));
+            let required = *required && (control_plane || !CONTROL_PLANE.contains(name));
             let Some(b) = blocks.iter().find(|b| b.get("Id") == Some(name)) else {
                 return UnitHealth {
                     name: name.to_string(),
                     active_state: "unknown".into(),
                     healthy: false,
-                    required: *required,
+                    required,
                     detail: "systemd inside planet did not answer".into(),
                 };
             };
@@ -412,7 +412,7 @@ pub fn parse_units(text: &str, control_plane: bool) -> Vec<UnitHealth> {
                 name: name.to_string(),
                 active_state: active.to_string(),
                 healthy,
-                required: *required,
+                required,
                 detail,
             }
         })
@@ -428,7 +428,25 @@ fn endpoints(
 ) -> Vec<EndpointHealth> {
     let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
     let docker_sock = inside::host_path(pid, "/run/docker.sock");
-    let mut out = vec![endpoint(
+    let mut out = Vec::new();
+    if control_plane {
+        // etcd's metrics listener: plain HTTP on loopback, also where clients need TLS.
+        out.push(endpoint("etcd", "http://127.0.0.1:2381/health", || {
+            let (code, body) = http_get(
+                TcpStream::connect_timeout(&local(2381), ENDPOINT_TIMEOUT)?,
+                "/health",
+            )?;
+            if code == 200 && body.replace(' ', "").contains("\"health\":\"true\"") {
+                Ok(body.trim().to_string())
+            } else {
+                Err(std::io::Error::other(format!(
+                    "HTTP {code}: {}",
+                    body.trim()
+                )))
+            }
+        }));
+    }
+    out.push(endpoint(
         "dockerd",
         "unix:///run/docker.sock /_ping",
         || {
@@ -445,26 +463,8 @@ fn endpoints(
                 )))
             }
         },
-    )];
+    ));
     if control_plane {
-        out.insert(
-            0,
-            // etcd's metrics listener: plain HTTP on loopback, also where clients need TLS.
-            endpoint("etcd", "http://127.0.0.1:2381/health", || {
-                let (code, body) = http_get(
-                    TcpStream::connect_timeout(&local(2381), ENDPOINT_TIMEOUT)?,
-                    "/health",
-                )?;
-                if code == 200 && body.replace(' ', "").contains("\"health\":\"true\"") {
-                    Ok(body.trim().to_string())
-                } else {
-                    Err(std::io::Error::other(format!(
-                        "HTTP {code}: {}",
-                        body.trim()
-                    )))
-                }
-            }),
-        );
         out.push(endpoint("registry", "http://127.0.0.1:5000/v2/", || {
             let (code, body) = http_get(
                 TcpStream::connect_timeout(&local(5000), ENDPOINT_TIMEOUT)?,

@@ -57,14 +57,14 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
             bail!("nothing was removed");
         }
     }
-    let kubernetes = layout.pki().join("kubelet.kubeconfig").exists();
+    let kubernetes = crate::join::serve::runs_kubernetes(&layout);
     let hook = |name: &str| -> anyhow::Result<()> {
         if kubernetes {
             crate::hooks::run_node_hook(&layout, name, node, &mut crate::hooks::to_stderr(name))?;
         }
         Ok(())
     };
-    let recorded = layout.joined_nodes().join(format!("{node}.json")).exists();
+    let recorded = rpc::agent::record_in(&layout.joined_nodes(), node).exists();
     let known = recorded || (kubernetes && has_node(&layout, node)?);
     if !known {
         bail!("the cluster has no node {node} (`gravity kubectl get nodes` lists them)");

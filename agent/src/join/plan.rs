@@ -93,15 +93,10 @@ impl Ctx {
                 values: Vec::new(),
                 set: Vec::new(),
             };
+            // On an error install::context has consumed the effects: this run stops here, the
+            // next one starts with the host's again.
             let effects = self.effects.take().expect("effects not taken yet");
-            match crate::install::context(params, effects) {
-                Ok(node) => self.node = Some(node),
-                Err(e) => {
-                    // install::context consumed the effects: the host's are rebuilt on the
-                    // next run, this one stops here.
-                    return Err(e);
-                }
-            }
+            self.node = Some(crate::install::context(params, effects)?);
         }
         Ok(self.node.as_mut().expect("just made"))
     }

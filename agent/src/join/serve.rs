@@ -35,7 +35,7 @@ pub fn server(layout: &StateDir, port: u16) -> anyhow::Result<Server> {
         &read(layout.agent_cert())?,
         &read(layout.agent_key())?,
     )?;
-    let kubernetes = pki.join("kubelet.kubeconfig").exists();
+    let kubernetes = runs_kubernetes(layout);
     let state_dir = layout.root().to_path_buf();
     let shared = Shared {
         cluster: record.name.clone(),
@@ -52,8 +52,7 @@ pub fn server(layout: &StateDir, port: u16) -> anyhow::Result<Server> {
             service_gid: record.service_gid,
             role: record.node.role.clone(),
             first_node_ip: Some(record.node.advertise_ip),
-            // Where the install made kubelet's credentials, the node runs Kubernetes.
-            apiserver: pki.join("kubelet.kubeconfig").exists().then(|| {
+            apiserver: kubernetes.then(|| {
                 kubernetes::pki_request(&record.node.node_name, record.node.advertise_ip)
                     .apiserver_url
             }),
@@ -78,12 +77,15 @@ pub fn run(layout: &StateDir) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether this node runs the cluster's Kubernetes: the install made kubelet's credentials.
+pub fn runs_kubernetes(layout: &StateDir) -> bool {
+    layout.pki().join("kubelet.kubeconfig").exists()
+}
+
 /// Deletes a node's Kubernetes Node object (its pods go with it), with kubectl inside this
 /// node's planet; whether there was one.
 pub fn delete_node(state_dir: &std::path::Path, node: &str) -> Result<bool, String> {
-    let pid = planet::status::Status::load(state_dir)
-        .and_then(|s| s.init_pid)
-        .filter(|pid| planet::sys::alive(*pid))
+    let pid = planet::status::Status::running_init_pid(state_dir)
         .ok_or("planet is not running on this node")?;
     let out = planet::health::kubectl(pid, &["delete", "node", node, "--ignore-not-found"])
         .map_err(|e| e.to_string())?;

@@ -23,7 +23,7 @@ pub use messages::{
     ClusterFacts, ClusterInfo, ErrorKind, KubeCredentials, NodeHook, Request, Response,
 };
 pub use server::{
-    Forget, RunNodeHook, Server, ServerHandle, Shared, forget_joined, valid_node_name,
+    Forget, RunNodeHook, Server, ServerHandle, Shared, forget_joined, record_in, valid_node_name,
 };
 
 /// The agent's port on the first node.

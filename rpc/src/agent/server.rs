@@ -303,19 +303,11 @@ pub fn valid_node_name(name: &str) -> bool {
 }
 
 /// Where a joined node is recorded.
-fn record_of(shared: &Shared, node: &str) -> PathBuf {
-    record_in(&shared.nodes_dir, node)
-}
-
-fn record_in(nodes_dir: &Path, node: &str) -> PathBuf {
+pub fn record_in(nodes_dir: &Path, node: &str) -> PathBuf {
     nodes_dir.join(format!("{node}.json"))
 }
 
 /// The id of the token a joined node used, from its record.
-fn recorded_token(shared: &Shared, node: &str) -> Option<String> {
-    token_in(&shared.nodes_dir, node)
-}
-
 fn token_in(nodes_dir: &Path, node: &str) -> Option<String> {
     let bytes = std::fs::read(record_in(nodes_dir, node)).ok()?;
     let record: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
@@ -346,8 +338,8 @@ fn join(shared: &Shared, token: &str, node: &str, csr: &str, peer: SocketAddr) -
             ),
         );
     }
-    let record_path = record_of(shared, node);
-    let recorded_token = recorded_token(shared, node);
+    let record_path = record_in(&shared.nodes_dir, node);
+    let recorded_token = token_in(&shared.nodes_dir, node);
     let token_id = token.split('.').next().unwrap_or_default();
     // A node that joined already may only ask again with its own token (a retry whose first
     // answer was lost); no node may take the first node's name.
