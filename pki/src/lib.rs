@@ -169,12 +169,74 @@ pub fn generate_now(req: &Request) -> Result<Pki, Error> {
     generate(req, OffsetDateTime::now_utc())
 }
 
-/// Generates the whole PKI for `req`, valid from one hour before `now`.
-pub fn generate(req: &Request, now: OffsetDateTime) -> Result<Pki, Error> {
-    let not_before = now - Duration::hours(1);
-    let mut files = Vec::new();
+/// What every control plane node of a cluster shares (PEM): the CA that signs, and the key
+/// pair that signs service-account tokens. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secrets {
+    pub ca_crt: String,
+    pub ca_key: String,
+    pub sa_key: String,
+}
 
-    // The CA.
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secrets { .. }")
+    }
+}
+
+impl Secrets {
+    /// The secrets in `dir` (a control plane node's PKI directory).
+    pub fn read(dir: &Path) -> std::io::Result<Secrets> {
+        let read = |n: &str| std::fs::read_to_string(dir.join(n));
+        Ok(Secrets {
+            ca_crt: read("ca.crt")?,
+            ca_key: read("ca.key")?,
+            sa_key: read("sa.key")?,
+        })
+    }
+}
+
+/// Generates the whole PKI for `req` with a new CA and service-account key, valid from one
+/// hour before `now`.
+pub fn generate(req: &Request, now: OffsetDateTime) -> Result<Pki, Error> {
+    let (ca_key, ca_params) = new_ca(now)?;
+    let ca_cert = ca_params
+        .self_signed(&ca_key)
+        .map_err(|source| Error::Generate {
+            name: "ca.crt",
+            source,
+        })?;
+    let ca_pem = ca_cert.pem();
+    let sa = generate_key("sa.key")?;
+    let secrets = Secrets {
+        ca_crt: ca_pem,
+        ca_key: ca_key.serialize_pem(),
+        sa_key: sa.serialize_pem(),
+    };
+    issue_all(req, &secrets, Issuer::new(ca_params, ca_key), now)
+}
+
+/// Generates the PKI of another control plane node of the cluster whose `secrets` these are:
+/// the same CA and service-account keys, every other certificate and key its own.
+pub fn generate_member(
+    req: &Request,
+    secrets: &Secrets,
+    now: OffsetDateTime,
+) -> Result<Pki, Error> {
+    let key = KeyPair::from_pem(&secrets.ca_key).map_err(|source| Error::Generate {
+        name: "ca.key",
+        source,
+    })?;
+    let issuer =
+        Issuer::from_ca_cert_pem(&secrets.ca_crt, key).map_err(|source| Error::Generate {
+            name: "ca.crt",
+            source,
+        })?;
+    issue_all(req, secrets, issuer, now)
+}
+
+fn new_ca(now: OffsetDateTime) -> Result<(KeyPair, CertificateParams), Error> {
+    let not_before = now - Duration::hours(1);
     let ca_key = generate_key("ca.key")?;
     let mut ca_params = CertificateParams::default();
     ca_params.distinguished_name = dn("gravity-ca", None);
@@ -186,24 +248,31 @@ pub fn generate(req: &Request, now: OffsetDateTime) -> Result<Pki, Error> {
     ];
     ca_params.not_before = not_before;
     ca_params.not_after = now + Duration::days(CA_VALIDITY_DAYS);
-    let ca_cert = ca_params
-        .self_signed(&ca_key)
-        .map_err(|source| Error::Generate {
-            name: "ca.crt",
-            source,
-        })?;
-    let ca_pem = ca_cert.pem();
-    files.push(File {
-        name: "ca.crt".into(),
-        contents: ca_pem.clone().into_bytes(),
-        mode: PUBLIC,
-    });
-    files.push(File {
-        name: "ca.key".into(),
-        contents: ca_key.serialize_pem().into_bytes(),
-        mode: SECRET,
-    });
-    let issuer = Issuer::new(ca_params, ca_key);
+    Ok((ca_key, ca_params))
+}
+
+/// Every file of a node's PKI: the shared `secrets`, and the node's own certificates signed by
+/// `issuer` (the CA of `secrets`).
+fn issue_all(
+    req: &Request,
+    secrets: &Secrets,
+    issuer: Issuer<'_, KeyPair>,
+    now: OffsetDateTime,
+) -> Result<Pki, Error> {
+    let not_before = now - Duration::hours(1);
+    let ca_pem = secrets.ca_crt.clone();
+    let mut files = vec![
+        File {
+            name: "ca.crt".into(),
+            contents: ca_pem.clone().into_bytes(),
+            mode: PUBLIC,
+        },
+        File {
+            name: "ca.key".into(),
+            contents: secrets.ca_key.clone().into_bytes(),
+            mode: SECRET,
+        },
+    ];
 
     let node = req.node_name.as_str();
     let loopback: IpAddr = [127, 0, 0, 1].into();
@@ -314,10 +383,13 @@ pub fn generate(req: &Request, now: OffsetDateTime) -> Result<Pki, Error> {
 
     // Service-account tokens: kube-apiserver signs (ES256) with the private key and verifies
     // with the public one.
-    let sa = generate_key("sa.key")?;
+    let sa = KeyPair::from_pem(&secrets.sa_key).map_err(|source| Error::Generate {
+        name: "sa.key",
+        source,
+    })?;
     files.push(File {
         name: "sa.key".into(),
-        contents: sa.serialize_pem().into_bytes(),
+        contents: secrets.sa_key.clone().into_bytes(),
         mode: SECRET,
     });
     files.push(File {

@@ -79,6 +79,52 @@ fn kubeconfig_field<'a>(text: &'a str, key: &str) -> &'a str {
 #[test]
 fn the_generated_pki_matches_the_golden_summary() {
     let pki = generate(&request(), now()).unwrap();
+    golden::check_in(
+        env!("CARGO_MANIFEST_DIR"),
+        "pki-summary.txt",
+        &summary(&pki),
+    );
+}
+
+#[test]
+fn another_control_plane_node_shares_the_ca_and_service_account_keys_only() {
+    let first = generate(&request(), now()).unwrap();
+    let text = |n: &str| String::from_utf8(first.file(n).unwrap().contents.clone()).unwrap();
+    let secrets = Secrets {
+        ca_crt: text("ca.crt"),
+        ca_key: text("ca.key"),
+        sa_key: text("sa.key"),
+    };
+    // For the same node it is what the first node's own is, the CA's signature included.
+    let again = generate_member(&request(), &secrets, now()).unwrap();
+    assert_eq!(summary(&again), summary(&first));
+    let second = Request {
+        node_name: "node-2".into(),
+        node_ips: vec!["10.0.0.6".parse().unwrap()],
+        apiserver_url: "https://10.0.0.6:6443".into(),
+        ..request()
+    };
+    let member = generate_member(&second, &secrets, now()).unwrap();
+    let summary = summary(&member);
+    assert!(
+        summary.contains("IP:10.0.0.6") && !summary.contains("10.0.0.5"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("CN=node-2") && !summary.contains("node-1"),
+        "{summary}"
+    );
+    for f in &member.files {
+        let shared = ["ca.crt", "ca.key", "sa.key", "sa.pub"].contains(&f.name.as_str());
+        let same = first.file(&f.name).unwrap().contents == f.contents;
+        assert_eq!(same, shared, "{}", f.name);
+    }
+    assert_eq!(format!("{secrets:?}"), "Secrets { .. }");
+}
+
+/// Every file's mode and, for certificates (also those in kubeconfigs), what [`describe`]
+/// says, each checked to be signed by the PKI's CA.
+fn summary(pki: &Pki) -> String {
     let names: Vec<&str> = pki.files.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, FILE_NAMES);
     let (_, ca_pem) = parse_x509_pem(&pki.file("ca.crt").unwrap().contents).unwrap();
@@ -122,7 +168,7 @@ fn the_generated_pki_matches_the_golden_summary() {
             assert!(key.starts_with(b"-----BEGIN PRIVATE KEY-----"));
         }
     }
-    golden::check_in(env!("CARGO_MANIFEST_DIR"), "pki-summary.txt", &out);
+    out
 }
 
 #[test]
