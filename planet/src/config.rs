@@ -160,19 +160,30 @@ pub struct NodeInfo {
     /// the cluster's, which its kubelet and containerd use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_control_plane: Option<RemoteControlPlane>,
+    /// Set where the node runs the control plane but not the cluster's registry (a control
+    /// plane node that joined): the address of the node that runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_registry: Option<IpAddr>,
 }
 
 impl NodeInfo {
-    /// Whether this node runs the control plane itself (etcd, apiserver, registry).
+    /// Whether this node runs the control plane itself (etcd, apiserver).
     pub fn control_plane(&self) -> bool {
         self.remote_control_plane.is_none()
     }
 
-    /// Where `registry.local` is: this node, or the cluster's control plane.
+    /// Whether this node runs the cluster's registry (only its first node does).
+    pub fn runs_registry(&self) -> bool {
+        self.registry_ip() == self.advertise_ip
+    }
+
+    /// Where `registry.local` is: this node, or another that runs the registry.
     pub fn registry_ip(&self) -> IpAddr {
-        self.remote_control_plane
-            .as_ref()
-            .map_or(self.advertise_ip, |r| r.address)
+        match (&self.remote_control_plane, self.remote_registry) {
+            (Some(r), _) => r.address,
+            (None, Some(ip)) => ip,
+            (None, None) => self.advertise_ip,
+        }
     }
 }
 

@@ -37,8 +37,28 @@ pub const UNITS: &[(&str, bool)] = &[
     ("planet.target", true),
 ];
 
-/// The control plane's units: skipped on a worker (a joined node that uses the cluster's).
-const CONTROL_PLANE: &[&str] = &["planet-etcd.service", "planet-registry.service"];
+/// The control plane's unit that health requires: skipped on a worker (a joined node that
+/// uses the cluster's).
+const ETCD_UNIT: &str = "planet-etcd.service";
+/// Runs on the cluster's first node only.
+const REGISTRY_UNIT: &str = "planet-registry.service";
+
+/// What of the cluster a node runs besides its own daemons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Runs {
+    /// etcd and the Kubernetes control plane.
+    pub control_plane: bool,
+    /// The cluster's registry.
+    pub registry: bool,
+}
+
+impl Runs {
+    /// The first node's (and a bare planet's): everything.
+    pub const ALL: Runs = Runs {
+        control_plane: true,
+        registry: true,
+    };
+}
 
 /// Units started at the first connection to their socket: healthy while not started yet.
 const ON_DEMAND: &[&str] = &[DOCKER_UNIT];
@@ -224,14 +244,17 @@ pub fn check(state_dir: &Path) -> PlanetHealth {
     };
     health.system_state = inside::system_state(pid);
     let config = crate::config::PlanetConfig::load(state_dir).ok();
-    let control_plane = config.as_ref().is_none_or(|c| c.node.control_plane());
-    health.units = units(pid, control_plane);
+    let runs = config.as_ref().map_or(Runs::ALL, |c| Runs {
+        control_plane: c.node.control_plane(),
+        registry: c.node.runs_registry(),
+    });
+    health.units = units(pid, runs);
     let node = config.map(|c| c.node.name);
     let docker_started = health
         .units
         .iter()
         .any(|u| u.name == DOCKER_UNIT && u.active_state == "active");
-    health.endpoints = endpoints(pid, node.as_deref(), docker_started, control_plane);
+    health.endpoints = endpoints(pid, node.as_deref(), docker_started, runs);
     if health.state == PlanetState::Running
         && (health.system_state.as_deref() != Some("running")
             || health.units.iter().any(|u| u.required && !u.healthy)
@@ -338,7 +361,7 @@ fn wait_inside(
 }
 
 /// One `systemctl show` for every unit.
-fn units(pid: i32, control_plane: bool) -> Vec<UnitHealth> {
+fn units(pid: i32, runs: Runs) -> Vec<UnitHealth> {
     let mut args = vec![
         "show",
         "-p",
@@ -359,12 +382,12 @@ fn units(pid: i32, control_plane: bool) -> Vec<UnitHealth> {
     let text = out
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    parse_units(&text, control_plane)
+    parse_units(&text, runs)
 }
 
 /// Parses `systemctl show` blocks into unit health, in [`UNITS`] order; on a node without
-/// the control plane its units are not required.
-pub fn parse_units(text: &str, control_plane: bool) -> Vec<UnitHealth> {
+/// the control plane or the registry their units are not required.
+pub fn parse_units(text: &str, runs: Runs) -> Vec<UnitHealth> {
     let blocks: Vec<std::collections::HashMap<&str, &str>> = text
         .split("\n\n")
         .map(|b| b.lines().filter_map(|l| l.split_once('=')).collect())
@@ -372,7 +395,9 @@ pub fn parse_units(text: &str, control_plane: bool) -> Vec<UnitHealth> {
     UNITS
         .iter()
         .map(|(name, required)| {
-            let required = *required && (control_plane || !CONTROL_PLANE.contains(name));
+            let required = *required
+                && (runs.control_plane || *name != ETCD_UNIT)
+                && (runs.registry || *name != REGISTRY_UNIT);
             let Some(b) = blocks.iter().find(|b| b.get("Id") == Some(name)) else {
                 return UnitHealth {
                     name: name.to_string(),
@@ -424,8 +449,9 @@ fn endpoints(
     pid: i32,
     node: Option<&str>,
     docker_started: bool,
-    control_plane: bool,
+    runs: Runs,
 ) -> Vec<EndpointHealth> {
+    let control_plane = runs.control_plane;
     let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
     let docker_sock = inside::host_path(pid, "/run/docker.sock");
     let mut out = Vec::new();
@@ -464,7 +490,7 @@ fn endpoints(
             }
         },
     ));
-    if control_plane {
+    if runs.registry {
         out.push(endpoint("registry", "http://127.0.0.1:5000/v2/", || {
             let (code, body) = http_get(
                 TcpStream::connect_timeout(&local(5000), ENDPOINT_TIMEOUT)?,
@@ -752,7 +778,7 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
 
     #[test]
     fn parses_units() {
-        let units = parse_units(SHOW, true);
+        let units = parse_units(SHOW, Runs::ALL);
         assert_eq!(units.len(), UNITS.len());
         assert!(units[1].healthy);
         let docker = &units[4];
@@ -763,7 +789,7 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
         let kubelet = unit("planet-kubelet.service");
         assert!(kubelet.healthy, "skipped optional unit is fine");
         assert!(kubelet.detail.contains("not in this image"));
-        let missing = parse_units("", true);
+        let missing = parse_units("", Runs::ALL);
         assert!(missing.iter().all(|u| !u.healthy));
         // Never started: not "skipped", whatever ConditionResult says.
         let never = parse_units(
@@ -771,7 +797,7 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
             "Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nConditionResult=yes",
             "Id=planet.target\nActiveState=inactive\nSubState=dead\nResult=success\nConditionResult=no\nConditionTimestampMonotonic=0",
         ),
-        true,
+        Runs::ALL,
         );
         let target = never.iter().find(|u| u.name == "planet.target").unwrap();
         assert!(
@@ -779,6 +805,11 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
             "{target:?}"
         );
     }
+
+    const WORKER: Runs = Runs {
+        control_plane: false,
+        registry: false,
+    };
 
     #[test]
     fn a_worker_needs_no_control_plane_units() {
@@ -796,21 +827,32 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
         let find = |units: &[UnitHealth], name: &str| {
             units.iter().find(|u| u.name == name).unwrap().clone()
         };
-        let worker = parse_units(&show, false);
-        for name in CONTROL_PLANE {
+        let worker = parse_units(&show, WORKER);
+        for name in [ETCD_UNIT, REGISTRY_UNIT] {
             let u = find(&worker, name);
             assert!(u.healthy && !u.required, "{u:?}");
         }
-        // The same skipped etcd on a control plane's node is a failure.
-        let master = parse_units(&show, true);
-        assert!(!find(&master, "planet-etcd.service").healthy);
+        // The same skipped etcd on a control plane's node is a failure; a skipped registry
+        // only on the first node.
+        let first = parse_units(&show, Runs::ALL);
+        assert!(!find(&first, ETCD_UNIT).healthy);
+        assert!(!find(&first, REGISTRY_UNIT).healthy);
+        let other = parse_units(
+            &show,
+            Runs {
+                control_plane: true,
+                registry: false,
+            },
+        );
+        assert!(!find(&other, ETCD_UNIT).healthy);
+        assert!(find(&other, REGISTRY_UNIT).healthy);
         // A worker still needs its own runtime.
         let down = parse_units(
             &show.replace(
                 "Id=planet-containerd.service\nActiveState=active",
                 "Id=planet-containerd.service\nActiveState=failed",
             ),
-            false,
+            WORKER,
         );
         assert!(!find(&down, "planet-containerd.service").healthy);
     }
@@ -822,7 +864,7 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
                 "Id=planet-docker.service\nActiveState=activating\nSubState=auto-restart\nResult=exit-code",
                 &format!("Id=planet-docker.service\nActiveState={active}\nSubState={sub}\nResult={result}"),
             );
-            parse_units(&show, true)
+            parse_units(&show, Runs::ALL)
                 .into_iter()
                 .find(|u| u.name == DOCKER_UNIT)
                 .unwrap()
@@ -838,7 +880,7 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
                 "Id=planet-etcd.service\nActiveState=active",
                 "Id=planet-etcd.service\nActiveState=inactive",
             ),
-            true,
+            Runs::ALL,
         );
         assert!(!etcd[1].healthy, "{:?}", etcd[1]);
     }
@@ -853,7 +895,7 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
             system_state: Some("running".into()),
             units: parse_units(
                 &SHOW.replace("ActiveState=activating", "ActiveState=active"),
-                true,
+                Runs::ALL,
             ),
             endpoints: vec![EndpointHealth {
                 name: "etcd".into(),

@@ -14,6 +14,7 @@ pub mod cleanup;
 pub mod config;
 pub mod devices;
 pub mod env;
+pub mod etcdctl;
 pub mod exec;
 mod handle;
 pub mod health;

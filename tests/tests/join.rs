@@ -2,7 +2,8 @@
 //! install, answers a second "host" (a network namespace of its own, reaching the first
 //! node's advertise address through a veth link) that runs `gravity join` with the command
 //! `gravity status` printed. Strangers are refused; an interrupted join resumes; a rolled back
-//! join is forgotten on both sides.
+//! join is forgotten on both sides. The second host becomes a control plane node (an etcd
+//! member), a third one, joining at the same time, a worker (its profile pins it).
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
@@ -32,7 +33,32 @@ impl Joiner {
     fn named(first: &Installation, name: &'static str, subnet: u8) -> Joiner {
         let ns = NetNs::new("joiner");
         let link = netns::link(&first.ns, &ns, subnet);
-        ns.run(&["ip", "route", "add", "10.213.0.0/24", "via", &link.a_ip]);
+        // The first node's namespace is the router between the hosts (10.208.0.0/12): etcd
+        // members reach each other, each from its own address (the one its certificate names).
+        ns.run(&["ip", "route", "add", "10.208.0.0/12", "via", &link.a_ip]);
+        let net = format!("10.{subnet}.0.0/24");
+        first.ns.run(&[
+            "ip",
+            "route",
+            "replace",
+            &net,
+            "dev",
+            &link.a_dev,
+            "src",
+            "10.213.0.2",
+        ]);
+        first.ns.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        first.ns.run(&[
+            "iptables",
+            "-I",
+            "FORWARD",
+            "-s",
+            "10.208.0.0/12",
+            "-d",
+            "10.208.0.0/12",
+            "-j",
+            "ACCEPT",
+        ]);
         Joiner {
             name,
             ns,
@@ -59,21 +85,36 @@ impl Joiner {
     }
 
     fn join(&self, addr: &str, token: &str, hash: &str, env: &[(&str, &str)]) -> Output {
+        self.join_as(addr, token, hash, &[], env)
+    }
+
+    fn join_as(
+        &self,
+        addr: &str,
+        token: &str,
+        hash: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         let app_data = format!("app-data:{}", self.dir.path().join("app-data").display());
-        self.gravity(
-            &[
-                "join",
-                addr,
-                &format!("--token={token}"),
-                &format!("--ca-hash={hash}"),
-                &format!("--node-name={}", self.name),
-                "--mount",
-                &app_data,
-                // As the install tests do: a new network namespace forwards nothing.
-                "--ignore-preflight-errors=sysctl:net.ipv4.ip_forward,sysctl:net.bridge.bridge-nf-call-iptables",
-            ],
-            env,
-        )
+        let (token, hash, name) = (
+            format!("--token={token}"),
+            format!("--ca-hash={hash}"),
+            format!("--node-name={}", self.name),
+        );
+        let mut args = vec![
+            "join",
+            addr,
+            &token,
+            &hash,
+            &name,
+            "--mount",
+            &app_data,
+            // As the install tests do: a new network namespace forwards nothing.
+            "--ignore-preflight-errors=sysctl:net.ipv4.ip_forward,sysctl:net.bridge.bridge-nf-call-iptables",
+        ];
+        args.extend_from_slice(extra);
+        self.gravity(&args, env)
     }
 }
 
@@ -116,6 +157,26 @@ fn http_from(first: &Installation, from: &str, ip: &str) -> Result<String, Strin
         Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_string()),
         _ => Err(stdout),
     }
+}
+
+/// The etcd members the first node's etcd lists: `name=learner?` each.
+fn etcd_members(first: &Installation) -> Vec<String> {
+    let out = first.gravity(&[
+        "planet", "exec", "--", "etcdctl", "member", "list", "-w", "json",
+    ]);
+    assert!(out.status.success(), "etcdctl member list: {}", text(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut members: Vec<String> = list["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let learner = m["isLearner"].as_bool().unwrap_or(false);
+            format!("{}={learner}", m["name"].as_str().unwrap_or(""))
+        })
+        .collect();
+    members.sort();
+    members
 }
 
 /// The join command's parts: address, token, CA hash.
@@ -246,6 +307,7 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
         "checks:before",
         "credentials:before",
         "start:during",
+        "promote:before",
         "health:before",
         "finish:before",
     ] {
@@ -258,14 +320,15 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
         );
     }
     assert!(joiner.state().join("agent/node.crt").exists());
-    // The last resume, and a third host's whole join at the same time.
+    // The last resume, and a third host's whole join at the same time, as a worker: its
+    // profile pins it.
     let third = Joiner::named(&first, "third", 215);
     let token3 =
         String::from_utf8_lossy(&first.gravity(&["token", "create", "--single-use"]).stdout)
             .trim()
             .to_string();
     let (out, out3) = std::thread::scope(|s| {
-        let third = s.spawn(|| third.join(&addr, &token3, &hash, &[]));
+        let third = s.spawn(|| third.join_as(&addr, &token3, &hash, &["--role=worker"], &[]));
         (resume("none"), third.join().unwrap())
     });
     let said = text(&out);
@@ -286,15 +349,24 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
         "the token's use is not counted:\n{}",
         tokens(&first)
     );
-    // kubelet's own keys, made here; never the cluster CA's key.
+    // A control plane node's PKI is made on it, with the cluster's CA (whose key it needs:
+    // its controller manager signs); a worker's holds kubelet's own keys, never the CA's key.
     let pki = joiner.state().join("pki");
-    assert_eq!(mode(&pki.join("kubelet.key")), 0o600);
-    assert_eq!(mode(&pki.join("kubelet.kubeconfig")), 0o600);
-    assert!(
-        !pki.join("ca.key").exists(),
-        "a joined node holds the CA's key"
+    assert_eq!(mode(&pki.join("ca.key")), 0o600);
+    assert_eq!(mode(&pki.join("etcd-peer.key")), 0o600);
+    assert_eq!(mode(&pki.join("admin.kubeconfig")), 0o600);
+    assert_eq!(
+        std::fs::read(pki.join("sa.pub")).unwrap(),
+        std::fs::read(first.state.join("pki/sa.pub")).unwrap()
     );
-    assert!(!pki.join("admin.kubeconfig").exists());
+    let worker_pki = third.state().join("pki");
+    assert_eq!(mode(&worker_pki.join("kubelet.key")), 0o600);
+    assert_eq!(mode(&worker_pki.join("kubelet.kubeconfig")), 0o600);
+    assert!(
+        !worker_pki.join("ca.key").exists(),
+        "a worker holds the CA's key"
+    );
+    assert!(!worker_pki.join("admin.kubeconfig").exists());
     // The preflight ran here and against the first node (its agent served the peer checks).
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(joiner.state().join("checks/join.json")).unwrap())
@@ -352,29 +424,64 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
         "{labels}"
     );
     assert!(said.contains("postNodeAdd hook ran"), "{said}");
-    let status = joiner.gravity(&["status", "--output", "json"], &[]);
-    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(status["healthy"], true, "{status:#}");
-    assert!(
-        status["join"].is_null(),
-        "a worker serves no joins: {status:#}"
-    );
-    let units = status["planet"]["units"].as_array().unwrap();
-    let unit = |name: &str| units.iter().find(|u| u["name"] == name).unwrap().clone();
+    // etcd has two voting members: the first node's and the second's (promoted).
+    let own = first.status()["cluster"]["nodeName"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut two = vec![format!("{own}=false"), "second=false".to_string()];
+    two.sort();
+    assert_eq!(etcd_members(&first), two);
+    let status_of = |joiner: &Joiner| {
+        let out = joiner.gravity(&["status", "--output", "json"], &[]);
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(status["healthy"], true, "{status:#}");
+        assert!(
+            status["join"].is_null(),
+            "only the first node serves joins: {status:#}"
+        );
+        let units = status["planet"]["units"].as_array().unwrap().clone();
+        let unit = move |name: &str| {
+            units.iter().find(|u| u["name"] == name).unwrap()["activeState"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        (status, unit)
+    };
+    // The control plane node runs etcd and an apiserver of its own, not the registry; its
+    // kubectl asks its own apiserver.
+    let (status, unit) = status_of(&joiner);
+    assert_eq!(unit("planet-etcd.service"), "active", "{status:#}");
     assert_eq!(
-        unit("planet-etcd.service")["activeState"],
-        "inactive",
-        "{status:#}"
-    );
-    assert_eq!(
-        unit("planet-kubelet.service")["activeState"],
+        unit("planet-kube-apiserver.service"),
         "active",
         "{status:#}"
     );
+    assert_eq!(unit("planet-registry.service"), "inactive", "{status:#}");
+    assert!(
+        status["cluster"]["joined"]["etcd"].is_string(),
+        "{status:#}"
+    );
+    let out = joiner.gravity(&["kubectl", "get", "nodes", "-o", "name"], &[]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("node/third"),
+        "{}",
+        text(&out)
+    );
+    // The worker runs neither.
+    let (status, unit) = status_of(&third);
+    assert_eq!(unit("planet-etcd.service"), "inactive", "{status:#}");
+    assert_eq!(
+        unit("planet-kube-apiserver.service"),
+        "inactive",
+        "{status:#}"
+    );
+    assert_eq!(unit("planet-kubelet.service"), "active", "{status:#}");
 
     // These tests skip the forwarding check (a real install turns it on, host-wide): pods'
     // traffic between nodes is routed, so each "host" forwards.
-    for ns in [&first.ns, &joiner.ns] {
+    for ns in [&first.ns, &joiner.ns, &third.ns] {
         ns.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     }
 
@@ -443,10 +550,6 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
     // A host that is gone for good (say the third) is removed on the first node; the first
     // node itself is not.
     assert!(agent.join("nodes/third.json").exists());
-    let own = first.status()["cluster"]["nodeName"]
-        .as_str()
-        .unwrap_or("vm")
-        .to_string();
     let out = first.gravity(&["remove", &own, "--yes"]);
     assert!(
         !out.status.success() && text(&out).contains("control plane"),
@@ -484,6 +587,7 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
     // stays on the joined host.
     let out = joiner.gravity(&["plan", "rollback"], &[]);
     assert!(out.status.success(), "rollback failed:\n{}", text(&out));
+    assert_eq!(etcd_members(&first), [format!("{own}=false")]);
     assert!(
         !agent.join("nodes/second.json").exists(),
         "the cluster still records the node"

@@ -77,6 +77,16 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         false
     };
+    // A control plane node's etcd member goes too (a gone member counts against the quorum).
+    let member = if kubernetes {
+        use rpc::agent::Members;
+        crate::join::members::EtcdMembers::new(layout.root(), &layout.joined_nodes())
+            .remove(node)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("cannot remove node {node}'s etcd member"))?
+    } else {
+        false
+    };
     rpc::agent::forget_joined(
         &layout.joined_nodes(),
         &crate::join::command::tokens(&layout),
@@ -87,12 +97,13 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
         format!("node {node} is removed from the cluster, but the postNodeRemove hook failed")
     })?;
     eprintln!(
-        "node {node} is removed from the cluster{}; if its host comes back, run `gravity uninstall` there",
+        "node {node} is removed from the cluster{}{}; if its host comes back, run `gravity uninstall` there",
         if deleted {
             " (its Kubernetes node and pods deleted)"
         } else {
             ""
-        }
+        },
+        if member { " and from etcd" } else { "" }
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -106,10 +106,15 @@ fn render(s: &Status) -> String {
                 c.service_uid, c.service_gid, c.supervisor
             ));
             if let Some(j) = &c.node.joined {
-                out.push_str(&format!(
-                    "joined:     through {}; a worker of the control plane at {}\n",
-                    j.agent, j.control_plane
-                ));
+                let what = if j.control_plane_node() {
+                    format!(
+                        "a control plane node (etcd member), registry at {}",
+                        j.control_plane
+                    )
+                } else {
+                    format!("a worker of the control plane at {}", j.control_plane)
+                };
+                out.push_str(&format!("joined:     through {}; {what}\n", j.agent));
             }
         }
         None => out.push_str("cluster:    not installed on this host\n"),

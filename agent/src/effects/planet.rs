@@ -120,23 +120,8 @@ impl PlanetControl for HostPlanet {
     fn etcd_snapshot(&self, state_dir: &Path, inside: &str) -> anyhow::Result<()> {
         let pid = planet::status::Status::running_init_pid(state_dir)
             .context("planet is not running: etcd cannot be snapshotted")?;
-        // etcdctl's TLS settings, as planet's environment gives them to a shell inside.
-        let flags: Vec<String> = planet::paths::KUBERNETES_ENV
-            .iter()
-            .filter_map(|(k, v)| {
-                let flag = k.strip_prefix("ETCDCTL_")?.to_lowercase();
-                Some(format!("--{flag}={v}"))
-            })
-            .collect();
-        let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
-        args.extend(["snapshot", "save", inside]);
-        let out = planet::inside::query(pid, "/usr/bin/etcdctl", &args, SNAPSHOT_TIMEOUT)
-            .context("etcdctl snapshot save inside planet did not finish")?;
-        anyhow::ensure!(
-            out.status.success(),
-            "etcdctl snapshot save {inside} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        planet::etcdctl::etcdctl(pid, &["snapshot", "save", inside], SNAPSHOT_TIMEOUT)
+            .with_context(|| format!("etcdctl snapshot save {inside} inside planet failed"))?;
         Ok(())
     }
     fn drain(&self, state_dir: &Path, node: &str, evict: bool) -> anyhow::Result<()> {

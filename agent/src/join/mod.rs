@@ -4,6 +4,7 @@
 //! phases in [`phases`]).
 
 pub mod command;
+pub mod members;
 mod phases;
 pub mod plan;
 pub mod serve;

@@ -1,6 +1,7 @@
 //! `gravity agent serve`: the join agent of this node's cluster, in the foreground.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
@@ -37,6 +38,24 @@ pub fn server(layout: &StateDir, port: u16) -> anyhow::Result<Server> {
     )?;
     let kubernetes = runs_kubernetes(layout);
     let state_dir = layout.root().to_path_buf();
+    let members = Arc::new(super::members::EtcdMembers::new(
+        &state_dir,
+        &layout.joined_nodes(),
+    ));
+    let control_plane = if kubernetes {
+        let secrets = pki::Secrets::read(&pki).with_context(|| {
+            format!(
+                "cannot read the cluster's CA and service-account keys in {}",
+                pki.display()
+            )
+        })?;
+        Some(rpc::agent::ControlPlane {
+            secrets,
+            members: Box::new(members.clone()),
+        })
+    } else {
+        None
+    };
     let shared = Shared {
         cluster: record.name.clone(),
         version: record.version.clone(),
@@ -59,9 +78,14 @@ pub fn server(layout: &StateDir, port: u16) -> anyhow::Result<Server> {
         },
         forget: kubernetes.then(|| -> rpc::agent::Forget {
             let state_dir = state_dir.clone();
-            Box::new(move |node: &str| delete_node(&state_dir, node).map(|_| ()))
+            Box::new(move |node: &str| {
+                use rpc::agent::Members;
+                delete_node(&state_dir, node)?;
+                members.remove(node).map(|_| ())
+            })
         }),
         node_hooks: kubernetes.then(|| node_hooks(StateDir::new(&state_dir))),
+        control_plane,
     };
     Ok(Server::bind(
         SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),

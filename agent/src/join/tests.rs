@@ -58,6 +58,7 @@ impl First {
             },
             forget: None,
             node_hooks: None,
+            control_plane: None,
         };
         let server =
             rpc::agent::Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shared).unwrap();

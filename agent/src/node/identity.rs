@@ -27,8 +27,19 @@ pub struct NodeIdentity {
 pub struct Joined {
     /// The join agent it joined through (`HOST:PORT`, the first node's).
     pub agent: String,
-    /// The address of the node that runs the control plane: its apiserver and registry.
+    /// The address of the first node: its registry, and its apiserver where this node runs
+    /// none of its own.
     pub control_plane: IpAddr,
+    /// Where this node runs the control plane too: etcd's initial cluster its member joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<String>,
+}
+
+impl Joined {
+    /// Whether the node runs the control plane (an etcd member, an apiserver) of its own.
+    pub fn control_plane_node(&self) -> bool {
+        self.etcd.is_some()
+    }
 }
 
 impl NodeIdentity {
@@ -39,11 +50,18 @@ impl NodeIdentity {
             advertise_ip: self.advertise_ip,
             role: self.role.clone(),
             cluster_name: cluster_name.to_string(),
-            remote_control_plane: self.joined.as_ref().map(|j| {
-                planet::config::RemoteControlPlane {
+            remote_control_plane: self
+                .joined
+                .as_ref()
+                .filter(|j| !j.control_plane_node())
+                .map(|j| planet::config::RemoteControlPlane {
                     address: j.control_plane,
-                }
-            }),
+                }),
+            remote_registry: self
+                .joined
+                .as_ref()
+                .filter(|j| j.control_plane_node())
+                .map(|j| j.control_plane),
         }
     }
 }

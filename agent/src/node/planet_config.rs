@@ -132,8 +132,14 @@ pub fn planet_config(
     };
     let docker = system.docker.clone().unwrap_or_default();
     let kubelet = system.kubelet.clone().unwrap_or_default();
+    let mut etcd_args = args("etcd", system.etcd.clone().unwrap_or_default().args)?;
+    // A member that joined: etcd keeps the last of a repeated flag (planet-etcd.service).
+    if let Some(cluster) = opts.node.joined.as_ref().and_then(|j| j.etcd.as_ref()) {
+        etcd_args.push(format!("--initial-cluster={cluster}"));
+        etcd_args.push("--initial-cluster-state=existing".into());
+    }
     let daemons = DaemonOptions {
-        etcd_args: args("etcd", system.etcd.clone().unwrap_or_default().args)?,
+        etcd_args,
         docker_args: args("docker", docker.args)?,
         docker_storage_driver: docker
             .storage_driver
@@ -384,6 +390,44 @@ mod tests {
             .map(|v| Path::new(&v.target).components().count())
             .collect();
         assert!(depths.windows(2).all(|w| w[0] <= w[1]), "{depths:?}");
+    }
+
+    #[test]
+    fn joined_nodes_use_the_first_nodes_registry_and_members_join_its_etcd() {
+        use crate::node::identity::Joined;
+        let (m, p, mut o) = fixture();
+        let first: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let mut joined = Joined {
+            agent: "10.0.0.1:3012".into(),
+            control_plane: first,
+            etcd: None,
+        };
+        o.node.joined = Some(joined.clone());
+        let worker = planet_config(&m, &p, &o).unwrap();
+        assert!(!worker.node.control_plane() && !worker.node.runs_registry());
+        assert_eq!(worker.node.registry_ip(), first);
+        assert_eq!(
+            worker.daemons.etcd_args.len(),
+            2,
+            "{:?}",
+            worker.daemons.etcd_args
+        );
+
+        joined.etcd = Some("node-0=https://10.0.0.1:2380,node-1=https://10.0.0.5:2380".into());
+        o.node.joined = Some(joined);
+        let member = planet_config(&m, &p, &o).unwrap();
+        assert!(member.node.control_plane() && !member.node.runs_registry());
+        assert_eq!(member.node.registry_ip(), first);
+        assert_eq!(
+            member.daemons.etcd_args[2..],
+            [
+                "--initial-cluster=node-0=https://10.0.0.1:2380,node-1=https://10.0.0.5:2380",
+                "--initial-cluster-state=existing"
+            ]
+        );
+        let env = planet::env::render(&member);
+        assert!(env.contains("PLANET_CONTROL_PLANE=\"true\""), "{env}");
+        assert!(env.contains("PLANET_REGISTRY_IP=\"10.0.0.1\""), "{env}");
     }
 
     #[test]

@@ -10,7 +10,9 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use sha2::{Digest, Sha256};
 
-use super::messages::{ClusterInfo, KubeCredentials, NodeHook, Request, Response};
+use super::messages::{
+    ClusterInfo, ControlPlaneJoin, KubeCredentials, NodeHook, Request, Response,
+};
 use super::tls::{self, PIN_MISMATCH};
 use super::{AgentError, PORT, VERSION};
 
@@ -19,6 +21,9 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_LINE: u64 = 4 << 20;
 /// How long a node hook may run on the first node (its Job's own limit is 20 minutes).
 const HOOK_TIMEOUT: Duration = Duration::from_secs(25 * 60);
+/// How long an etcd membership change may take: waiting for another node's learner to be
+/// promoted or removed, or this one's to catch up.
+const MEMBER_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 type Tls = BufReader<StreamOwned<ClientConnection, TcpStream>>;
 
@@ -307,6 +312,51 @@ impl Client {
             .map_err(|e| self.io("a socket option", e))?;
         match self.call(&mut tls, &Request::NodeHook { hook })? {
             Response::HookDone { ran } => Ok(ran),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Asks to make this node a control plane node with its etcd member at `peer_url`:
+    /// `None` when it joins as a worker. Waits while another node's member is being added.
+    pub fn control_plane(
+        &self,
+        peer_url: &str,
+        pinned: bool,
+    ) -> Result<Option<ControlPlaneJoin>, AgentError> {
+        let mut tls = self.connect()?;
+        tls.get_ref()
+            .sock
+            .set_read_timeout(Some(MEMBER_TIMEOUT))
+            .map_err(|e| self.io("a socket option", e))?;
+        let request = Request::ControlPlane {
+            peer_url: peer_url.to_string(),
+            pinned,
+        };
+        match self.call(&mut tls, &request)? {
+            Response::ControlPlane(join) => Ok(Some(join)),
+            Response::Worker { .. } => Ok(None),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Has the cluster promote this node's etcd learner (once it caught up).
+    pub fn promote(&self) -> Result<(), AgentError> {
+        let mut tls = self.connect()?;
+        tls.get_ref()
+            .sock
+            .set_read_timeout(Some(MEMBER_TIMEOUT))
+            .map_err(|e| self.io("a socket option", e))?;
+        match self.call(&mut tls, &Request::Promote)? {
+            Response::Promoted => Ok(()),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Has the cluster remove this node's etcd member; whether there was one.
+    pub fn remove_member(&self) -> Result<bool, AgentError> {
+        let mut tls = self.connect()?;
+        match self.call(&mut tls, &Request::RemoveMember)? {
+            Response::MemberRemoved { removed } => Ok(removed),
             other => Err(self.unexpected(other)),
         }
     }

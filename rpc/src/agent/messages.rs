@@ -42,6 +42,21 @@ pub enum Request {
     /// Start a peer-check server (`rpc::peer`) for this node's cross-node preflight checks;
     /// it stops by itself once idle (needs the node's certificate).
     Peer,
+    /// Make this node a control plane node: an etcd member at `peer_url`, a learner until
+    /// [`Request::Promote`]. Unless `pinned` (its profile asks for it), the cluster answers
+    /// [`Response::Worker`] once it has enough control plane nodes (needs the node's
+    /// certificate).
+    ControlPlane {
+        peer_url: String,
+        pinned: bool,
+    },
+    /// Promote this node's etcd learner to a voting member once it has caught up; one that
+    /// never does is removed again (needs the node's certificate).
+    Promote,
+    /// Remove this node's etcd member, while its etcd still runs: with two members, one
+    /// stopped first would leave the other without a quorum to remove it (needs the node's
+    /// certificate).
+    RemoveMember,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +87,15 @@ pub enum Response {
     },
     Peer {
         port: u16,
+    },
+    ControlPlane(ControlPlaneJoin),
+    /// The node joins as a worker: the cluster has its control plane nodes.
+    Worker {
+        reason: String,
+    },
+    Promoted,
+    MemberRemoved {
+        removed: bool,
     },
     Error {
         kind: ErrorKind,
@@ -146,4 +170,24 @@ pub struct KubeCredentials {
     pub kubelet_client: String,
     pub kubelet_serving: String,
     pub kube_proxy: String,
+}
+
+/// What a new control plane node needs from the cluster: the secrets every control plane node
+/// shares (PEM; the controller manager signs with the CA's key, every apiserver verifies
+/// service-account tokens), and the etcd cluster its member joins. Never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlaneJoin {
+    pub ca_key: String,
+    pub sa_key: String,
+    /// etcd's `--initial-cluster`: every member's `name=peer URL`, this node's included.
+    pub initial_cluster: String,
+}
+
+impl std::fmt::Debug for ControlPlaneJoin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlaneJoin")
+            .field("initial_cluster", &self.initial_cluster)
+            .finish_non_exhaustive()
+    }
 }

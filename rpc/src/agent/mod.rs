@@ -20,10 +20,12 @@ mod tests;
 
 pub use client::{Client, Fetched, Joined, NodeKubeKeys, with_port};
 pub use messages::{
-    ClusterFacts, ClusterInfo, ErrorKind, KubeCredentials, NodeHook, Request, Response,
+    ClusterFacts, ClusterInfo, ControlPlaneJoin, ErrorKind, KubeCredentials, NodeHook, Request,
+    Response,
 };
 pub use server::{
-    Forget, RunNodeHook, Server, ServerHandle, Shared, forget_joined, record_in, valid_node_name,
+    ControlPlane, Forget, Members, RunNodeHook, Server, ServerHandle, Shared, forget_joined,
+    record_in, valid_node_name,
 };
 
 /// The agent's port on the first node.

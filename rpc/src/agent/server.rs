@@ -13,7 +13,8 @@ use rustls::{ServerConnection, StreamOwned};
 use serde::Serialize;
 
 use super::messages::{
-    ClusterFacts, ClusterInfo, ErrorKind, KubeCredentials, NodeHook, Request, Response,
+    ClusterFacts, ClusterInfo, ControlPlaneJoin, ErrorKind, KubeCredentials, NodeHook, Request,
+    Response,
 };
 use super::tokens::TokenStore;
 use super::{AgentError, VERSION};
@@ -46,6 +47,40 @@ pub struct Shared {
     /// Runs the application's node hooks (whether the hook is defined); once a node is
     /// forgotten, its postNodeRemove.
     pub node_hooks: Option<RunNodeHook>,
+    /// Where the cluster runs Kubernetes: what makes more control plane nodes.
+    pub control_plane: Option<ControlPlane>,
+}
+
+/// What the agent hands a new control plane node, and the etcd cluster it joins.
+pub struct ControlPlane {
+    pub secrets: pki::Secrets,
+    pub members: Box<dyn Members>,
+}
+
+/// The cluster's etcd membership, changed one node at a time.
+pub trait Members: Send + Sync {
+    /// Adds `node` as a learner at `peer_url` (again: the same answer) and returns etcd's
+    /// initial cluster for it; `None` when the cluster has its control plane nodes already
+    /// and the node did not insist (`pinned`).
+    fn add(&self, node: &str, peer_url: &str, pinned: bool) -> Result<Option<String>, String>;
+    /// Promotes `node`'s learner once it caught up with the leader; removes it if it does
+    /// not in time.
+    fn promote(&self, node: &str) -> Result<(), String>;
+    /// Removes `node`'s member; whether there was one.
+    fn remove(&self, node: &str) -> Result<bool, String>;
+}
+
+/// Shared with what else changes the membership (the removal of a node).
+impl<T: Members + ?Sized> Members for Arc<T> {
+    fn add(&self, node: &str, peer_url: &str, pinned: bool) -> Result<Option<String>, String> {
+        (**self).add(node, peer_url, pinned)
+    }
+    fn promote(&self, node: &str) -> Result<(), String> {
+        (**self).promote(node)
+    }
+    fn remove(&self, node: &str) -> Result<bool, String> {
+        (**self).remove(node)
+    }
 }
 
 /// See [`Shared::forget`]: the node's name in, why it failed out.
@@ -269,6 +304,18 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Resul
                 };
                 send(&mut tls, &answer)?;
             }
+            Request::ControlPlane { peer_url, pinned } => {
+                let node = node.clone().unwrap_or_default();
+                send(&mut tls, &control_plane(shared, &node, &peer_url, pinned))?;
+            }
+            Request::Promote => {
+                let node = node.clone().unwrap_or_default();
+                send(&mut tls, &promote(shared, &node))?;
+            }
+            Request::RemoveMember => {
+                let node = node.clone().unwrap_or_default();
+                send(&mut tls, &remove_member(shared, &node))?;
+            }
             Request::Leave => {
                 let node = node.clone().unwrap_or_default();
                 send(&mut tls, &leave(shared, &node))?;
@@ -437,6 +484,71 @@ fn kubernetes(
         kubelet_serving,
         kube_proxy,
     })
+}
+
+fn internal(message: String) -> Response {
+    Response::Error {
+        kind: ErrorKind::Internal,
+        message,
+    }
+}
+
+/// Answers with `refused` where the cluster runs no Kubernetes (no etcd members to change).
+fn with_members(shared: &Shared, change: impl FnOnce(&dyn Members) -> Response) -> Response {
+    match &shared.control_plane {
+        Some(cp) => change(cp.members.as_ref()),
+        None => Response::Error {
+            kind: ErrorKind::Invalid,
+            message: "this cluster runs no Kubernetes: it has no etcd members to change".into(),
+        },
+    }
+}
+
+fn promote(shared: &Shared, node: &str) -> Response {
+    with_members(shared, |m| match m.promote(node) {
+        Ok(()) => Response::Promoted,
+        Err(why) => internal(format!("cannot promote node {node}'s etcd member: {why}")),
+    })
+}
+
+fn remove_member(shared: &Shared, node: &str) -> Response {
+    with_members(shared, |m| match m.remove(node) {
+        Ok(removed) => Response::MemberRemoved { removed },
+        Err(why) => internal(format!("cannot remove node {node}'s etcd member: {why}")),
+    })
+}
+
+/// Makes `node` a control plane node: its etcd learner, and the cluster's shared secrets.
+fn control_plane(shared: &Shared, node: &str, peer_url: &str, pinned: bool) -> Response {
+    let Some(cp) = &shared.control_plane else {
+        return Response::Worker {
+            reason: "the cluster runs no Kubernetes".into(),
+        };
+    };
+    let valid = peer_url
+        .strip_prefix("https://")
+        .and_then(|hp| hp.parse::<SocketAddr>().ok())
+        .is_some();
+    if !valid {
+        return Response::Error {
+            kind: ErrorKind::Invalid,
+            message: format!("{peer_url:?} is not an etcd peer URL (https://IP:PORT)"),
+        };
+    }
+    match cp.members.add(node, peer_url, pinned) {
+        Ok(Some(initial_cluster)) => {
+            tracing::info!(node, peer_url, "added the node's etcd member (a learner)");
+            Response::ControlPlane(ControlPlaneJoin {
+                ca_key: cp.secrets.ca_key.clone(),
+                sa_key: cp.secrets.sa_key.clone(),
+                initial_cluster,
+            })
+        }
+        Ok(None) => Response::Worker {
+            reason: "the cluster has its control plane nodes".into(),
+        },
+        Err(why) => internal(format!("cannot add node {node}'s etcd member: {why}")),
+    }
 }
 
 /// How long an asked-for peer-check server waits for its client before it stops.

@@ -9,6 +9,8 @@ use std::time::Duration;
 use cluster_image::archive::{ImageIndex, IndexEntry, Kind};
 use sha2::{Digest, Sha256};
 
+use std::sync::{Arc, Mutex};
+
 use super::tokens::{TokenError, TokenStore};
 use super::*;
 
@@ -18,6 +20,31 @@ struct Cluster {
     ca_key: String,
     hash: String,
     handle: ServerHandle,
+    members: Arc<Recorder>,
+}
+
+/// etcd's membership as a list of what was asked: two members at most unless pinned.
+#[derive(Default)]
+struct Recorder {
+    calls: Mutex<Vec<String>>,
+}
+
+impl Members for Recorder {
+    fn add(&self, node: &str, peer_url: &str, pinned: bool) -> Result<Option<String>, String> {
+        let mut calls = self.calls.lock().unwrap();
+        let members = calls.iter().filter(|c| c.starts_with("add ")).count() + 1;
+        calls.push(format!("add {node} {peer_url} {pinned}"));
+        Ok((members < 3 || pinned)
+            .then(|| format!("first=https://127.0.0.1:2380,{node}={peer_url}")))
+    }
+    fn promote(&self, node: &str) -> Result<(), String> {
+        self.calls.lock().unwrap().push(format!("promote {node}"));
+        Ok(())
+    }
+    fn remove(&self, node: &str) -> Result<bool, String> {
+        self.calls.lock().unwrap().push(format!("remove {node}"));
+        Ok(true)
+    }
 }
 
 const PAYLOAD_LEN: usize = 3 << 20;
@@ -70,6 +97,7 @@ fn cluster() -> Cluster {
         )
         .unwrap();
     image(&dir.path().join("image"));
+    let members = Arc::new(Recorder::default());
     let shared = Shared {
         cluster: "test".into(),
         version: "1.0.0".into(),
@@ -89,6 +117,14 @@ fn cluster() -> Cluster {
         },
         forget: None,
         node_hooks: None,
+        control_plane: Some(ControlPlane {
+            secrets: pki::Secrets {
+                ca_crt: ca_pem.clone(),
+                ca_key: ca_key.clone(),
+                sa_key: "sa key".into(),
+            },
+            members: Box::new(members.clone()),
+        }),
     };
     let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shared).unwrap();
     let handle = server.spawn().unwrap();
@@ -99,6 +135,7 @@ fn cluster() -> Cluster {
         ca_key,
         hash,
         handle,
+        members,
     }
 }
 
@@ -418,4 +455,73 @@ fn a_joined_node_gets_kubernetes_credentials_for_its_own_name() {
     // A stranger without a certificate gets nothing.
     let e = c.client().kubernetes("node-2", &ips).unwrap_err();
     assert_eq!(refused_kind(e).0, ErrorKind::Unauthenticated);
+}
+
+/// etcd members are added, promoted and removed for the name the node's certificate carries;
+/// the cluster's secrets go to control plane nodes only, and only to nodes with a certificate.
+#[test]
+fn control_plane_nodes_get_the_shared_secrets_and_an_etcd_member_of_their_own_name() {
+    let c = cluster();
+    let node = |name: &str| {
+        let joined = c.client().join(&c.token(false), name).unwrap();
+        Client::new(&c.addr(), &c.hash, Some((&joined.certificate, &joined.key))).unwrap()
+    };
+    let second = node("second");
+    let join = second
+        .control_plane("https://10.0.0.2:2380", false)
+        .unwrap()
+        .expect("the second node runs the control plane");
+    assert_eq!(join.ca_key, c.ca_key);
+    assert_eq!(join.sa_key, "sa key");
+    assert_eq!(
+        join.initial_cluster,
+        "first=https://127.0.0.1:2380,second=https://10.0.0.2:2380"
+    );
+    assert!(!format!("{join:?}").contains("PRIVATE"), "{join:?}");
+    second.promote().unwrap();
+    // The third is one too; a fourth is a worker unless its profile pins it.
+    let third = node("third");
+    assert!(
+        third
+            .control_plane("https://10.0.0.3:2380", false)
+            .unwrap()
+            .is_some()
+    );
+    let fourth = node("fourth");
+    assert!(
+        fourth
+            .control_plane("https://10.0.0.4:2380", false)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        fourth
+            .control_plane("https://10.0.0.4:2380", true)
+            .unwrap()
+            .is_some()
+    );
+    assert!(second.remove_member().unwrap());
+    // Nonsense peer URLs, and strangers, are refused before etcd is asked.
+    let e = third
+        .control_plane("http://10.0.0.3:2380", false)
+        .unwrap_err();
+    assert_eq!(refused_kind(e).0, ErrorKind::Invalid);
+    let e = c
+        .client()
+        .control_plane("https://10.0.0.9:2380", false)
+        .unwrap_err();
+    assert_eq!(refused_kind(e).0, ErrorKind::Unauthenticated);
+    let e = c.client().remove_member().unwrap_err();
+    assert_eq!(refused_kind(e).0, ErrorKind::Unauthenticated);
+    assert_eq!(
+        *c.members.calls.lock().unwrap(),
+        [
+            "add second https://10.0.0.2:2380 false",
+            "promote second",
+            "add third https://10.0.0.3:2380 false",
+            "add fourth https://10.0.0.4:2380 false",
+            "add fourth https://10.0.0.4:2380 true",
+            "remove second",
+        ]
+    );
 }

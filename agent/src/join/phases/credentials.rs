@@ -1,6 +1,9 @@
 //! What this node is in the cluster: its record (name, address, profile, the service user
-//! and the control plane it uses), and where the cluster runs Kubernetes, its kubelet's and
-//! kube-proxy's certificates, signed by the cluster from CSRs of keys made here.
+//! and the control plane it uses), and where the cluster runs Kubernetes its certificates.
+//! A control plane node (the cluster's first three, or one its profile pins) gets an etcd
+//! member, a learner until the promote phase, and the secrets every control plane node shares
+//! (the CA's and service-account keys) to make its own PKI with; a worker gets kubelet's and
+//! kube-proxy's certificates only, signed by the cluster from CSRs of keys made here.
 
 use std::net::{IpAddr, UdpSocket};
 use std::path::Path;
@@ -13,6 +16,7 @@ use crate::install::state::{self, ClusterRecord, Supervisor};
 use crate::join::plan::Ctx;
 use crate::node::NodeIdentity;
 use crate::node::identity::Joined;
+use crate::node::kubernetes;
 
 pub struct Credentials;
 
@@ -48,6 +52,15 @@ impl Phase<Ctx> for Credentials {
             .first_node_ip
             .context("the cluster's agent does not say where its control plane is")?;
         let role = super::role(ctx, facts).unwrap_or_default();
+        let pin = k8s_role(&image_dir, &role)?;
+        // Asked before anything is recorded: the cluster's answer is the same when asked again.
+        let member = match (&facts.apiserver, pin) {
+            (Some(_), Some(K8sRole::Node)) | (None, _) => None,
+            (Some(_), pin) => {
+                let peer_url = format!("https://{}", std::net::SocketAddr::new(advertise_ip, 2380));
+                client.control_plane(&peer_url, pin == Some(K8sRole::Master))?
+            }
+        };
         let record = ClusterRecord {
             name: info.name.clone(),
             version: info.version.clone(),
@@ -59,6 +72,7 @@ impl Phase<Ctx> for Credentials {
                 joined: Some(Joined {
                     agent,
                     control_plane,
+                    etcd: member.as_ref().map(|m| m.initial_cluster.clone()),
                 }),
             },
             flavor: String::new(),
@@ -70,8 +84,16 @@ impl Phase<Ctx> for Credentials {
         };
         state::write_record(&ctx.layout.join_record(), &record)?;
         out.say(format!(
-            "node {} at {advertise_ip}, profile {}, service user {}:{}",
-            record.node.node_name, record.node.role, record.service_uid, record.service_gid
+            "node {} at {advertise_ip}, profile {}, service user {}:{}; {}",
+            record.node.node_name,
+            record.node.role,
+            record.service_uid,
+            record.service_gid,
+            if member.is_some() {
+                "a control plane node (an etcd member)"
+            } else {
+                "a worker"
+            }
         ));
 
         let Some(apiserver) = &facts.apiserver else {
@@ -79,6 +101,9 @@ impl Phase<Ctx> for Credentials {
             return Ok(());
         };
         let dir = ctx.layout.pki();
+        if let Some(member) = member {
+            return control_plane_pki(ctx, &record.node, member, out);
+        }
         if FILES.iter().all(|f| dir.join(f).is_file()) {
             out.say(format!("kept the certificates in {}", dir.display()));
             return Ok(());
@@ -119,11 +144,80 @@ impl Phase<Ctx> for Credentials {
         ));
         Ok(())
     }
-    fn rollback(&self, ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {
+    fn rollback(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+        // A learner never started, or one the promote phase's undoing could not reach.
+        if super::promote::control_plane_node(ctx) && ctx.client()?.remove_member()? {
+            out.say("removed this node's etcd member from the cluster");
+        }
         state::remove_dir(&ctx.layout.pki())?;
         state::remove_file(&ctx.layout.join_record())?;
         Ok(())
     }
+}
+
+/// What a profile's `gravitational.io/k8s-role` label pins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum K8sRole {
+    /// A control plane node, however many the cluster has.
+    Master,
+    /// A worker.
+    Node,
+}
+
+/// The label with which a node profile pins whether its nodes run the control plane.
+pub const K8S_ROLE_LABEL: &str = "gravitational.io/k8s-role";
+
+/// What the profile `role` of the fetched image in `image_dir` pins, if anything.
+fn k8s_role(image_dir: &Path, role: &str) -> anyhow::Result<Option<K8sRole>> {
+    let path = image_dir.join(cluster_image::layout::MANIFEST);
+    let manifest = cluster_image::manifest::load_resolved(&path)
+        .with_context(|| format!("cannot read the cluster's manifest {}", path.display()))?;
+    let profile = manifest
+        .profile(Some(role).filter(|r| !r.is_empty()))
+        .with_context(|| format!("the cluster has no node profile `{role}`"))?;
+    match profile.labels.get(K8S_ROLE_LABEL).map(String::as_str) {
+        None => Ok(None),
+        Some("master") => Ok(Some(K8sRole::Master)),
+        Some("node") => Ok(Some(K8sRole::Node)),
+        Some(other) => anyhow::bail!(
+            "profile {role}: label {K8S_ROLE_LABEL}={other:?} must be \"master\" (a control plane node) or \"node\" (a worker)"
+        ),
+    }
+}
+
+/// A control plane node's PKI: made here, like the first node's, from the cluster's CA and
+/// service-account keys.
+fn control_plane_pki(
+    ctx: &Ctx,
+    node: &NodeIdentity,
+    member: rpc::agent::ControlPlaneJoin,
+    out: &mut Report<'_>,
+) -> anyhow::Result<()> {
+    let dir = ctx.layout.pki();
+    if pki::Pki::complete_in(&dir) {
+        out.say(format!("kept the certificates in {}", dir.display()));
+        return Ok(());
+    }
+    let ca_crt = std::fs::read_to_string(ctx.layout.cluster_ca()).with_context(|| {
+        format!(
+            "cannot read the cluster's CA at {}",
+            ctx.layout.cluster_ca().display()
+        )
+    })?;
+    let secrets = pki::Secrets {
+        ca_crt,
+        ca_key: member.ca_key,
+        sa_key: member.sa_key,
+    };
+    let request = kubernetes::pki_request(&node.node_name, node.advertise_ip);
+    let made = pki::generate_member(&request, &secrets, time::OffsetDateTime::now_utc())?;
+    made.write(&dir)?;
+    out.say(format!(
+        "the control plane's certificates for {} are in {} (the cluster's CA)",
+        request.apiserver_url,
+        dir.display()
+    ));
+    Ok(())
 }
 
 /// This host's address on the way to `addr`: what the cluster's nodes reach it at.

@@ -1,7 +1,7 @@
 //! The joining node's phases, one file each, in the order they run: the join's own first
 //! (authenticate, fetch, checks, the preNodeAdd hook, credentials), then the install's node
 //! steps over the fetched image ([`on_node::OnNode`]): the same code that set up the first
-//! node; last the postNodeAdd hook.
+//! node, with the etcd member's promotion once planet runs; last the postNodeAdd hook.
 
 mod authenticate;
 mod checks;
@@ -9,6 +9,7 @@ mod credentials;
 mod fetch;
 mod node_hooks;
 mod on_node;
+mod promote;
 
 use super::plan::Ctx;
 use crate::install::phases as install;
@@ -30,6 +31,7 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
         Box::new(OnNode(Box::new(install::volumes::Volumes))),
         Box::new(OnNode(Box::new(install::service::Service))),
         Box::new(OnNode(Box::new(install::start::Start))),
+        Box::new(promote::Promote),
         Box::new(OnNode(Box::new(install::health::Health))),
         Box::new(OnNode(Box::new(install::node_ready::NodeReady))),
         Box::new(OnNode(Box::new(install::finish::Finish))),
