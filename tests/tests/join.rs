@@ -587,6 +587,14 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
     // stays on the joined host.
     let out = joiner.gravity(&["plan", "rollback"], &[]);
     assert!(out.status.success(), "rollback failed:\n{}", text(&out));
+    // Drained first: its pods were evicted (the bare one deleted) before the node went.
+    assert!(
+        text(&out).contains("the cluster drained node second"),
+        "{}",
+        text(&out)
+    );
+    let gone = first.gravity(&["kubectl", "get", "pod", "on-second", "-o", "name"]);
+    assert!(text(&gone).contains("NotFound"), "{}", text(&gone));
     assert_eq!(etcd_members(&first), [format!("{own}=false")]);
     assert!(
         !agent.join("nodes/second.json").exists(),

@@ -86,6 +86,17 @@ pub fn server(layout: &StateDir, port: u16) -> anyhow::Result<Server> {
         }),
         node_hooks: kubernetes.then(|| node_hooks(StateDir::new(&state_dir))),
         control_plane,
+        drain: kubernetes.then(|| -> rpc::agent::Drain {
+            let state_dir = state_dir.clone();
+            Box::new(move |node: &str| {
+                use crate::effects::PlanetControl;
+                crate::effects::HostPlanet
+                    .drain(&state_dir, node, true)
+                    .map_err(|e| format!("{e:#}"))?;
+                tracing::info!(node, "drained the node");
+                Ok(())
+            })
+        }),
     };
     Ok(Server::bind(
         SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),

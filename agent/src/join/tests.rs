@@ -59,6 +59,7 @@ impl First {
             forget: None,
             node_hooks: None,
             control_plane: None,
+            drain: None,
         };
         let server =
             rpc::agent::Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shared).unwrap();

@@ -352,6 +352,19 @@ impl Client {
         }
     }
 
+    /// Has the cluster cordon this node and evict its pods; whether it runs Kubernetes to.
+    pub fn drain(&self) -> Result<bool, AgentError> {
+        let mut tls = self.connect()?;
+        tls.get_ref()
+            .sock
+            .set_read_timeout(Some(MEMBER_TIMEOUT))
+            .map_err(|e| self.io("a socket option", e))?;
+        match self.call(&mut tls, &Request::Drain)? {
+            Response::Drained { drained } => Ok(drained),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
     /// Has the cluster remove this node's etcd member; whether there was one.
     pub fn remove_member(&self) -> Result<bool, AgentError> {
         let mut tls = self.connect()?;

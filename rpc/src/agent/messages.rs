@@ -53,6 +53,8 @@ pub enum Request {
     /// Promote this node's etcd learner to a voting member once it has caught up; one that
     /// never does is removed again (needs the node's certificate).
     Promote,
+    /// Cordon this node and evict its pods, before it leaves (needs the node's certificate).
+    Drain,
     /// Remove this node's etcd member, while its etcd still runs: with two members, one
     /// stopped first would leave the other without a quorum to remove it (needs the node's
     /// certificate).
@@ -94,6 +96,10 @@ pub enum Response {
         reason: String,
     },
     Promoted,
+    /// Whether the cluster drained the node (it does where it runs Kubernetes).
+    Drained {
+        drained: bool,
+    },
     MemberRemoved {
         removed: bool,
     },

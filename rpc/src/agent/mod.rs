@@ -24,7 +24,7 @@ pub use messages::{
     Response,
 };
 pub use server::{
-    ControlPlane, Forget, Members, RunNodeHook, Server, ServerHandle, Shared, forget_joined,
+    ControlPlane, Drain, Forget, Members, RunNodeHook, Server, ServerHandle, Shared, forget_joined,
     record_in, valid_node_name,
 };
 

@@ -49,6 +49,8 @@ pub struct Shared {
     pub node_hooks: Option<RunNodeHook>,
     /// Where the cluster runs Kubernetes: what makes more control plane nodes.
     pub control_plane: Option<ControlPlane>,
+    /// Cordons a leaving node and evicts its pods (where the cluster runs Kubernetes).
+    pub drain: Option<Drain>,
 }
 
 /// What the agent hands a new control plane node, and the etcd cluster it joins.
@@ -85,6 +87,8 @@ impl<T: Members + ?Sized> Members for Arc<T> {
 
 /// See [`Shared::forget`]: the node's name in, why it failed out.
 pub type Forget = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+/// See [`Shared::drain`]: the node's name in, why it failed out.
+pub type Drain = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 /// See [`Shared::node_hooks`]: the hook and the node's name in; whether it ran, or why it failed.
 pub type RunNodeHook = Box<dyn Fn(NodeHook, &str) -> Result<bool, String> + Send + Sync>;
 
@@ -311,6 +315,17 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Resul
             Request::Promote => {
                 let node = node.clone().unwrap_or_default();
                 send(&mut tls, &promote(shared, &node))?;
+            }
+            Request::Drain => {
+                let node = node.clone().unwrap_or_default();
+                let answer = match &shared.drain {
+                    None => Response::Drained { drained: false },
+                    Some(drain) => match drain(&node) {
+                        Ok(()) => Response::Drained { drained: true },
+                        Err(why) => internal(format!("cannot drain node {node}: {why}")),
+                    },
+                };
+                send(&mut tls, &answer)?;
             }
             Request::RemoveMember => {
                 let node = node.clone().unwrap_or_default();

@@ -125,6 +125,13 @@ fn cluster() -> Cluster {
             },
             members: Box::new(members.clone()),
         }),
+        drain: Some({
+            let members = members.clone();
+            Box::new(move |node: &str| {
+                members.calls.lock().unwrap().push(format!("drain {node}"));
+                Ok(())
+            })
+        }),
     };
     let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shared).unwrap();
     let handle = server.spawn().unwrap();
@@ -457,7 +464,8 @@ fn a_joined_node_gets_kubernetes_credentials_for_its_own_name() {
     assert_eq!(refused_kind(e).0, ErrorKind::Unauthenticated);
 }
 
-/// etcd members are added, promoted and removed for the name the node's certificate carries;
+/// etcd members are added, promoted and removed (and nodes drained) for the name the node's
+/// certificate carries;
 /// the cluster's secrets go to control plane nodes only, and only to nodes with a certificate.
 #[test]
 fn control_plane_nodes_get_the_shared_secrets_and_an_etcd_member_of_their_own_name() {
@@ -500,6 +508,7 @@ fn control_plane_nodes_get_the_shared_secrets_and_an_etcd_member_of_their_own_na
             .unwrap()
             .is_some()
     );
+    assert!(second.drain().unwrap());
     assert!(second.remove_member().unwrap());
     // Nonsense peer URLs, and strangers, are refused before etcd is asked.
     let e = third
@@ -521,6 +530,7 @@ fn control_plane_nodes_get_the_shared_secrets_and_an_etcd_member_of_their_own_na
             "add third https://10.0.0.3:2380 false",
             "add fourth https://10.0.0.4:2380 false",
             "add fourth https://10.0.0.4:2380 true",
+            "drain second",
             "remove second",
         ]
     );

@@ -45,7 +45,14 @@ impl Phase<Ctx> for PostNodeAdd {
     fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         run(ctx, NodeHook::PostNodeAdd, out)
     }
+    /// The node leaves: the application's preNodeRemove first (while the node still runs its
+    /// pods), then the cluster drains it (cordoned, its pods evicted: their controllers start
+    /// them elsewhere before it goes).
     fn rollback(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
-        run(ctx, NodeHook::PreNodeRemove, out)
+        run(ctx, NodeHook::PreNodeRemove, out)?;
+        if ctx.client()?.drain()? {
+            out.say(format!("the cluster drained node {}", ctx.params.node_name));
+        }
+        Ok(())
     }
 }
