@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Join time per node: on a second "host" (a network namespace linked to the first by a veth
-# pair), `gravity join` with the command the first node prints, from nothing to a Ready
-# worker node: the image fetched over the link and verified, the preflight with the cross-node
-# checks, kubelet's credentials, planet started, the node Ready. Per phase from the journal.
+# pair), `gravity join` with the command the first node prints, from nothing to a Ready node:
+# the image fetched over the link and verified, the preflight with the cross-node checks, the
+# credentials, planet started, the node Ready. Both kinds of node: a control plane node (the
+# second node's default: an etcd member added as a learner and promoted, an apiserver of its
+# own) and a worker (`--role=worker`, the example's profile that pins it); each joins, is
+# timed, and leaves. Per phase from the journal.
 # For reference, in the same run: the floor of any join that ships the image, a plain copy of
 # the same cluster image's bytes over the same link (python's http.server and urllib). kubeadm
 # and k3s joins cannot be fetched on these machines.
@@ -60,17 +63,21 @@ for i in $(seq "$runs"); do
     echo "copy $(echo "$end - $start" | bc -l)" >> "$work/times"
     rm -f "$work/copy.tar"
 
-    sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-    start=$(date +%s.%N)
-    in_ns "$second" "$bin/gravity" --state-dir "$work/second" "${join[@]:1}" --node-name=second \
-        --mount "app-data:$work/app-data-second" "$ignore" 2>/dev/null
-    end=$(date +%s.%N)
-    echo "join $(echo "$end - $start" | bc -l)" >> "$work/times"
-    in_ns "$second" "$bin/gravity" plan --output json --state-dir "$work/second" \
-        | python3 -c 'import json,sys; [print("phase:"+p["name"], (p["finishedMs"]-p["startedMs"])/1000) for p in json.load(sys.stdin)["phases"]]' \
-        >> "$work/times"
-    printf 'run %d: join %.2f s\n' "$i" "$(echo "$end - $start" | bc -l)"
-    in_ns "$second" "$bin/gravity" uninstall --yes --state-dir "$work/second" >/dev/null 2>&1
+    for kind in control-plane worker; do
+        role=()
+        [ "$kind" = worker ] && role=(--role=worker)
+        sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+        start=$(date +%s.%N)
+        in_ns "$second" "$bin/gravity" --state-dir "$work/second" "${join[@]:1}" --node-name=second \
+            --mount "app-data:$work/app-data-second" "$ignore" "${role[@]}" 2>/dev/null
+        end=$(date +%s.%N)
+        echo "$kind $(echo "$end - $start" | bc -l)" >> "$work/times"
+        in_ns "$second" "$bin/gravity" plan --output json --state-dir "$work/second" \
+            | python3 -c 'import json,sys; [print(sys.argv[1]+":"+p["name"], (p["finishedMs"]-p["startedMs"])/1000) for p in json.load(sys.stdin)["phases"]]' "$kind" \
+            >> "$work/times"
+        printf 'run %d: %s join %.2f s\n' "$i" "$kind" "$(echo "$end - $start" | bc -l)"
+        in_ns "$second" "$bin/gravity" uninstall --yes --state-dir "$work/second" >/dev/null 2>&1
+    done
 done
 kill "$server"
 
@@ -82,11 +89,12 @@ for line in open(sys.argv[1]):
     t[k].append(float(v))
 med = {k: statistics.median(v) for k, v in t.items()}
 print()
-print(f"{'median of ' + str(len(t['join'])) + ' runs':<44}{'seconds':>8}")
+print(f"{'median of ' + str(len(t['copy'])) + ' runs':<44}{'seconds':>8}")
 print(f"{'copy of the cluster image over the link (ref.)':<44}{med['copy']:>8.2f}")
-print(f"{'gravity join, nothing to a Ready worker':<44}{med['join']:>8.2f}   (goal: 30 s)")
-for k, v in med.items():
-    if k.startswith("phase:"):
-        print(f"  {k[6:]:<42}{v:>8.2f}")
+for kind in ("control-plane", "worker"):
+    print(f"{'gravity join, nothing to a Ready ' + kind:<44}{med[kind]:>8.2f}   (goal: 30 s)")
+    for k, v in med.items():
+        if k.startswith(kind + ":"):
+            print(f"  {k[len(kind) + 1:]:<42}{v:>8.2f}")
 PY
 rm -f "$work/times"
