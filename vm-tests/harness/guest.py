@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG(SIGKILL): QEMU dies even if the test runner is SIGKILLed.
+    # PR_SET_PDEATHSIG(SIGKILL): QEMU dies even if the test runner is SIGKILLed. The "parent"
+    # is the thread that started it: start QEMU from the main thread only (a pool's worker
+    # thread that ends takes its QEMU with it).
     _libc.prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
@@ -377,17 +380,12 @@ class Guest:
         of the previous boot are slow to write). To the guest this is a power cycle: shutdown,
         firmware, kernel, systemd, on the same disk with the same NIC and payload disks.
         """
-        before = self.boot_id()
-        t0 = time.monotonic()
-        deadline = t0 + timeout
+        return reboot_together([self], timeout)[0]
+
+    def _ask_reboot(self) -> None:
         # A moment later: run directly, the agent is stopped before it can report the command's
         # exit status, and this call would hang until its timeout.
         self.run("systemd-run --on-active=2 --timer-property=AccuracySec=100ms systemctl reboot")
-        reason = self._wait_exit(deadline)
-        if reason != "guest-reset":
-            raise RuntimeError(f"{self.name}: QEMU stopped with reason {reason!r} instead of a "
-                               f"guest reset; see {self.console_log}")
-        return self._boot_again(before, t0, deadline)
 
     def power_cycle(self, timeout: float = 300) -> str:
         """Pulls the plug: QEMU is killed with no warning to the guest (whatever the guest
@@ -402,8 +400,14 @@ class Guest:
     def _boot_again(self, before: str, t0: float, deadline: float) -> str:
         """A new QEMU process on the same disk, NIC and payload disks, after the old one
         ended; waits for systemd and returns its state."""
+        self._respawn()
+        return self._wait_booted(before, t0, deadline)
+
+    def _respawn(self) -> None:
         self._release()
         self._spawn(self._argv(self._disk, self._append, None, with_nic=self.nic is not None))
+
+    def _wait_booted(self, before: str, t0: float, deadline: float) -> str:
         self._connect_qga(deadline)
         r = self.exec("systemctl is-system-running --wait",
                       timeout=max(deadline - time.monotonic(), 1))
@@ -522,3 +526,24 @@ class Golden:
         finally:
             g.stop(collect=False)
         return time.monotonic() - t0
+
+
+def reboot_together(guests: list[Guest], timeout: float = 300) -> list[str]:
+    """Reboots `guests` from inside at the same time (see Guest.reboot), as a power failure of
+    a rack would; returns systemd's state in each after its new boot. QEMU is restarted from
+    this (the main) thread, the waits run in parallel."""
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    before = [g.boot_id() for g in guests]
+    for g in guests:
+        g._ask_reboot()
+    for g in guests:
+        reason = g._wait_exit(deadline)
+        if reason != "guest-reset":
+            raise RuntimeError(f"{g.name}: QEMU stopped with reason {reason!r} instead of a "
+                               f"guest reset; see {g.console_log}")
+    for g in guests:
+        g._respawn()
+    with ThreadPoolExecutor(len(guests)) as pool:
+        futures = [pool.submit(g._wait_booted, b, t0, deadline) for g, b in zip(guests, before)]
+        return [f.result() for f in futures]

@@ -1,13 +1,15 @@
-"""Scenarios 1 to 3 on one real host: install, with the power cut in the middle of it and the
-install resumed; the installed node and the example's application (its image vendored) running
-on it; then a reboot, after which the node and the application come back.
+"""The cluster scenario on two real hosts: the install on the first, with the power cut in the
+middle of it and the install resumed; the installed node and the example's application (its
+image vendored) running on it; a second host joining with the command the first prints, holding
+nothing but the `gravity` binary; then both hosts reboot at once, and the nodes, their data and
+the application come back.
 
-Needs GRAVITY_VM_IMAGE (a cluster image tarball); skipped without it. The tests share one
-installed guest (an install under TCG takes minutes, and CI has room for one): the power cut
-comes while the install copies the planet image, `gravity install --resume` finishes it, and the
-node must then be exactly what an uninterrupted install gives (the host's integration tests
-check an uninterrupted install, and one killed at every phase). The later tests fail at setup
-if the install did.
+Needs GRAVITY_VM_IMAGE (a cluster image tarball) and, for the join, GRAVITY_VM_BIN; skipped
+without them. The tests share one install (an install under TCG takes minutes, and CI has room
+for one): the power cut comes while the install copies the planet image, `gravity install
+--resume` finishes it, and the node must then be exactly what an uninterrupted install gives
+(the host's integration tests check an uninterrupted install, one killed at every phase, and
+joins of three hosts). The later tests fail at setup if the install did.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import uuid
 import pytest
 
 import product
+from harness.guest import reboot_together
 from product import SERVICE_UID
 
 pytestmark = pytest.mark.product
@@ -42,12 +45,21 @@ def phase_state(node, phase: str) -> str | None:
     return next((p["state"] for p in plan.get("phases", []) if p.get("name") == phase), None)
 
 
+JOIN_TIMEOUT = 1500
+
+
 @pytest.fixture(scope="module")
-def installed(cluster_image, vm_module):
+def hosts(vm_module):
+    """Both hosts, booted together (a clone takes seconds; the second idles during the install)."""
+    return vm_module.boot(2)
+
+
+@pytest.fixture(scope="module")
+def installed(cluster_image, vm_module, hosts):
     """`./gravity install --service-uid=1001`, the power cut during it, `--resume` after the boot.
     Returns the node, its top-level cgroups before the install, the cut phase's state after the
     boot and the resumed install's result."""
-    (node,) = vm_module.boot(1)
+    node = hosts[0]
     cgroups_before = product.top_level_cgroups(node)
     product.copy_cluster_image(vm_module, node, cluster_image)
     product.start_install(node)
@@ -193,18 +205,81 @@ def healthy_status(node) -> dict | None:
     return doc if r.rc == 0 and doc.get("healthy") is True else None
 
 
-def test_reboot_planet_comes_back_with_its_data(installed):
-    node, _, _, resumed = installed
+def nodes_ready(first) -> dict[str, str]:
+    """Each node's Ready condition, as the cluster says."""
+    r = product.gravity(first, "kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name}="
+                               "{.status.conditions[?(@.type==\"Ready\")].status} {end}'")
+    if not r.ok:
+        return {}
+    return dict(n.split("=", 1) for n in r.stdout.split() if "=" in n)
+
+
+def joined_healthy(node) -> dict | None:
+    """The joined host's `gravity status` (its gravity is in /root: no cluster image there)."""
+    r = node.exec("cd /root && ./gravity status --output json")
+    try:
+        doc = json.loads(r.stdout)
+    except json.JSONDecodeError:
+        return None
+    return doc if r.rc == 0 and doc.get("healthy") is True else None
+
+
+@pytest.fixture(scope="module")
+def joined(installed, hosts, gravity_bin, vm_module):
+    """The second host joined with the command the first one's `gravity status` prints."""
+    first, resumed = installed[0], installed[3]
     assert resumed.ok, resumed
+    second = hosts[1]
+    _, doc = product.status(first)
+    command = doc["join"]["command"]
+    assert command.startswith(f"gravity join {first.addr} "), command
+
+    # Only gravity itself on the new host.
+    binary = vm_module.payload({"gravity": gravity_bin}, label="bin")
+    mnt = second.attach_payload(binary, label="bin")
+    second.run(f"install -m 0755 {mnt}/gravity /root/gravity")
+    product.collect_product_logs(second)
+    # A worker, pinned by the example's `worker` profile: a control plane node's join (an etcd
+    # member, a second apiserver) is the host tests' (tests/tests/join.rs), not worth its CPU
+    # minutes under TCG.
+    r = second.exec(f"cd /root && ./{command} --node-name=node-2 --role=worker",
+                    timeout=JOIN_TIMEOUT)
+    return first, second, r
+
+
+def test_a_host_joins_with_the_printed_command(joined):
+    first, second, r = joined
+    assert r.ok, r
+    assert "joined the cluster" in r.stderr + r.stdout, r
+
+    def both_ready():
+        n = nodes_ready(first)
+        return n if len(n) == 2 and n.get("node-2") == "True" and set(n.values()) == {"True"} else None
+
+    product.wait_until("both nodes Ready", both_ready, timeout=600, interval=10)
+    doc = product.wait_until("the joined node healthy", lambda: joined_healthy(second),
+                             timeout=600, interval=10)
+    assert doc["cluster"]["joined"]["controlPlane"] == first.addr, json.dumps(doc, indent=2)
+    unit = product.planet_unit(second)
+    assert second.exec(f"systemctl is-active {unit}").stdout.strip() == "active"
+
+
+def test_reboot_both_nodes_come_back_with_their_data(installed, joined):
+    node, _, _, resumed = installed
+    _, second, joined_r = joined
+    assert resumed.ok, resumed
+    assert joined_r.ok, joined_r
     key, value = "/vm-tests/reboot", uuid.uuid4().hex
     r = product.etcdctl(node, f"put {key} {value}")
     assert r.ok, r
     unit = product.planet_unit(node)
-    boot_before = node.boot_id()
+    boots_before = [node.boot_id(), second.boot_id()]
 
-    node.reboot()
+    # Both at once, as after a power failure of the rack: the joined node comes back before
+    # the control plane it needs, and waits for it.
+    reboot_together([node, second], timeout=600)
 
-    assert node.boot_id() != boot_before
+    assert node.boot_id() != boots_before[0] and second.boot_id() != boots_before[1]
     # Nobody starts planet after the reboot: the unit is enabled and comes back by itself.
     product.wait_until(f"{unit} active after reboot",
                        lambda: node.exec(f"systemctl is-active {unit}").stdout.strip() == "active",
@@ -218,11 +293,14 @@ def test_reboot_planet_comes_back_with_its_data(installed):
     assert r.stdout.strip() == value, r
     # The kernel settings were persisted: the boot applied them again.
     assert product.kernel_settings(node) == ["1", "1"]
-    # The pods came back with the node: CoreDNS, and the example's web page (deployed by the
-    # test before; the reboot test also runs alone, then without it).
+    # The pods came back with the node: CoreDNS, and the example's web page.
     assert endpoint(doc, "coredns")["healthy"] is True, json.dumps(doc, indent=2)
-    if "web" in kubectl(node, "get deployments -o name"):
-        kubectl(node, "wait --for=condition=Available deployment/web --timeout=600s", timeout=660)
-        page = product.wait_until("the web page answers after the reboot",
-                                  lambda: web_page_by_cluster_ip(node), timeout=300)
-        assert page == WEB_PAGE
+    kubectl(node, "wait --for=condition=Available deployment/web --timeout=600s", timeout=660)
+    page = product.wait_until("the web page answers after the reboot",
+                              lambda: web_page_by_cluster_ip(node), timeout=300)
+    assert page == WEB_PAGE
+    # The joined node: planet back by itself, healthy, Ready again.
+    product.wait_until("the joined node healthy after the reboot", lambda: joined_healthy(second),
+                       timeout=900, interval=10)
+    product.wait_until("node-2 Ready after the reboot",
+                       lambda: nodes_ready(node).get("node-2") == "True", timeout=600, interval=10)
