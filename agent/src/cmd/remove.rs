@@ -110,12 +110,7 @@ pub fn run(global: &GlobalArgs, args: Args) -> anyhow::Result<ExitCode> {
 
 /// Whether the cluster's Kubernetes has a Node `node`.
 fn has_node(layout: &StateDir, node: &str) -> anyhow::Result<bool> {
-    let pid = planet::status::Status::running_init_pid(layout.root())
-        .context("planet is not running on this node: start it (`gravity planet start`) first")?;
-    let out = planet::health::kubectl(
-        pid,
-        &["get", "node", node, "-o", "name", "--ignore-not-found"],
-    )
-    .with_context(|| format!("cannot ask Kubernetes for node {node}"))?;
-    Ok(!out.is_empty())
+    crate::join::serve::has_node(layout.root(), node)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("cannot ask Kubernetes for node {node}"))
 }

@@ -90,11 +90,15 @@ pub fn server(layout: &StateDir, port: u16) -> anyhow::Result<Server> {
             let state_dir = state_dir.clone();
             Box::new(move |node: &str| {
                 use crate::effects::PlanetControl;
+                // Removed already (`gravity remove`): nothing to drain.
+                if !has_node(&state_dir, node)? {
+                    return Ok(false);
+                }
                 crate::effects::HostPlanet
                     .drain(&state_dir, node, true)
                     .map_err(|e| format!("{e:#}"))?;
                 tracing::info!(node, "drained the node");
-                Ok(())
+                Ok(true)
             })
         }),
     };
@@ -115,6 +119,18 @@ pub fn run(layout: &StateDir) -> anyhow::Result<()> {
 /// Whether this node runs the cluster's Kubernetes: the install made kubelet's credentials.
 pub fn runs_kubernetes(layout: &StateDir) -> bool {
     layout.pki().join("kubelet.kubeconfig").exists()
+}
+
+/// Whether Kubernetes has a Node object `node` (kubectl inside this node's planet).
+pub fn has_node(state_dir: &std::path::Path, node: &str) -> Result<bool, String> {
+    let pid = planet::status::Status::running_init_pid(state_dir)
+        .ok_or("planet is not running on this node: start it (`gravity planet start`) first")?;
+    let out = planet::health::kubectl(
+        pid,
+        &["get", "node", node, "-o", "name", "--ignore-not-found"],
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(!out.is_empty())
 }
 
 /// Deletes a node's Kubernetes Node object (its pods go with it), with kubectl inside this

@@ -352,7 +352,7 @@ impl Client {
         }
     }
 
-    /// Has the cluster cordon this node and evict its pods; whether it runs Kubernetes to.
+    /// Has the cluster cordon this node and evict its pods; whether it had the node to drain.
     pub fn drain(&self) -> Result<bool, AgentError> {
         let mut tls = self.connect()?;
         tls.get_ref()

@@ -87,8 +87,9 @@ impl<T: Members + ?Sized> Members for Arc<T> {
 
 /// See [`Shared::forget`]: the node's name in, why it failed out.
 pub type Forget = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
-/// See [`Shared::drain`]: the node's name in, why it failed out.
-pub type Drain = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+/// See [`Shared::drain`]: the node's name in; whether the cluster has it to drain, or why it
+/// failed.
+pub type Drain = Box<dyn Fn(&str) -> Result<bool, String> + Send + Sync>;
 /// See [`Shared::node_hooks`]: the hook and the node's name in; whether it ran, or why it failed.
 pub type RunNodeHook = Box<dyn Fn(NodeHook, &str) -> Result<bool, String> + Send + Sync>;
 
@@ -321,7 +322,7 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Resul
                 let answer = match &shared.drain {
                     None => Response::Drained { drained: false },
                     Some(drain) => match drain(&node) {
-                        Ok(()) => Response::Drained { drained: true },
+                        Ok(drained) => Response::Drained { drained },
                         Err(why) => internal(format!("cannot drain node {node}: {why}")),
                     },
                 };

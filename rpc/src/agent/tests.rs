@@ -129,7 +129,7 @@ fn cluster() -> Cluster {
             let members = members.clone();
             Box::new(move |node: &str| {
                 members.calls.lock().unwrap().push(format!("drain {node}"));
-                Ok(())
+                Ok(true)
             })
         }),
     };
