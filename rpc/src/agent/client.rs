@@ -21,9 +21,9 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_LINE: u64 = 4 << 20;
 /// How long a node hook may run on the first node (its Job's own limit is 20 minutes).
 const HOOK_TIMEOUT: Duration = Duration::from_secs(25 * 60);
-/// How long an etcd membership change may take: waiting for another node's learner to be
-/// promoted or removed, or this one's to catch up.
-const MEMBER_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// How long a request the cluster works on may take: an etcd membership change (waiting for
+/// another node's learner, or this one's to catch up), a drain.
+const LONG_CALL: Duration = Duration::from_secs(15 * 60);
 
 type Tls = BufReader<StreamOwned<ClientConnection, TcpStream>>;
 
@@ -179,6 +179,16 @@ impl Client {
         }
     }
 
+    /// A connection whose answer may take up to `wait` (the cluster works on the request).
+    fn connect_waiting(&self, wait: Duration) -> Result<Tls, AgentError> {
+        let tls = self.connect()?;
+        tls.get_ref()
+            .sock
+            .set_read_timeout(Some(wait))
+            .map_err(|e| self.io("a socket option", e))?;
+        Ok(tls)
+    }
+
     fn call(&self, tls: &mut Tls, request: &Request) -> Result<Response, AgentError> {
         let mut line = serde_json::to_vec(request).expect("requests serialize");
         line.push(b'\n');
@@ -305,11 +315,7 @@ impl Client {
     /// Has the first node run the application's `hook` for this node; whether the application
     /// defines it. Waits as long as a hook may run.
     pub fn node_hook(&self, hook: NodeHook) -> Result<bool, AgentError> {
-        let mut tls = self.connect()?;
-        tls.get_ref()
-            .sock
-            .set_read_timeout(Some(HOOK_TIMEOUT))
-            .map_err(|e| self.io("a socket option", e))?;
+        let mut tls = self.connect_waiting(HOOK_TIMEOUT)?;
         match self.call(&mut tls, &Request::NodeHook { hook })? {
             Response::HookDone { ran } => Ok(ran),
             other => Err(self.unexpected(other)),
@@ -323,11 +329,7 @@ impl Client {
         peer_url: &str,
         pinned: bool,
     ) -> Result<Option<ControlPlaneJoin>, AgentError> {
-        let mut tls = self.connect()?;
-        tls.get_ref()
-            .sock
-            .set_read_timeout(Some(MEMBER_TIMEOUT))
-            .map_err(|e| self.io("a socket option", e))?;
+        let mut tls = self.connect_waiting(LONG_CALL)?;
         let request = Request::ControlPlane {
             peer_url: peer_url.to_string(),
             pinned,
@@ -341,11 +343,7 @@ impl Client {
 
     /// Has the cluster promote this node's etcd learner (once it caught up).
     pub fn promote(&self) -> Result<(), AgentError> {
-        let mut tls = self.connect()?;
-        tls.get_ref()
-            .sock
-            .set_read_timeout(Some(MEMBER_TIMEOUT))
-            .map_err(|e| self.io("a socket option", e))?;
+        let mut tls = self.connect_waiting(LONG_CALL)?;
         match self.call(&mut tls, &Request::Promote)? {
             Response::Promoted => Ok(()),
             other => Err(self.unexpected(other)),
@@ -354,11 +352,7 @@ impl Client {
 
     /// Has the cluster cordon this node and evict its pods; whether it had the node to drain.
     pub fn drain(&self) -> Result<bool, AgentError> {
-        let mut tls = self.connect()?;
-        tls.get_ref()
-            .sock
-            .set_read_timeout(Some(MEMBER_TIMEOUT))
-            .map_err(|e| self.io("a socket option", e))?;
+        let mut tls = self.connect_waiting(LONG_CALL)?;
         match self.call(&mut tls, &Request::Drain)? {
             Response::Drained { drained } => Ok(drained),
             other => Err(self.unexpected(other)),
