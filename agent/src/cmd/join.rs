@@ -22,10 +22,13 @@ pub struct Args {
     /// The cluster CA's hash, `sha256:...`: the first node is trusted only if it matches
     #[arg(long, required_unless_present = "resume")]
     pub ca_hash: Option<String>,
-    /// The node profile this host runs (default: the cluster's choice)
+    /// The node profile this host runs (default: the first node's). The cluster's first three
+    /// nodes run the control plane, later ones are workers, unless the profile's label
+    /// gravitational.io/k8s-role pins it (master or node)
     #[arg(long)]
     pub role: Option<String>,
-    /// The address other nodes reach this host at (default: the one of the default route)
+    /// The address other nodes reach this host at (default: the one on the route to the first
+    /// node)
     #[arg(long)]
     pub advertise_addr: Option<IpAddr>,
     /// This node's name in the cluster (default: the host's name)
