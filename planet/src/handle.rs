@@ -79,6 +79,9 @@ impl Planet {
         self.kubectl(&[
             "apply",
             "--server-side",
+            // The server validates; kubectl's own check would first download the whole OpenAPI
+            // schema (slow on a slow CPU, under a 10 s request timeout).
+            "--validate=false",
             "--force-conflicts",
             "--field-manager=gravity",
             "-f",

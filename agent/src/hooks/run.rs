@@ -168,6 +168,10 @@ fn service_account(kubectl: &Kubectl, ns: &str) -> anyhow::Result<()> {
             &[
                 "apply",
                 "--server-side",
+                // The server validates (server-side apply refuses undeclared fields); kubectl's
+                // own check first downloads the whole OpenAPI schema, which on an emulated CPU
+                // overran the request timeout during an install.
+                "--validate=false",
                 "--force-conflicts",
                 "--field-manager=gravity",
                 "-f",
