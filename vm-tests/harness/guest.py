@@ -24,7 +24,7 @@ from pathlib import Path
 from . import cleanup
 from .image import BaseImage
 from .net import GATEWAY, Network, Nic
-from .qmp import QGA, QMP
+from .qmp import QGA, QMP, CommandError
 
 GUEST_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -263,8 +263,8 @@ class Guest:
         # RNDRESEEDCRNG (0x5207) after mixing in fresh bytes makes the guest's CRNG diverge now
         # (this kernel has no vmgenid driver to do it on restore).
         seed = base64.b64encode(os.urandom(64)).decode()
-        self.run(f"date -u -s @{time.time():.3f} >/dev/null && "
-                 f"echo {seed} | base64 -d > /dev/urandom && "
+        self.sync_clock()
+        self.run(f"echo {seed} | base64 -d > /dev/urandom && "
                  "perl -e 'open(F, \">/dev/urandom\") or die; "
                  "ioctl(F, 0x5207, 0) or die \"$!\"' && "
                  f"echo {uuid.uuid4().hex} > /etc/machine-id && "
@@ -335,6 +335,40 @@ class Guest:
             self._cmdlog.write("# stdout:\n" + out.decode(errors="replace").rstrip("\n") + "\n")
         if err:
             self._cmdlog.write("# stderr:\n" + err.decode(errors="replace").rstrip("\n") + "\n")
+
+    def clock_offset(self) -> tuple[float, float]:
+        """(guest minus host, round trip) in seconds, from the agent's guest-get-time."""
+        t0 = time.time()
+        g = self.qga.cmd("guest-get-time") / 1e9
+        t1 = time.time()
+        return g - (t0 + t1) / 2, t1 - t0
+
+    def sync_clock(self, within: float = 0.05, tries: int = 8) -> float:
+        """Sets the guest's clock to the host's, as NTP would on real hosts (these guests reach
+        no NTP server), and returns the offset it had.
+
+        The agent sets it in-process (guest-set-time): a `date -s` through guest-exec lands a
+        fork and an exec later, up to seconds late on a busy TCG host. Each try aims half a
+        round trip ahead and checks the result; the guest's clock also drifts under load, so
+        tests call this again before a step that compares clocks between nodes.
+        """
+        before, _ = self.clock_offset()
+        for _ in range(tries):
+            off, rtt = self.clock_offset()
+            if abs(off) <= within:
+                break
+            try:
+                self.qga.cmd("guest-set-time", time=int((time.time() + rtt / 2) * 1e9))
+            except CommandError:
+                pass  # the agent sets the clock, then fails on `hwclock -w`: checked next try
+        else:
+            off, rtt = self.clock_offset()
+            if abs(off) > within:
+                raise RuntimeError(f"{self.name}: clock still {off * 1e3:+.0f} ms off the "
+                                   f"host's after {tries} tries (round trip {rtt * 1e3:.0f} ms)")
+        self._cmdlog.write(f"# clock: was {before * 1e3:+.1f} ms off the host's, now "
+                           f"{off * 1e3:+.1f} ms (round trip {rtt * 1e3:.1f} ms)\n")
+        return before
 
     def start_service(self, unit: str, cmd: str, cwd: str = "/root") -> None:
         """Starts a long-running command as a transient systemd unit (see `exec`)."""
@@ -414,9 +448,8 @@ class Guest:
         if self.boot_id() == before:
             raise RuntimeError(f"{self.name}: same boot id after the machine started again")
         # The boot set the clock from the emulated RTC (whole seconds): up to a second off the
-        # other guests', which the product's clock check between nodes (500 ms) refuses. Real
-        # hosts run NTP; these reach no NTP server, so the host's clock stands in for it.
-        self.run(f"date -u -s @{time.time():.3f} >/dev/null")
+        # other guests', which the product's clock check between nodes (500 ms) refuses.
+        self.sync_clock()
         self.reboot_times.append(time.monotonic() - t0)
         return r.stdout.strip()
 
