@@ -22,7 +22,8 @@ pub struct Args {
     /// The cluster CA's hash, `sha256:...`: the first node is trusted only if it matches
     #[arg(long, required_unless_present = "resume")]
     pub ca_hash: Option<String>,
-    /// The node profile this host runs (default: the first node's). The cluster's first three
+    /// The node profile this host runs (default: the installed flavor's next missing profile,
+    /// else the first node's). The cluster's first three
     /// nodes run the control plane, later ones are workers, unless the profile's label
     /// gravitational.io/k8s-role pins it (master or node)
     #[arg(long)]

@@ -76,6 +76,7 @@ pub fn server(layout: &StateDir, port: u16) -> anyhow::Result<Server> {
                     .apiserver_url
             }),
         },
+        roles: rpc::agent::Roles::new(flavor_nodes(&record), record.node.role.clone()),
         forget: kubernetes.then(|| -> rpc::agent::Forget {
             let state_dir = state_dir.clone();
             Box::new(move |node: &str| {
@@ -159,4 +160,22 @@ fn node_hooks(layout: StateDir) -> rpc::agent::RunNodeHook {
             .map(|ran| matches!(ran, crate::hooks::Ran::Done))
             .map_err(|e| format!("{e:#}"))
     })
+}
+
+/// The installed flavor's nodes, from the manifest of the image the cluster was installed from
+/// (none where it cannot be read: joins then default to the first node's profile).
+fn flavor_nodes(record: &ClusterRecord) -> Vec<cluster_image::manifest::FlavorNode> {
+    let path = record.image_dir.join(cluster_image::layout::MANIFEST);
+    match cluster_image::manifest::load_resolved(&path) {
+        Ok(manifest) => manifest
+            .flavors()
+            .iter()
+            .find(|f| f.name == record.flavor)
+            .map(|f| f.nodes.clone())
+            .unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "no flavor for joins' default profile");
+            Vec::new()
+        }
+    }
 }

@@ -377,10 +377,12 @@ impl Client {
         }
     }
 
-    /// The cluster's name, version and image index (needs the node's certificate).
-    pub fn cluster(&self) -> Result<ClusterInfo, AgentError> {
+    /// The cluster's name, version, image index and what the node shares with it, its profile
+    /// included: `role` if it asks for one (needs the node's certificate).
+    pub fn cluster(&self, role: Option<&str>) -> Result<ClusterInfo, AgentError> {
         let mut tls = self.connect()?;
-        match self.call(&mut tls, &Request::Cluster)? {
+        let role = role.map(str::to_string);
+        match self.call(&mut tls, &Request::Cluster { role })? {
             Response::Cluster(info) => Ok(info),
             other => Err(self.unexpected(other)),
         }

@@ -16,8 +16,12 @@ pub enum Request {
         node: String,
         csr: String,
     },
-    /// What the cluster is (needs the node's certificate).
-    Cluster,
+    /// What the cluster is, and the profile this node runs: `role` if it asks for one (needs
+    /// the node's certificate).
+    Cluster {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<String>,
+    },
     /// A file of the cluster image, from `offset` (needs the node's certificate).
     Fetch {
         path: String,
@@ -161,7 +165,8 @@ pub struct ClusterFacts {
     /// The service user's ids: the same on every node.
     pub service_uid: u32,
     pub service_gid: u32,
-    /// The first node's profile: a joining node's unless it asks for another.
+    /// The asking node's profile: the one it asked for, else the installed flavor's next
+    /// missing profile, else the first node's.
     pub role: String,
     /// The first node's address: where its registry and apiserver answer.
     pub first_node_ip: Option<IpAddr>,

@@ -16,6 +16,7 @@ use super::messages::{
     ClusterFacts, ClusterInfo, ControlPlaneJoin, ErrorKind, KubeCredentials, NodeHook, Request,
     Response,
 };
+use super::roles::Roles;
 use super::tokens::TokenStore;
 use super::{AgentError, VERSION};
 
@@ -39,8 +40,11 @@ pub struct Shared {
     pub nodes_dir: PathBuf,
     /// The first node's name: no other node may take it.
     pub first_node: String,
-    /// What joined nodes share with the first (handed out with the image's index).
+    /// What joined nodes share with the first (handed out with the image's index; `role`
+    /// is the first node's there, and each node's own in the answer).
     pub facts: ClusterFacts,
+    /// Which profile a node runs when it does not ask for one.
+    pub roles: Roles,
     /// Removes what else of a leaving node the cluster has (its Kubernetes Node object);
     /// the node is forgotten only once this succeeded.
     pub forget: Option<Forget>,
@@ -250,25 +254,9 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Resul
                     "this request needs the node's client certificate: join with a token first",
                 );
             }
-            Request::Cluster => {
-                let answer = match std::fs::read_to_string(
-                    shared.image_dir.join(cluster_image::layout::INDEX),
-                ) {
-                    Ok(index) => Response::Cluster(ClusterInfo {
-                        name: shared.cluster.clone(),
-                        version: shared.version.clone(),
-                        index,
-                        facts: shared.facts.clone(),
-                    }),
-                    Err(e) => Response::Error {
-                        kind: ErrorKind::Internal,
-                        message: format!(
-                            "the first node cannot read its cluster image at {}: {e}",
-                            shared.image_dir.display()
-                        ),
-                    },
-                };
-                send(&mut tls, &answer)?;
+            Request::Cluster { role } => {
+                let node = node.as_deref().unwrap_or_default();
+                send(&mut tls, &cluster(shared, node, role.as_deref()))?;
             }
             Request::Fetch { path, offset } => fetch(shared, &mut tls, &path, offset)?,
             Request::Kubernetes {
@@ -452,6 +440,36 @@ fn join(shared: &Shared, token: &str, node: &str, csr: &str, peer: SocketAddr) -
         certificate,
         ca: shared.ca_pem.clone(),
     }
+}
+
+/// The cluster image's index and what the node shares with the cluster, its profile included.
+fn cluster(shared: &Shared, node: &str, asked: Option<&str>) -> Response {
+    let error = |kind, message: String| Response::Error { kind, message };
+    let index = match std::fs::read_to_string(shared.image_dir.join(cluster_image::layout::INDEX)) {
+        Ok(index) => index,
+        Err(e) => {
+            return error(
+                ErrorKind::Internal,
+                format!(
+                    "the first node cannot read its cluster image at {}: {e}",
+                    shared.image_dir.display()
+                ),
+            );
+        }
+    };
+    let role = match shared.roles.assign(&shared.nodes_dir, node, asked) {
+        Ok(role) => role,
+        Err(e) => return error(ErrorKind::Internal, e),
+    };
+    Response::Cluster(ClusterInfo {
+        name: shared.cluster.clone(),
+        version: shared.version.clone(),
+        index,
+        facts: ClusterFacts {
+            role,
+            ..shared.facts.clone()
+        },
+    })
 }
 
 /// Signs a joined node's Kubernetes credentials, for the name its certificate carries.

@@ -115,6 +115,7 @@ fn cluster() -> Cluster {
             first_node_ip: Some(IpAddr::from([127, 0, 0, 1])),
             apiserver: Some("https://127.0.0.1:6443".into()),
         },
+        roles: Roles::new(vec![], "node".into()),
         forget: None,
         node_hooks: None,
         control_plane: Some(ControlPlane {
@@ -194,12 +195,16 @@ fn a_node_joins_then_fetches_with_its_certificate_and_resumes_a_cut_transfer() {
     assert_eq!(uses[0].node, "node-2");
 
     let node = Client::new(&c.addr(), &c.hash, Some((&joined.certificate, &joined.key))).unwrap();
-    let info = node.cluster().unwrap();
+    let info = node.cluster(None).unwrap();
     assert_eq!(
         (info.name.as_str(), info.version.as_str()),
         ("test", "1.0.0")
     );
     assert_eq!(info.facts.service_uid, 1001);
+    // Its profile: the first node's by default; one it asks for is kept for it.
+    assert_eq!(info.facts.role, "node");
+    assert_eq!(node.cluster(Some("db")).unwrap().facts.role, "db");
+    assert_eq!(node.cluster(None).unwrap().facts.role, "db");
     assert_eq!(
         info.facts.apiserver.as_deref(),
         Some("https://127.0.0.1:6443")
@@ -319,7 +324,7 @@ fn unknown_expired_revoked_and_replayed_tokens_are_refused_and_leave_nothing() {
 #[test]
 fn requests_without_a_node_certificate_or_with_another_clusters_are_refused() {
     let c = cluster();
-    let e = c.client().cluster().unwrap_err();
+    let e = c.client().cluster(None).unwrap_err();
     assert_eq!(refused_kind(e).0, ErrorKind::Unauthenticated);
     let e = c.client().peer_server().unwrap_err();
     assert_eq!(refused_kind(e).0, ErrorKind::Unauthenticated);
@@ -338,7 +343,7 @@ fn requests_without_a_node_certificate_or_with_another_clusters_are_refused() {
         .unwrap();
     let e = Client::new(&c.addr(), &c.hash, Some((&cert, &key)))
         .unwrap()
-        .cluster()
+        .cluster(None)
         .unwrap_err();
     assert!(matches!(e, AgentError::CertificateRefused { .. }), "{e}");
 
@@ -352,7 +357,7 @@ fn requests_without_a_node_certificate_or_with_another_clusters_are_refused() {
         .unwrap();
     let e = Client::new(&c.addr(), &c.hash, Some((&server_cert, &server_key)))
         .unwrap()
-        .cluster();
+        .cluster(None);
     assert!(e.is_err(), "a serving certificate is no node's identity");
 }
 

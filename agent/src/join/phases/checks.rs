@@ -18,7 +18,7 @@ impl Phase<Ctx> for Checks {
     }
     fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let client = ctx.client()?;
-        let index = client.cluster()?;
+        let index = client.cluster(ctx.params.role.as_deref())?;
         let dir = super::fetch::image_dir(
             ctx,
             &cluster_image::archive::ImageIndex::from_json(

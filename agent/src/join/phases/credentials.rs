@@ -39,7 +39,7 @@ impl Phase<Ctx> for Credentials {
     }
     fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let client = ctx.client()?;
-        let info = client.cluster()?;
+        let info = client.cluster(ctx.params.role.as_deref())?;
         let facts = &info.facts;
         let index = ImageIndex::from_json(info.index.as_bytes(), Path::new("index.json"))?;
         let image_dir = super::fetch::image_dir(ctx, &index);

@@ -32,7 +32,7 @@ impl Phase<Ctx> for Fetch {
     }
     fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let client = ctx.client()?;
-        let info = client.cluster()?;
+        let info = client.cluster(ctx.params.role.as_deref())?;
         let index = ImageIndex::from_json(info.index.as_bytes(), Path::new("index.json"))?;
         let dir = image_dir(ctx, &index);
         let started = Instant::now();
