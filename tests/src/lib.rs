@@ -4,6 +4,7 @@
 //! cgroups); every helper that changes something undoes it on drop, also when a test fails.
 
 pub mod bins;
+pub mod cluster;
 pub mod docker_registry;
 pub mod install;
 pub mod loopdev;

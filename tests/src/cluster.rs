@@ -1,0 +1,172 @@
+//! A cluster of "hosts" on this machine: each joining host is a network namespace of its own,
+//! linked to the first node's, with its own state directory, planets side by side (as kind
+//! runs several nodes on one host).
+
+use std::process::Output;
+
+use crate::bins;
+use crate::install::{Installation, text};
+use crate::netns::{self, NetNs};
+
+/// A host of its own that routes to the first node's advertise address.
+pub struct Joiner {
+    pub ns: NetNs,
+    _link: netns::Link,
+    pub dir: tempfile::TempDir,
+    pub name: &'static str,
+}
+
+impl Joiner {
+    pub fn new(first: &Installation) -> Joiner {
+        Joiner::named(first, "second", 214)
+    }
+
+    /// Another host, on the link subnet `10.<subnet>.0.0/24`.
+    pub fn named(first: &Installation, name: &'static str, subnet: u8) -> Joiner {
+        let ns = NetNs::new("joiner");
+        let link = netns::link(&first.ns, &ns, subnet);
+        // The first node's namespace is the router between the hosts (10.208.0.0/12): etcd
+        // members reach each other, each from its own address (the one its certificate names).
+        ns.run(&["ip", "route", "add", "10.208.0.0/12", "via", &link.a_ip]);
+        let net = format!("10.{subnet}.0.0/24");
+        first.ns.run(&[
+            "ip",
+            "route",
+            "replace",
+            &net,
+            "dev",
+            &link.a_dev,
+            "src",
+            "10.213.0.2",
+        ]);
+        first.ns.run(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        first.ns.run(&[
+            "iptables",
+            "-I",
+            "FORWARD",
+            "-s",
+            "10.208.0.0/12",
+            "-d",
+            "10.208.0.0/12",
+            "-j",
+            "ACCEPT",
+        ]);
+        Joiner {
+            name,
+            ns,
+            _link: link,
+            dir: tempfile::Builder::new()
+                .prefix("gravity-joiner-")
+                .tempdir_in("/var/tmp")
+                .unwrap(),
+        }
+    }
+
+    pub fn state(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn gravity(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = bins::gravity();
+        self.ns.enter(&mut cmd);
+        cmd.arg("--state-dir").arg(self.state()).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    pub fn join(&self, addr: &str, token: &str, hash: &str, env: &[(&str, &str)]) -> Output {
+        self.join_as(addr, token, hash, &[], env)
+    }
+
+    pub fn join_as(
+        &self,
+        addr: &str,
+        token: &str,
+        hash: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
+        let app_data = format!("app-data:{}", self.dir.path().join("app-data").display());
+        let (token, hash, name) = (
+            format!("--token={token}"),
+            format!("--ca-hash={hash}"),
+            format!("--node-name={}", self.name),
+        );
+        let mut args = vec![
+            "join",
+            addr,
+            &token,
+            &hash,
+            &name,
+            "--mount",
+            &app_data,
+            // As the install tests do: a new network namespace forwards nothing.
+            "--ignore-preflight-errors=sysctl:net.ipv4.ip_forward,sysctl:net.bridge.bridge-nf-call-iptables",
+        ];
+        args.extend_from_slice(extra);
+        self.gravity(&args, env)
+    }
+}
+
+impl Drop for Joiner {
+    /// A failed test leaves no planet running: the join is undone (the first node still runs,
+    /// this joiner is dropped before it), else planet is stopped.
+    fn drop(&mut self) {
+        if !self.state().join("operation").exists() {
+            return;
+        }
+        let out = self.gravity(&["plan", "rollback"], &[]);
+        if !out.status.success() {
+            eprintln!("cleanup: the join's rollback failed: {}", text(&out));
+            let _ = self.gravity(&["planet", "stop"], &[]);
+        }
+    }
+}
+
+/// `gravity kubectl ARGS` on the first node: its stdout, or why not.
+pub fn kubectl(first: &Installation, args: &[&str]) -> Result<String, String> {
+    let mut all = vec!["kubectl"];
+    all.extend_from_slice(args);
+    let out = first.gravity(&all);
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(text(&out))
+    }
+}
+
+/// The etcd members the first node's etcd lists: `name=learner?` each.
+pub fn etcd_members(first: &Installation) -> Vec<String> {
+    let out = first.gravity(&[
+        "planet", "exec", "--", "etcdctl", "member", "list", "-w", "json",
+    ]);
+    assert!(out.status.success(), "etcdctl member list: {}", text(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut members: Vec<String> = list["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let learner = m["isLearner"].as_bool().unwrap_or(false);
+            format!("{}={learner}", m["name"].as_str().unwrap_or(""))
+        })
+        .collect();
+    members.sort();
+    members
+}
+
+/// The join command's parts: address, token, CA hash.
+pub fn parse(command: &str) -> (String, String, String) {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(&words[..2], ["gravity", "join"], "{command}");
+    let flag = |name: &str| {
+        words
+            .iter()
+            .find_map(|w| w.strip_prefix(&format!("--{name}=")))
+            .unwrap_or_else(|| panic!("no --{name} in {command}"))
+            .to_string()
+    };
+    (words[2].to_string(), flag("token"), flag("ca-hash"))
+}
