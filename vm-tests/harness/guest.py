@@ -352,20 +352,19 @@ class Guest:
         round trip ahead and checks the result; the guest's clock also drifts under load, so
         tests call this again before a step that compares clocks between nodes.
         """
-        before, _ = self.clock_offset()
+        off, rtt = self.clock_offset()
+        before = off
         for _ in range(tries):
-            off, rtt = self.clock_offset()
             if abs(off) <= within:
                 break
             try:
                 self.qga.cmd("guest-set-time", time=int((time.time() + rtt / 2) * 1e9))
             except CommandError:
-                pass  # the agent sets the clock, then fails on `hwclock -w`: checked next try
-        else:
+                pass  # the agent sets the clock, then fails on `hwclock -w`: measured next
             off, rtt = self.clock_offset()
-            if abs(off) > within:
-                raise RuntimeError(f"{self.name}: clock still {off * 1e3:+.0f} ms off the "
-                                   f"host's after {tries} tries (round trip {rtt * 1e3:.0f} ms)")
+        if abs(off) > within:
+            raise RuntimeError(f"{self.name}: clock still {off * 1e3:+.0f} ms off the host's "
+                               f"after {tries} tries (round trip {rtt * 1e3:.0f} ms)")
         self._cmdlog.write(f"# clock: was {before * 1e3:+.1f} ms off the host's, now "
                            f"{off * 1e3:+.1f} ms (round trip {rtt * 1e3:.1f} ms)\n")
         return before
