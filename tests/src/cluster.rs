@@ -114,7 +114,7 @@ impl Drop for Joiner {
     /// A failed test leaves no planet running: the join is undone (the first node still runs,
     /// this joiner is dropped before it), else planet is stopped.
     fn drop(&mut self) {
-        if !self.state().join("operation").exists() {
+        if !self.state().join("operation/current.json").exists() {
             return;
         }
         let out = self.gravity(&["plan", "rollback"], &[]);

@@ -199,6 +199,8 @@ pub fn rollback(
         .context("the journaled join parameters are unreadable")?;
     let mut ctx = Ctx::new(params, StateDir::new(state_dir), None, effects);
     engine(state_dir).rollback(&mut plan, &mut ctx, observer)?;
+    // Rolled back is finished: a new join may start (as after an install's rollback).
+    journal.archive(&plan)?;
     Ok(plan)
 }
 
