@@ -116,6 +116,18 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
         !agent.join("nodes").exists(),
         "a refused join left a node record"
     );
+    // A profile the cluster lacks is refused before anything is fetched; undone, it leaves
+    // nothing on either side.
+    let out = joiner.join_as(&addr, &token, &hash, &["--role=nosuch"], &[]);
+    refused(
+        &out,
+        "unknown profile",
+        "the cluster has no node profile `nosuch` (it has: node, worker)",
+    );
+    assert!(!joiner.state().join("images").exists());
+    let out = joiner.gravity(&["plan", "rollback"], &[]);
+    assert!(out.status.success(), "rollback failed:\n{}", text(&out));
+    assert!(!agent.join("nodes/second.json").exists());
 
     // Killed right after the cluster signed the node's certificate (before the node kept it),
     // in the middle of the transfer, before the checks, before the credentials, while planet

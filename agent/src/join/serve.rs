@@ -76,7 +76,7 @@ pub fn server(layout: &StateDir, port: u16) -> anyhow::Result<Server> {
                     .apiserver_url
             }),
         },
-        roles: rpc::agent::Roles::new(flavor_nodes(&record), record.node.role.clone()),
+        roles: roles(&record),
         forget: kubernetes.then(|| -> rpc::agent::Forget {
             let state_dir = state_dir.clone();
             Box::new(move |node: &str| {
@@ -162,20 +162,25 @@ fn node_hooks(layout: StateDir) -> rpc::agent::RunNodeHook {
     })
 }
 
-/// The installed flavor's nodes, from the manifest of the image the cluster was installed from
-/// (none where it cannot be read: joins then default to the first node's profile).
-fn flavor_nodes(record: &ClusterRecord) -> Vec<cluster_image::manifest::FlavorNode> {
+/// The installed flavor's nodes and the profiles, from the manifest of the image the cluster
+/// was installed from (none where it cannot be read: joins then default to the first node's
+/// profile, and the joining node's checks judge a profile it asks for).
+fn roles(record: &ClusterRecord) -> rpc::agent::Roles {
     let path = record.image_dir.join(cluster_image::layout::MANIFEST);
-    match cluster_image::manifest::load_resolved(&path) {
-        Ok(manifest) => manifest
-            .flavors()
-            .iter()
-            .find(|f| f.name == record.flavor)
-            .map(|f| f.nodes.clone())
-            .unwrap_or_default(),
+    let (flavor, profiles) = match cluster_image::manifest::load_resolved(&path) {
+        Ok(manifest) => (
+            manifest
+                .flavors()
+                .iter()
+                .find(|f| f.name == record.flavor)
+                .map(|f| f.nodes.clone())
+                .unwrap_or_default(),
+            manifest.profiles().iter().map(|p| p.name.clone()).collect(),
+        ),
         Err(e) => {
-            tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "no flavor for joins' default profile");
-            Vec::new()
+            tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "joins get the first node's profile by default");
+            (Vec::new(), Vec::new())
         }
-    }
+    };
+    rpc::agent::Roles::new(flavor, profiles, record.node.role.clone())
 }

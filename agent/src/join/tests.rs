@@ -56,7 +56,7 @@ impl First {
                 first_node_ip: Some(IpAddr::from([127, 0, 0, 1])),
                 apiserver: None,
             },
-            roles: rpc::agent::Roles::new(vec![], "node".into()),
+            roles: rpc::agent::Roles::new(vec![], vec![], "node".into()),
             forget: None,
             node_hooks: None,
             control_plane: None,

@@ -24,7 +24,7 @@ pub use messages::{
     ClusterFacts, ClusterInfo, ControlPlaneJoin, ErrorKind, KubeCredentials, NodeHook, Request,
     Response,
 };
-pub use roles::Roles;
+pub use roles::{RoleError, Roles};
 pub use server::{
     ControlPlane, Drain, Forget, Members, RunNodeHook, Server, ServerHandle, Shared, forget_joined,
     record_in, valid_node_name,

@@ -10,11 +10,25 @@ use cluster_image::manifest::FlavorNode;
 
 use super::server::record_in;
 
+/// Why a node gets no profile.
+#[derive(Debug, thiserror::Error)]
+pub enum RoleError {
+    #[error("the cluster has no node profile `{asked}` (it has: {})", .profiles.join(", "))]
+    Unknown {
+        asked: String,
+        profiles: Vec<String>,
+    },
+    #[error("{0}")]
+    Record(String),
+}
+
 /// The installed flavor's nodes and the first node's profile.
 #[derive(Debug, Default)]
 pub struct Roles {
     /// The flavor's profiles and how many nodes of each it wants, in the manifest's order.
     pub flavor: Vec<FlavorNode>,
+    /// Every profile of the cluster's manifest (empty: not known, any is taken).
+    pub profiles: Vec<String>,
     /// The first node's profile: the answer once the flavor has all its nodes.
     pub first: String,
     /// One choice at a time: two joins asking together must not both take the last slot.
@@ -22,22 +36,38 @@ pub struct Roles {
 }
 
 impl Roles {
-    pub fn new(flavor: Vec<FlavorNode>, first: String) -> Roles {
+    pub fn new(flavor: Vec<FlavorNode>, profiles: Vec<String>, first: String) -> Roles {
         Roles {
             flavor,
+            profiles,
             first,
             lock: Mutex::new(()),
         }
     }
 
     /// The profile of `node` (asking for `asked`, if anything), recorded in its record under
-    /// `nodes_dir` when it has one.
+    /// `nodes_dir` when it has one. A profile the cluster does not have is refused before
+    /// the node fetches anything.
     pub fn assign(
         &self,
         nodes_dir: &Path,
         node: &str,
         asked: Option<&str>,
-    ) -> Result<String, String> {
+    ) -> Result<String, RoleError> {
+        if let Some(asked) = asked
+            && !self.profiles.is_empty()
+            && !self.profiles.iter().any(|p| p == asked)
+        {
+            return Err(RoleError::Unknown {
+                asked: asked.to_string(),
+                profiles: self.profiles.clone(),
+            });
+        }
+        self.record(nodes_dir, node, asked)
+            .map_err(RoleError::Record)
+    }
+
+    fn record(&self, nodes_dir: &Path, node: &str, asked: Option<&str>) -> Result<String, String> {
         let _one = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let path = record_in(nodes_dir, node);
         let mut record = match std::fs::read(&path) {
@@ -124,7 +154,11 @@ mod tests {
     fn the_flavors_missing_profiles_in_order_then_the_first_nodes() {
         let dir = tempfile::tempdir().unwrap();
         let nodes = dir.path();
-        let roles = Roles::new(flavor(&[("master", 3), ("worker", 2)]), "master".into());
+        let roles = Roles::new(
+            flavor(&[("master", 3), ("worker", 2)]),
+            vec!["master".into(), "worker".into()],
+            "master".into(),
+        );
         let mut got = vec![];
         for n in ["b", "c", "d", "e", "f"] {
             joined(nodes, n);
@@ -133,6 +167,13 @@ mod tests {
         assert_eq!(got, ["master", "master", "worker", "worker", "master"]);
         // Kept: asked again (a resumed join), the same answer, though the flavor is full.
         assert_eq!(roles.assign(nodes, "d", None).unwrap(), "worker");
+        // A profile the cluster lacks is refused, and nothing recorded.
+        let e = roles.assign(nodes, "b", Some("db")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the cluster has no node profile `db` (it has: master, worker)"
+        );
+        assert_eq!(roles.assign(nodes, "b", None).unwrap(), "master");
         // Asked for: recorded, and counted so (workers b and e once d has left).
         assert_eq!(roles.assign(nodes, "b", Some("worker")).unwrap(), "worker");
         std::fs::remove_file(record_in(nodes, "d")).unwrap();
@@ -147,7 +188,7 @@ mod tests {
     #[test]
     fn without_a_flavor_the_first_nodes_profile_unrecorded_when_forgotten() {
         let dir = tempfile::tempdir().unwrap();
-        let roles = Roles::new(vec![], "node".into());
+        let roles = Roles::new(vec![], vec![], "node".into());
         assert_eq!(roles.assign(dir.path(), "x", None).unwrap(), "node");
         assert!(!record_in(dir.path(), "x").exists());
         joined(dir.path(), "y");

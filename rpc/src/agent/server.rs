@@ -16,7 +16,7 @@ use super::messages::{
     ClusterFacts, ClusterInfo, ControlPlaneJoin, ErrorKind, KubeCredentials, NodeHook, Request,
     Response,
 };
-use super::roles::Roles;
+use super::roles::{RoleError, Roles};
 use super::tokens::TokenStore;
 use super::{AgentError, VERSION};
 
@@ -459,7 +459,8 @@ fn cluster(shared: &Shared, node: &str, asked: Option<&str>) -> Response {
     };
     let role = match shared.roles.assign(&shared.nodes_dir, node, asked) {
         Ok(role) => role,
-        Err(e) => return error(ErrorKind::Internal, e),
+        Err(e @ RoleError::Unknown { .. }) => return error(ErrorKind::Invalid, e.to_string()),
+        Err(e @ RoleError::Record(_)) => return error(ErrorKind::Internal, e.to_string()),
     };
     Response::Cluster(ClusterInfo {
         name: shared.cluster.clone(),

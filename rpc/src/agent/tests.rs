@@ -115,7 +115,7 @@ fn cluster() -> Cluster {
             first_node_ip: Some(IpAddr::from([127, 0, 0, 1])),
             apiserver: Some("https://127.0.0.1:6443".into()),
         },
-        roles: Roles::new(vec![], "node".into()),
+        roles: Roles::new(vec![], vec![], "node".into()),
         forget: None,
         node_hooks: None,
         control_plane: Some(ControlPlane {
