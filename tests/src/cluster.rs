@@ -137,6 +137,17 @@ pub fn kubectl(first: &Installation, args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// The nodes as `name=ReadyStatus ...`, when there are `count` and all are Ready (else the
+/// listing, or why there is none, as the error).
+pub fn all_ready(first: &Installation, count: usize) -> Result<String, String> {
+    let ready = "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}";
+    let nodes = kubectl(first, &["get", "nodes", "-o", ready])?;
+    let words: Vec<&str> = nodes.split_whitespace().collect();
+    (words.len() == count && words.iter().all(|n| n.ends_with("=True")))
+        .then_some(nodes.clone())
+        .ok_or(nodes)
+}
+
 /// The etcd members the first node's etcd lists: `name=learner?` each.
 pub fn etcd_members(first: &Installation) -> Vec<String> {
     let out = first.gravity(&[

@@ -4,10 +4,9 @@
 //! three members, becomes a worker. With one control plane node down, the other two keep
 //! etcd's quorum and the cluster takes writes.
 
-use std::path::Path;
 use std::time::Duration;
 
-use tests::cluster::{Joiner, etcd_members, kubectl, parse};
+use tests::cluster::{Joiner, all_ready, etcd_members, kubectl, parse};
 use tests::install::{Installation, text};
 use tests::serial;
 use tests::wait::eventually;
@@ -91,13 +90,8 @@ fn two_joins_at_once_make_three_control_plane_nodes_and_a_fourth_is_a_worker() {
     assert!(active(&units, "planet-kubelet.service"), "{units:#}");
     assert!(!fourth.state().join("pki/ca.key").exists());
     assert_eq!(etcd_members(&first).len(), 3);
-    let ready = "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}";
     let nodes = eventually("four nodes Ready", Duration::from_secs(180), || {
-        let nodes = kubectl(&first, &["get", "nodes", "-o", ready])?;
-        let words: Vec<&str> = nodes.split_whitespace().collect();
-        (words.len() == 4 && words.iter().all(|n| n.ends_with("=True")))
-            .then_some(nodes.clone())
-            .ok_or(nodes)
+        all_ready(&first, 4)
     });
     eprintln!("nodes: {nodes}");
 
@@ -136,7 +130,7 @@ fn two_joins_at_once_make_three_control_plane_nodes_and_a_fourth_is_a_worker() {
     for joiner in [&fourth, &third, &second] {
         let out = joiner.gravity(&["plan", "rollback"], &[]);
         assert!(out.status.success(), "rollback failed:\n{}", text(&out));
-        assert!(!Path::new(&joiner.state().join("pki")).exists());
+        assert!(!joiner.state().join("pki").exists());
     }
     assert_eq!(etcd_members(&first), [format!("{own}=false")]);
     assert_eq!(first.status()["healthy"], true);

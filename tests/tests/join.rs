@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use tests::cluster::{Joiner, etcd_members, kubectl, parse};
+use tests::cluster::{Joiner, all_ready, etcd_members, kubectl, parse};
 use tests::install::{Installation, text};
 use tests::serial;
 use tests::wait::eventually;
@@ -252,14 +252,10 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
     );
 
     // All three nodes are Ready; a joined one is healthy by its own status, as a worker.
-    let ready = "jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}";
     let nodes = eventually("all nodes Ready", Duration::from_secs(180), || {
-        let nodes = kubectl(&first, &["get", "nodes", "-o", ready])?;
-        let all_ready = nodes.split_whitespace().all(|n| n.ends_with("=True"));
+        let nodes = all_ready(&first, 3)?;
         let joined = nodes.contains("second=True") && nodes.contains("third=True");
-        (nodes.split_whitespace().count() == 3 && all_ready && joined)
-            .then_some(nodes.clone())
-            .ok_or(nodes)
+        joined.then_some(nodes.clone()).ok_or(nodes)
     });
     eprintln!("nodes: {nodes}");
     // The example's postNodeAdd hook ran for the new node, in the cluster.

@@ -106,9 +106,9 @@ impl Roles {
         let Ok(entries) = std::fs::read_dir(nodes_dir) else {
             return counts;
         };
+        let own = record_in(nodes_dir, except);
         for path in entries.flatten().map(|e| e.path()) {
-            if path.extension().is_none_or(|x| x != "json") || path == record_in(nodes_dir, except)
-            {
+            if path.extension().is_none_or(|x| x != "json") || path == own {
                 continue;
             }
             let role = std::fs::read(&path)
