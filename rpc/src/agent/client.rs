@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::messages::{
     ClusterInfo, ControlPlaneJoin, KubeCredentials, NodeHook, Request, Response,
 };
+use super::rollout::{Step, Target};
 use super::tls::{self, PIN_MISMATCH};
 use super::{AgentError, PORT, VERSION};
 
@@ -355,6 +356,29 @@ impl Client {
         let mut tls = self.connect_waiting(LONG_CALL)?;
         match self.call(&mut tls, &Request::Drain)? {
             Response::Drained { drained } => Ok(drained),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Has the cluster make this node schedulable again; whether it had the node.
+    pub fn uncordon(&self) -> Result<bool, AgentError> {
+        let mut tls = self.connect()?;
+        match self.call(&mut tls, &Request::Uncordon)? {
+            Response::Uncordoned { uncordoned } => Ok(uncordoned),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Says what this node runs and how its upgrade step goes; what the cluster wants it to
+    /// run, if anything new.
+    pub fn sync(&self, runs: &str, step: Option<Step>) -> Result<Option<Target>, AgentError> {
+        let mut tls = self.connect()?;
+        let request = Request::Sync {
+            runs: runs.to_string(),
+            step,
+        };
+        match self.call(&mut tls, &request)? {
+            Response::Sync { target } => Ok(target),
             other => Err(self.unexpected(other)),
         }
     }

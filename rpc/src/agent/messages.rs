@@ -4,6 +4,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::rollout::{Step, Target};
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "kebab-case")]
 pub enum Request {
@@ -63,6 +65,16 @@ pub enum Request {
     /// stopped first would leave the other without a quorum to remove it (needs the node's
     /// certificate).
     RemoveMember,
+    /// Make this node schedulable again, after an upgrade's restart (needs the node's
+    /// certificate).
+    Uncordon,
+    /// A joined node's agent: the version it runs and how its step of a rolling upgrade goes;
+    /// the answer is what the cluster wants it to run (needs the node's certificate).
+    Sync {
+        runs: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<Step>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +118,13 @@ pub enum Response {
     },
     MemberRemoved {
         removed: bool,
+    },
+    Uncordoned {
+        uncordoned: bool,
+    },
+    /// What the node should run: nothing new without a target.
+    Sync {
+        target: Option<Target>,
     },
     Error {
         kind: ErrorKind,

@@ -12,6 +12,7 @@
 mod client;
 mod messages;
 mod roles;
+pub mod rollout;
 mod server;
 pub mod tls;
 pub mod tokens;

@@ -17,6 +17,7 @@ use super::messages::{
     Response,
 };
 use super::roles::{RoleError, Roles};
+use super::rollout::{Report, Rollout, Step};
 use super::tokens::TokenStore;
 use super::{AgentError, VERSION};
 
@@ -55,6 +56,8 @@ pub struct Shared {
     pub control_plane: Option<ControlPlane>,
     /// Cordons a leaving node and evicts its pods (where the cluster runs Kubernetes).
     pub drain: Option<Drain>,
+    /// Makes an upgraded node schedulable again (where the cluster runs Kubernetes).
+    pub uncordon: Option<Drain>,
 }
 
 /// What the agent hands a new control plane node, and the etcd cluster it joins.
@@ -320,6 +323,21 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Resul
                 let node = node.clone().unwrap_or_default();
                 send(&mut tls, &remove_member(shared, &node))?;
             }
+            Request::Uncordon => {
+                let node = node.clone().unwrap_or_default();
+                let answer = match &shared.uncordon {
+                    None => Response::Uncordoned { uncordoned: false },
+                    Some(uncordon) => match uncordon(&node) {
+                        Ok(uncordoned) => Response::Uncordoned { uncordoned },
+                        Err(why) => internal(format!("cannot uncordon node {node}: {why}")),
+                    },
+                };
+                send(&mut tls, &answer)?;
+            }
+            Request::Sync { runs, step } => {
+                let node = node.clone().unwrap_or_default();
+                send(&mut tls, &sync(shared, &node, runs, step))?;
+            }
             Request::Leave => {
                 let node = node.clone().unwrap_or_default();
                 send(&mut tls, &leave(shared, &node))?;
@@ -372,6 +390,9 @@ pub fn forget_joined(nodes_dir: &Path, tokens: &TokenStore, node: &str) -> Resul
     if let Some(id) = token_in(nodes_dir, node) {
         tokens.unredeem(&id, node).map_err(|e| e.to_string())?;
     }
+    Rollout::of(nodes_dir)
+        .forget(node)
+        .map_err(|e| format!("cannot forget node {node}'s upgrade record: {e}"))?;
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -628,6 +649,28 @@ fn leave(shared: &Shared, node: &str) -> Response {
     }
     Response::Left {
         node: node.to_string(),
+    }
+}
+
+/// Keeps what a joined node's agent says, and answers what the node should run.
+fn sync(shared: &Shared, node: &str, runs: String, step: Option<Step>) -> Response {
+    if !record_in(&shared.nodes_dir, node).exists() {
+        return Response::Error {
+            kind: ErrorKind::NotFound,
+            message: format!("node {node} is not a member of the cluster (it was removed)"),
+        };
+    }
+    let rollout = Rollout::of(&shared.nodes_dir);
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let report = Report { runs, step, at_ms };
+    match rollout
+        .set_report(node, &report)
+        .and_then(|()| rollout.target(node))
+    {
+        Ok(target) => Response::Sync { target },
+        Err(e) => internal(format!("the rollout record of node {node}: {e}")),
     }
 }
 

@@ -133,6 +133,17 @@ fn cluster() -> Cluster {
                 Ok(true)
             })
         }),
+        uncordon: Some({
+            let members = members.clone();
+            Box::new(move |node: &str| {
+                members
+                    .calls
+                    .lock()
+                    .unwrap()
+                    .push(format!("uncordon {node}"));
+                Ok(true)
+            })
+        }),
     };
     let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shared).unwrap();
     let handle = server.spawn().unwrap();
@@ -539,4 +550,51 @@ fn control_plane_nodes_get_the_shared_secrets_and_an_etcd_member_of_their_own_na
             "remove second",
         ]
     );
+}
+
+/// A rolling upgrade's exchange: a joined node's agent says what it runs and gets its target;
+/// the report is kept for the first node's upgrade; a node that left is told so.
+#[test]
+fn a_joined_nodes_agent_syncs_its_upgrade_target_and_reports_its_steps() {
+    use super::rollout::{Action, Rollout, Step, StepState, Target};
+    let c = cluster();
+    let joined = c.client().join(&c.token(false), "second").unwrap();
+    let second = Client::new(&c.addr(), &c.hash, Some((&joined.certificate, &joined.key))).unwrap();
+    let nodes = c.dir.path().join("agent/nodes");
+    let rollout = Rollout::of(&nodes);
+    assert_eq!(second.sync("1.0.0", None).unwrap(), None);
+    let report = rollout.report("second").unwrap().expect("a report");
+    assert_eq!((report.runs.as_str(), report.step), ("1.0.0", None));
+    let target = Target {
+        operation: "op-1".into(),
+        action: Action::Upgrade,
+        version: "1.1.0".into(),
+    };
+    rollout.set_target("second", &target).unwrap();
+    let step = Step {
+        operation: "op-1".into(),
+        action: Action::Upgrade,
+        state: StepState::Running,
+        message: "fetching".into(),
+    };
+    assert_eq!(
+        second.sync("1.0.0", Some(step.clone())).unwrap(),
+        Some(target)
+    );
+    assert_eq!(rollout.report("second").unwrap().unwrap().step, Some(step));
+    assert!(second.uncordon().unwrap());
+    assert!(
+        c.members
+            .calls
+            .lock()
+            .unwrap()
+            .contains(&"uncordon second".to_string())
+    );
+    // Strangers get nothing; a node that left is told it is no member.
+    let e = c.client().sync("1.0.0", None).unwrap_err();
+    assert_eq!(refused_kind(e).0, ErrorKind::Unauthenticated);
+    second.leave().unwrap();
+    assert_eq!(rollout.target("second").unwrap(), None);
+    let e = second.sync("1.0.0", None).unwrap_err();
+    assert_eq!(refused_kind(e).0, ErrorKind::NotFound);
 }
