@@ -23,6 +23,8 @@ pub const SERVICE_ACCOUNT: &str = "gravity-hooks";
 pub const DEFAULT_NAMESPACE: &str = "kube-system";
 pub const HOOK_LABEL: &str = "gravity.io/hook";
 pub const OPERATION_LABEL: &str = "gravity.io/operation";
+/// kubelet's label of its node's name (planet's kubelet is named after the node).
+const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -58,6 +60,9 @@ pub struct Context<'a> {
     pub backup: bool,
     /// The node a node hook (preNodeAdd, ...) runs for: `GRAVITY_NODE_NAME`.
     pub node: Option<&'a str>,
+    /// The node whose files the Job mounts (the values, resources and backups are this
+    /// host's): its pod runs there unless the vendor pinned it to a host.
+    pub on_node: Option<&'a str>,
 }
 
 /// The Job to run, with its namespace and name.
@@ -106,6 +111,11 @@ pub fn prepare(text: &str, ctx: &Context<'_>) -> Result<PreparedJob, JobError> {
     }
     if pod.get("serviceAccountName").is_none() && pod.get("serviceAccount").is_none() {
         pod["serviceAccountName"] = json!(SERVICE_ACCOUNT);
+    }
+    if let Some(node) = ctx.on_node {
+        object(pod, "nodeSelector")
+            .entry(HOSTNAME_LABEL)
+            .or_insert_with(|| json!(node));
     }
     let volumes = volumes(ctx.values, ctx.backup);
     let list = array(pod, "volumes");
@@ -266,7 +276,26 @@ spec:
             values,
             backup: false,
             node: None,
+            on_node: None,
         }
+    }
+
+    #[test]
+    fn the_pod_runs_on_the_node_whose_files_it_mounts_unless_pinned() {
+        let mut c = ctx(true);
+        c.on_node = Some("first");
+        let job = prepare(SPEC_EXAMPLE, &c).unwrap().job;
+        let selector = &job["spec"]["template"]["spec"]["nodeSelector"];
+        assert_eq!(selector["kubernetes.io/hostname"], "first");
+        let pinned = SPEC_EXAMPLE.replace(
+            "      restartPolicy: OnFailure",
+            "      nodeSelector: {kubernetes.io/hostname: other, disk: ssd}\n      restartPolicy: OnFailure",
+        );
+        assert_ne!(pinned, SPEC_EXAMPLE);
+        let job = prepare(&pinned, &c).unwrap().job;
+        let selector = &job["spec"]["template"]["spec"]["nodeSelector"];
+        assert_eq!(selector["kubernetes.io/hostname"], "other");
+        assert_eq!(selector["disk"], "ssd");
     }
 
     #[test]

@@ -151,6 +151,9 @@ fn run_with(
     let Some(text) = saved(layout, hook)? else {
         return Ok(Ran::NotDefined);
     };
+    let this_node = planet::config::PlanetConfig::load(layout.root())
+        .ok()
+        .map(|c| c.node.name);
     let prepared = job::prepare(
         &text,
         &job::Context {
@@ -160,6 +163,7 @@ fn run_with(
             values: takes_values(hook),
             backup: matches!(hook, "backup" | "restore"),
             node,
+            on_node: this_node.as_deref(),
         },
     )?;
     effects.hooks.run(

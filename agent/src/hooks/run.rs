@@ -13,6 +13,8 @@ use super::job::{OPERATION_LABEL, PreparedJob, SERVICE_ACCOUNT};
 use super::kubectl::Kubectl;
 
 const POLL: Duration = Duration::from_secs(2);
+/// How long an earlier run's Job may take to go (see its deletion).
+const REPLACE_TIMEOUT: Duration = Duration::from_secs(300);
 /// A pod that cannot start (its image cannot be pulled, its config is wrong) fails the hook
 /// after this long instead of at the hook's timeout.
 const STUCK: Duration = Duration::from_secs(90);
@@ -65,16 +67,22 @@ pub fn run(
             // An earlier run of this hook (the status hook every minute, an earlier
             // operation, this operation's failed try): it is replaced, so that its name can
             // be used again.
-            kubectl.run(&[
-                "-n",
-                ns,
-                "delete",
-                "job",
-                name,
-                "--cascade=foreground",
-                "--wait=true",
-                "--timeout=120s",
-            ])?;
+            // Foreground: the Job goes once its pods are gone, which takes the garbage
+            // collector, and a controller manager that was just restarted (an upgrade's) may
+            // first wait for its leader lease.
+            kubectl.run_for(
+                &[
+                    "-n",
+                    ns,
+                    "delete",
+                    "job",
+                    name,
+                    "--cascade=foreground",
+                    "--wait=true",
+                    &format!("--timeout={}s", REPLACE_TIMEOUT.as_secs()),
+                ],
+                REPLACE_TIMEOUT + Duration::from_secs(30),
+            )?;
             false
         }
         None => false,
