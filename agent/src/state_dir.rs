@@ -41,7 +41,7 @@ impl StateDir {
     }
     /// The copy of gravity that the host unit and later commands run.
     pub fn gravity(&self) -> PathBuf {
-        self.root.join("bin/gravity")
+        self.planet().gravity()
     }
     pub fn cluster_record(&self) -> PathBuf {
         self.root.join("cluster.json")

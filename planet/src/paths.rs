@@ -89,6 +89,11 @@ impl Paths {
     pub fn lock(&self) -> PathBuf {
         self.dir.join("supervisor.lock")
     }
+    /// The copy of gravity an install keeps in the state directory: what runs planet's
+    /// daemon where it exists (the binary that started it may be replaced by an upgrade).
+    pub fn gravity(&self) -> PathBuf {
+        self.state_dir.join("bin/gravity")
+    }
     pub fn daemon_pid(&self) -> PathBuf {
         self.dir.join("supervisor.pid")
     }

@@ -196,10 +196,13 @@ fn spawn_daemon(paths: &Paths) -> Result<(), ServiceError> {
         "--state-dir".into(),
         paths.state_dir.clone().into_os_string(),
     ];
-    let exe = std::env::current_exe().map_err(|source| ServiceError::Spawn {
-        exe: PathBuf::from("gravity"),
-        source,
-    })?;
+    let exe = match paths.gravity() {
+        kept if kept.is_file() => kept,
+        _ => std::env::current_exe().map_err(|source| ServiceError::Spawn {
+            exe: PathBuf::from("gravity"),
+            source,
+        })?,
+    };
     spawn_detached(&exe, &args, &paths.log(), &filter)
 }
 
