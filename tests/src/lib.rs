@@ -13,4 +13,5 @@ pub mod oci_fixture;
 pub mod planet;
 pub mod preflight;
 pub mod serial;
+pub mod upgrade;
 pub mod wait;

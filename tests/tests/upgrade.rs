@@ -5,142 +5,41 @@
 //! 1.2.0, whose postUpdate hook fails, rolls back by itself: the node runs
 //! 1.1.0 again with its arguments, the rollback hook put the application back, the data stays.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tests::install::{Installation, copy_example, example_web_image, text};
-use tests::{bins, planet, serial};
+use tests::install::{Installation, text};
+use tests::serial;
+use tests::upgrade::{self, cmdline};
 
-/// The example as version `version`: its chart deploys web:`tag`, the update hook is its
-/// install hook (`helm upgrade --install`), `extra_hooks` are added, and the daemons get
-/// `etcd_arg` and `kubelet_arg` beside the example's.
-fn variant(
-    dir: &Path,
-    version: &str,
-    tag: &str,
-    etcd_arg: &str,
-    kubelet_arg: &str,
-    extra_hooks: &str,
-) {
-    copy_example(dir);
-    let manifest = std::fs::read_to_string(dir.join("app.yaml"))
-        .unwrap()
-        .replace(
-            "resourceVersion: 0.1.0",
-            &format!("resourceVersion: {version}"),
-        )
-        .replace(
-            "\"--election-timeout=1500\"]",
-            &format!("\"--election-timeout=1500\", \"{etcd_arg}\"]"),
-        )
-        .replace(
-            "\"--system-reserved=memory=500Mi\"]",
-            &format!("\"--system-reserved=memory=500Mi\", \"{kubelet_arg}\"]"),
-        );
-    let manifest = format!(
-        "{manifest}  update:\n    job: file://install.yaml\n  rollback:\n    job: file://rollback.yaml\n{extra_hooks}"
-    );
-    std::fs::write(dir.join("app.yaml"), manifest).unwrap();
-    std::fs::write(dir.join("rollback.yaml"), ROLLBACK).unwrap();
-    std::fs::write(dir.join("fail.yaml"), FAIL).unwrap();
-    let values = dir.join("charts/web/values.yaml");
-    let text = std::fs::read_to_string(&values)
-        .unwrap()
-        .replace("tag: \"1.0\"", &format!("tag: \"{tag}\""));
-    std::fs::write(values, text).unwrap();
-}
-
-/// The rollback hook: helm puts the release back at its previous revision.
-const ROLLBACK: &str = r#"apiVersion: batch/v1
-kind: Job
-metadata:
-  name: example-rollback
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: rollback
-          image: example.com/web:1.0
-          command: ["/usr/local/bin/helm", "rollback", "web", "0", "--namespace", "default", "--wait", "--timeout", "5m"]
-"#;
-
-const FAIL: &str = r#"apiVersion: batch/v1
-kind: Job
-metadata:
-  name: example-post-update
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: fail
-          image: example.com/web:1.0
-          command: ["/bin/busybox", "sh", "-c", "echo the post-update check failed; exit 3"]
-"#;
-
-/// The example's web image tagged 1.0 and `tags` in one OCI layout.
-fn web_images(dir: &Path, tags: &[&str]) -> PathBuf {
-    let web = example_web_image(&dir.join("web"));
-    for tag in tags {
-        let out = Command::new("skopeo")
-            .arg("copy")
-            .arg(format!("oci:{}:example.com/web:1.0", web.display()))
-            .arg(format!("oci:{}:example.com/web:{tag}", web.display()))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "skopeo copy: {}", text(&out));
-    }
-    web
-}
-
-/// planet's image under another version: a new planet image to the upgrade.
-fn restamped_planet(dir: &Path, version: &str) -> PathBuf {
-    let from = planet::image_dir();
-    std::fs::create_dir_all(dir).unwrap();
-    let mut meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(from.join("planet.json")).unwrap()).unwrap();
-    let file = meta["file"].as_str().unwrap().to_string();
-    meta["version"] = format!("{}-{version}", meta["version"].as_str().unwrap()).into();
-    std::fs::write(dir.join("planet.json"), meta.to_string()).unwrap();
-    std::fs::hard_link(from.join(&file), dir.join(&file))
-        .or_else(|_| std::fs::copy(from.join(&file), dir.join(&file)).map(drop))
-        .unwrap();
-    dir.to_path_buf()
-}
-
-fn build(dir: &Path, web: &Path, planet: &Path, out: &Path) {
-    let o = bins::tele_build(&dir.join("app.yaml"), out)
-        .arg("--image-source")
-        .arg(web)
-        .arg("--planet")
-        .arg(planet)
-        .arg("-q")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "tele build failed: {}", text(&o));
-}
+/// 1.0.0 installed; 1.1.0 upgrades it; 1.2.0's postUpdate hook fails.
+const VERSIONS: [upgrade::Version<'static>; 3] = [
+    (
+        "1.0.0",
+        "1.0",
+        "--max-request-bytes=1572864",
+        "--max-pods=110",
+        "",
+    ),
+    (
+        "1.1.0",
+        "1.1",
+        "--max-request-bytes=2097152",
+        "--max-pods=100",
+        "",
+    ),
+    (
+        "1.2.0",
+        "1.2",
+        "--max-request-bytes=3145728",
+        "--max-pods=90",
+        "  postUpdate:\n    job: file://fail.yaml\n",
+    ),
+];
 
 fn ok(inst: &Installation, args: &[&str]) -> String {
     let out = inst.gravity(args);
     assert!(out.status.success(), "gravity {args:?}: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// The arguments of the process whose program ends with `binary`, inside planet.
-fn cmdline(inst: &Installation, binary: &str) -> String {
-    inst.exec(&["ps", "-eo", "args="])
-        .lines()
-        .map(str::trim)
-        .find(|l| {
-            l.split_whitespace()
-                .next()
-                .is_some_and(|a| a.ends_with(binary))
-        })
-        .unwrap_or_else(|| panic!("no {binary} runs inside planet"))
-        .to_string()
 }
 
 fn web_image(inst: &Installation) -> String {
@@ -193,44 +92,8 @@ fn upgrade_keeps_the_data_and_a_failed_one_rolls_back() {
     let _lock = serial::lock("planet");
     let inst = Installation::new();
     let tmp = tempfile::tempdir().unwrap();
-    let web = web_images(tmp.path(), &["1.1", "1.2"]);
-    let images: Vec<PathBuf> = [
-        (
-            "1.0.0",
-            "1.0",
-            "--max-request-bytes=1572864",
-            "--max-pods=110",
-            "",
-        ),
-        (
-            "1.1.0",
-            "1.1",
-            "--max-request-bytes=2097152",
-            "--max-pods=100",
-            "",
-        ),
-        (
-            "1.2.0",
-            "1.2",
-            "--max-request-bytes=3145728",
-            "--max-pods=90",
-            "  postUpdate:\n    job: file://fail.yaml\n",
-        ),
-    ]
-    .into_iter()
-    .map(|(version, tag, etcd, kubelet, hooks)| {
-        let dir = tmp.path().join(version);
-        variant(&dir, version, tag, etcd, kubelet, hooks);
-        let planet = if version == "1.0.0" {
-            planet::image_dir()
-        } else {
-            restamped_planet(&tmp.path().join(format!("planet-{version}")), version)
-        };
-        let out = tmp.path().join(format!("example-{version}.tar"));
-        build(&dir, &web, &planet, &out);
-        out
-    })
-    .collect();
+    let web = upgrade::web_images(tmp.path(), &["1.1", "1.2"]);
+    let images = upgrade::images(tmp.path(), &web, &VERSIONS);
 
     let out = inst.install_example_variant(&images[0]);
     assert!(

@@ -1,5 +1,6 @@
-//! `gravity agent`: the join agent of the first node (started by install, kept running by
-//! systemd or gravity's daemon).
+//! `gravity agent`: the join agent of the first node (started by install), or a joined node's
+//! agent that follows the cluster's upgrades (started by join); kept running by systemd or
+//! gravity's daemon.
 
 use std::process::ExitCode;
 
@@ -9,19 +10,24 @@ use crate::state_dir::StateDir;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AgentCommand {
-    /// Answer joining nodes in the foreground (what the host service runs)
+    /// Answer joining nodes (on the first node), or follow the cluster's upgrades (on a
+    /// joined node), in the foreground: what the host service runs
     Serve,
     /// Keep `gravity agent serve` running, restarting it when it crashes (where systemd is
     /// not PID 1)
     #[command(hide = true)]
     Daemon,
-    /// Whether the agent answers on this node
+    /// Whether the agent answers (on the first node), or runs (on a joined node)
     Status,
 }
 
 pub fn run(global: &GlobalArgs, command: AgentCommand) -> anyhow::Result<ExitCode> {
     let layout = StateDir::new(&global.state_dir);
     match command {
+        AgentCommand::Serve if !layout.agent_cert().exists() && layout.node_cert().exists() => {
+            crate::upgrade::node::follow::run(&layout)?;
+            Ok(ExitCode::SUCCESS)
+        }
         AgentCommand::Serve => {
             join::serve::run(&layout)?;
             Ok(ExitCode::SUCCESS)
@@ -35,6 +41,22 @@ pub fn run(global: &GlobalArgs, command: AgentCommand) -> anyhow::Result<ExitCod
             ];
             let code = planet::service::keep_running(&layout.agent_pid(), &args, "the join agent")?;
             Ok(ExitCode::from(code))
+        }
+        AgentCommand::Status if !layout.agent_cert().exists() && layout.node_cert().exists() => {
+            let running = if systemd::is_pid1() {
+                use systemd::manager::ServiceManager;
+                systemd::manager::Systemctl.is_active(systemd::units::AGENT_UNIT)
+            } else {
+                planet::service::running_pid(&layout.agent_pid()).is_some()
+            };
+            anyhow::ensure!(
+                running,
+                "the node's agent does not run: see {} (or `journalctl -u {}`)",
+                layout.agent_log().display(),
+                systemd::units::AGENT_UNIT
+            );
+            println!("the node's agent runs and follows the cluster's upgrades");
+            Ok(ExitCode::SUCCESS)
         }
         AgentCommand::Status => {
             join::service::wait_ready(&layout, std::time::Duration::ZERO)?;

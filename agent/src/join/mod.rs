@@ -5,7 +5,7 @@
 
 pub mod command;
 pub mod members;
-mod phases;
+pub(crate) mod phases;
 pub mod plan;
 pub mod serve;
 pub mod service;

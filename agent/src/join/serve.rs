@@ -102,6 +102,20 @@ pub fn server(layout: &StateDir, port: u16) -> anyhow::Result<Server> {
                 Ok(true)
             })
         }),
+        uncordon: kubernetes.then(|| -> rpc::agent::Drain {
+            let state_dir = state_dir.clone();
+            Box::new(move |node: &str| {
+                use crate::effects::PlanetControl;
+                if !has_node(&state_dir, node)? {
+                    return Ok(false);
+                }
+                crate::effects::HostPlanet
+                    .uncordon(&state_dir, node)
+                    .map_err(|e| format!("{e:#}"))?;
+                tracing::info!(node, "uncordoned the node");
+                Ok(true)
+            })
+        }),
     };
     Ok(Server::bind(
         SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),

@@ -54,6 +54,10 @@ impl AgentService for HostAgentService {
             ];
             planet::service::spawn_detached(&unit.gravity, &args, &layout.agent_log(), "info")?;
         }
+        // Only the first node's agent answers; a joined node's asks.
+        if !layout.agent_cert().exists() {
+            return Ok(());
+        }
         wait_ready(layout, READY_TIMEOUT)
     }
 

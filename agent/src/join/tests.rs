@@ -61,6 +61,7 @@ impl First {
             node_hooks: None,
             control_plane: None,
             drain: None,
+            uncordon: None,
         };
         let server =
             rpc::agent::Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shared).unwrap();

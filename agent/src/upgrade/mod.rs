@@ -4,6 +4,7 @@
 //! hooks. Any failure rolls back by itself: the node returns to its previous planet image and
 //! configuration (kept in `<state>/upgrade/previous/`), its data untouched.
 
+pub mod node;
 pub mod params;
 mod phases;
 pub mod previous;
@@ -30,6 +31,24 @@ pub const KIND: &str = "upgrade";
 pub struct Ctx {
     pub node: install::Ctx,
     pub from: Installed,
+    /// Where the plan is journaled: the state directory's journal on the first node;
+    /// `<state>/upgrade/` on a joined node, whose own operation stays its join.
+    pub journal: Journal,
+    /// On a joined node: the first node's agent, which drains and uncordons it.
+    pub cluster: Option<rpc::agent::Client>,
+}
+
+impl Ctx {
+    /// The first node's upgrade, journaled in the state directory.
+    pub fn first(node: install::Ctx, from: Installed) -> Ctx {
+        let journal = node.layout.journal();
+        Ctx {
+            node,
+            from,
+            journal,
+            cluster: None,
+        }
+    }
 }
 
 pub fn phases() -> Vec<Box<dyn Phase<Ctx>>> {
@@ -152,7 +171,7 @@ pub fn run(
         Some(image) => install::context_with(params.node, image, effects)?,
         None => install::context(params.node, effects)?,
     };
-    let mut ctx = Ctx { node, from };
+    let mut ctx = Ctx::first(node, from);
     let Err(failed) = engine.run(&mut plan, &mut ctx, observer) else {
         return Ok((ctx, plan));
     };
@@ -191,10 +210,7 @@ pub fn rollback(
     let params: UpgradeParams = serde_json::from_value(plan.params.clone())
         .context("the journaled upgrade parameters are unreadable")?;
     let node = install::context(params.node, effects)?;
-    let mut ctx = Ctx {
-        node,
-        from: params.from,
-    };
+    let mut ctx = Ctx::first(node, params.from);
     engine(state_dir).rollback(&mut plan, &mut ctx, observer)?;
     // A rolled back upgrade stays the current operation: it records what the node runs.
     Ok(plan)

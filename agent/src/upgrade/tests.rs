@@ -107,3 +107,116 @@ fn a_failing_post_update_hook_rolls_the_node_back() {
         ("0.1.0", "test-1")
     );
 }
+
+/// A joined node's agent as the rollout sees it: it does what its target says, `fail`ing an
+/// upgrade if asked to; every target it got, in order.
+fn fake_node(
+    nodes_dir: &Path,
+    node: &'static str,
+    fail: bool,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<Vec<rpc::agent::rollout::Target>>,
+) {
+    use rpc::agent::rollout::{Action, Report, Rollout, Step, StepState};
+    std::fs::create_dir_all(nodes_dir).unwrap();
+    std::fs::write(nodes_dir.join(format!("{node}.json")), "{}").unwrap();
+    let rollout = Rollout::of(nodes_dir);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Some(target) = rollout.target(node).unwrap()
+                && seen.last() != Some(&target)
+            {
+                let failed = fail && target.action == Action::Upgrade;
+                let step = Step {
+                    operation: target.operation.clone(),
+                    action: target.action,
+                    state: if failed {
+                        StepState::Failed
+                    } else {
+                        StepState::Done
+                    },
+                    message: if failed {
+                        "the health gate failed".into()
+                    } else {
+                        "done".into()
+                    },
+                };
+                let at_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as u64;
+                let report = Report {
+                    runs: target.version.clone(),
+                    step: Some(step),
+                    at_ms,
+                };
+                rollout.set_report(node, &report).unwrap();
+                seen.push(target);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        seen
+    });
+    (stop, thread)
+}
+
+#[test]
+fn joined_nodes_are_upgraded_after_the_first_and_rolled_back_before_it() {
+    use rpc::agent::rollout::Action;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut host = FakeHost::new(&tmp.path().join("root"), true);
+    let (ctx, _) = install(tmp.path(), &host);
+    let (stop, node) = fake_node(&ctx.layout.joined_nodes(), "second", false);
+    host.failing_hook = Some("postUpdate".into());
+    host.log.lock().unwrap().clear();
+    let err = upgrade(tmp.path(), &host).err().expect("the upgrade fails");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let asked: Vec<(Action, String)> = node
+        .join()
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.action, t.version))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            (Action::Upgrade, "0.2.0".to_string()),
+            (Action::Rollback, "0.1.0".to_string())
+        ]
+    );
+    assert!(
+        format!("{err:#}").contains("runs example 0.1.0 again"),
+        "{err:#}"
+    );
+    let log = log_of(&host, tmp.path());
+    let (upgraded, returned) = (
+        log.find("nodes: node second runs 0.2.0").expect(&log),
+        log.find("nodes: node second runs 0.1.0 again").expect(&log),
+    );
+    // After the first node's health gate; back before the first node's restart is undone.
+    assert!(log.find("== health").unwrap() < upgraded);
+    assert!(returned < log.rfind("planet start").unwrap(), "{log}");
+}
+
+#[test]
+fn a_joined_nodes_failure_fails_the_upgrade_with_its_reason() {
+    use rpc::agent::rollout::Action;
+    let tmp = tempfile::tempdir().unwrap();
+    let host = FakeHost::new(&tmp.path().join("root"), true);
+    let (ctx, _) = install(tmp.path(), &host);
+    let (stop, node) = fake_node(&ctx.layout.joined_nodes(), "second", true);
+    let err = upgrade(tmp.path(), &host).err().expect("the upgrade fails");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("node second: the health gate failed")
+            && err.contains("runs example 0.1.0 again"),
+        "{err}"
+    );
+    let actions: Vec<Action> = node.join().unwrap().iter().map(|t| t.action).collect();
+    assert_eq!(actions, [Action::Upgrade, Action::Rollback]);
+}

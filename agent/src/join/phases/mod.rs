@@ -6,7 +6,8 @@
 mod authenticate;
 mod checks;
 mod credentials;
-mod fetch;
+pub(crate) mod fetch;
+mod node_agent;
 mod node_hooks;
 mod on_node;
 mod promote;
@@ -35,6 +36,7 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
         Box::new(OnNode(Box::new(install::health::Health))),
         Box::new(OnNode(Box::new(install::node_ready::NodeReady))),
         Box::new(OnNode(Box::new(install::finish::Finish))),
+        Box::new(node_agent::NodeAgent),
         Box::new(node_hooks::PostNodeAdd),
     ]
 }

@@ -33,9 +33,7 @@ impl Phase<Ctx> for Configure {
         // The new version's rollback hooks undo what its update hook did, once planet runs the
         // previous version again (the restart's rollback, before this one).
         let updated = ctx
-            .node
-            .layout
-            .journal()
+            .journal
             .load()?
             .and_then(|plan| plan.phase("update-hook").map(|p| p.state))
             .is_some_and(|s| s != operation::PhaseState::Unstarted);

@@ -51,8 +51,13 @@ impl Phase<Ctx> for Uncordon {
     }
 }
 
-/// Drains the node before a restart of planet (the upgrade's, or its rollback's).
+/// Drains the node before a restart of planet (the upgrade's, or its rollback's); a joined
+/// node asks the first node, which holds the cluster's admin credentials.
 pub(super) fn drain(ctx: &Ctx) -> anyhow::Result<()> {
+    if let Some(cluster) = &ctx.cluster {
+        cluster.drain()?;
+        return Ok(());
+    }
     let (state_dir, node) = (&ctx.node.params.state_dir, &ctx.node.params.node.node_name);
     // Alone, the node's pods have nowhere to go: they are deleted (a disruption budget would
     // block an eviction for ever), and come back after the restart.
@@ -60,8 +65,12 @@ pub(super) fn drain(ctx: &Ctx) -> anyhow::Result<()> {
     ctx.node.effects.planet.drain(state_dir, node, evict)
 }
 
-fn uncordon(ctx: &Ctx) -> anyhow::Result<()> {
+pub(super) fn uncordon(ctx: &Ctx) -> anyhow::Result<()> {
     if !ctx.node.runs_kubernetes() {
+        return Ok(());
+    }
+    if let Some(cluster) = &ctx.cluster {
+        cluster.uncordon()?;
         return Ok(());
     }
     ctx.node

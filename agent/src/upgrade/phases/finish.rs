@@ -45,17 +45,6 @@ impl Phase<Ctx> for Finish {
                 "removed planet {name}, older than the previous version"
             ));
         }
-        // The join agent serves the new version, with the new gravity.
-        if layout.agent_cert().exists() {
-            let unit = systemd::units::AgentUnit {
-                gravity: layout.gravity(),
-                state_dir: layout.root().to_path_buf(),
-                cluster: record.name.clone(),
-                cluster_version: record.version.clone(),
-            };
-            ctx.node.effects.agent.start(layout, &unit)?;
-            out.say("restarted the join agent");
-        }
         Ok(())
     }
     fn rollback(&self, _ctx: &mut Ctx, _out: &mut Report<'_>) -> anyhow::Result<()> {

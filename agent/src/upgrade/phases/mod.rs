@@ -6,8 +6,10 @@ mod drain;
 mod etcd_backup;
 mod finish;
 mod health;
+mod nodes;
 mod planet_image;
 mod restart;
+mod serve;
 mod workloads;
 
 use super::Ctx;
@@ -27,9 +29,25 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
         Box::new(health::Health),
         Box::new(drain::Uncordon),
         Box::new(workloads::SystemWorkloads),
+        Box::new(serve::Serve),
+        Box::new(nodes::Nodes),
         Box::new(Reuse(values::Values)),
         Box::new(Reuse(UPDATE)),
         Box::new(Reuse(POST_UPDATE)),
+        Box::new(finish::Finish),
+    ]
+}
+
+/// A joined node's own steps in a rolling upgrade ([`crate::upgrade::node`]); what the cluster
+/// does once (checks, etcd's snapshot, images, hooks) is the first node's.
+pub fn node() -> Vec<Box<dyn Phase<Ctx>>> {
+    vec![
+        Box::new(planet_image::PlanetImage),
+        Box::new(configure::Configure),
+        Box::new(drain::Drain),
+        Box::new(restart::Restart),
+        Box::new(health::Health),
+        Box::new(drain::Uncordon),
         Box::new(finish::Finish),
     ]
 }
@@ -67,9 +85,7 @@ impl<P: Phase<install::Ctx>> Phase<Ctx> for Reuse<P> {
 /// The id of the running operation (the upgrade's plan), for hooks and the saved copy.
 fn operation_id(ctx: &Ctx) -> anyhow::Result<String> {
     use anyhow::Context;
-    ctx.node
-        .layout
-        .journal()
+    ctx.journal
         .load()?
         .map(|plan| plan.id)
         .context("the upgrade's plan is gone")

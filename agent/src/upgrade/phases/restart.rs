@@ -58,6 +58,12 @@ impl Phase<Ctx> for Restart {
         write_unit(ctx, &version)?;
         let planet = &ctx.node.effects.planet;
         planet.start(&state_dir, START_TIMEOUT)?;
+        if ctx.cluster.is_some() {
+            super::health::joined_node(ctx, HEALTHY_AGAIN)?;
+            super::drain::uncordon(ctx)?;
+            out.say(format!("planet runs {} again", ctx.from.version));
+            return Ok(());
+        }
         if ctx.node.runs_kubernetes() {
             planet.wait_apiserver(&state_dir, HEALTHY_AGAIN)?;
             planet.wait_node_ready(&state_dir, HEALTHY_AGAIN)?;
@@ -66,6 +72,10 @@ impl Phase<Ctx> for Restart {
             planet.start_system_workloads(&state_dir, HEALTHY_AGAIN)?;
         }
         planet.wait_healthy(&state_dir, HEALTHY_AGAIN)?;
+        // The agent runs the previous gravity again too (the serve phase's rollback restarted
+        // it on the new one).
+        let (version, image_dir) = (ctx.from.version.clone(), ctx.from.params.image_dir.clone());
+        super::serve::restart_agent(ctx, &version, &image_dir)?;
         out.say(format!("planet runs {} again", ctx.from.version));
         Ok(())
     }

@@ -1,0 +1,150 @@
+//! The rolling part of the upgrade: every joined node, one at a time, runs the new version.
+//! The first node writes each node's target ([`rpc::agent::rollout`]); the node's agent asks
+//! for it, upgrades itself (fetch, drain, restart, health gate, uncordon: see
+//! [`crate::upgrade::node`]) and reports how it went. The next node starts only once this
+//! one is healthy on the new version. The rollback returns every node this upgrade reached
+//! to its previous version, the last one first.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use operation::{Phase, Report};
+use rpc::agent::rollout::{Action, Rollout, StepState, Target};
+
+use crate::upgrade::Ctx;
+
+pub struct Nodes;
+
+/// A node's whole step, its image's transfer included.
+const NODE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// A node's agent asks every few seconds: this long without a word, it is not running.
+const SILENCE: Duration = Duration::from_secs(180);
+const POLL: Duration = Duration::from_millis(500);
+
+impl Phase<Ctx> for Nodes {
+    fn name(&self) -> &'static str {
+        "nodes"
+    }
+    fn description(&self) -> &'static str {
+        "Upgrade the other nodes, one at a time"
+    }
+    fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+        let nodes = joined(ctx)?;
+        if nodes.is_empty() {
+            out.say("the cluster has no other nodes");
+            return Ok(());
+        }
+        let rollout = Rollout::of(&ctx.node.layout.joined_nodes());
+        let operation = super::operation_id(ctx)?;
+        let version = ctx.node.manifest().metadata.resource_version.clone();
+        for node in &nodes {
+            let target = Target {
+                operation: operation.clone(),
+                action: Action::Upgrade,
+                version: version.clone(),
+            };
+            let started = Instant::now();
+            rollout.set_target(node, &target)?;
+            wait(&rollout, node, &target, out)?;
+            out.say(format!(
+                "node {node} runs {version} ({:.1}s)",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        Ok(())
+    }
+    fn rollback(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+        let rollout = Rollout::of(&ctx.node.layout.joined_nodes());
+        let operation = super::operation_id(ctx)?;
+        for node in joined(ctx)?.iter().rev() {
+            // Nodes this upgrade never asked run what they ran.
+            if rollout
+                .target(node)?
+                .is_none_or(|t| t.operation != operation)
+            {
+                continue;
+            }
+            let target = Target {
+                operation: operation.clone(),
+                action: Action::Rollback,
+                version: ctx.from.version.clone(),
+            };
+            rollout.set_target(node, &target)?;
+            wait(&rollout, node, &target, out)
+                .with_context(|| format!("node {node} did not return to {}", ctx.from.version))?;
+            out.say(format!("node {node} runs {} again", ctx.from.version));
+        }
+        Ok(())
+    }
+}
+
+/// The joined nodes, by name: the records under `<state>/agent/nodes/`.
+fn joined(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
+    let dir = ctx.node.layout.joined_nodes();
+    let mut nodes = Vec::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(nodes),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "json")
+            && let Some(stem) = path.file_stem()
+        {
+            nodes.push(stem.to_string_lossy().into_owned());
+        }
+    }
+    nodes.sort();
+    Ok(nodes)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Waits until `node` reports `target` done; its progress is said as it comes. Fails with the
+/// node's own error, or when its agent falls silent, or after [`NODE_TIMEOUT`].
+fn wait(
+    rollout: &Rollout,
+    node: &str,
+    target: &Target,
+    out: &mut Report<'_>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut said = String::new();
+    loop {
+        let report = rollout.report(node)?;
+        let step = report.as_ref().and_then(|r| r.step.as_ref());
+        if let Some(step) =
+            step.filter(|s| s.operation == target.operation && s.action == target.action)
+        {
+            match step.state {
+                StepState::Done => return Ok(()),
+                StepState::Failed => bail!("node {node}: {}", step.message),
+                StepState::Running if step.message != said => {
+                    out.say(format!("{node}: {}", step.message));
+                    said = step.message.clone();
+                }
+                StepState::Running => {}
+            }
+        }
+        let heard = report.as_ref().map_or(0, |r| r.at_ms);
+        let silent = Duration::from_millis(now_ms().saturating_sub(heard));
+        if silent > SILENCE && started.elapsed() > SILENCE {
+            bail!(
+                "node {node}'s agent has not asked for its upgrade for {}s: is it running there (`gravity agent status` on the node, its log in <state>/logs/agent.log)?",
+                silent.as_secs().min(started.elapsed().as_secs())
+            );
+        }
+        if started.elapsed() > NODE_TIMEOUT {
+            bail!(
+                "node {node} did not finish its upgrade within {} minutes (its last word: {said})",
+                NODE_TIMEOUT.as_secs() / 60
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}
