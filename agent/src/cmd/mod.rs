@@ -5,6 +5,7 @@ pub mod app;
 pub mod backup;
 pub mod check;
 pub mod completions;
+pub mod gc;
 pub mod image;
 pub mod install;
 pub mod join;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(a) => check::run(&cli.global, a),
         Command::Install(a) => install::run(&cli.global, *a),
         Command::Upgrade(a) => upgrade::run(&cli.global, *a),
+        Command::Gc(a) => gc::run(&cli.global, a),
         Command::Plan(a) => plan::run(&cli.global, a),
         Command::Status(a) => status::run(&cli.global, a),
         Command::Uninstall(a) => uninstall::run(&cli.global, a),

@@ -4,6 +4,7 @@
 //! hooks. Any failure rolls back by itself: the node returns to its previous planet image and
 //! configuration (kept in `<state>/upgrade/previous/`), its data untouched.
 
+pub mod gc;
 pub mod node;
 pub mod params;
 mod phases;
