@@ -74,7 +74,12 @@ impl Ctx {
     /// and verified once per run).
     pub fn node(&mut self) -> anyhow::Result<&mut InstallCtx> {
         if self.node.is_none() {
-            let path = self.layout.join_record();
+            // What the node runs now: an upgrade changes cluster.json (and `gravity gc` may
+            // have removed the image the node joined with).
+            let path = match self.layout.cluster_record() {
+                current if current.exists() => current,
+                _ => self.layout.join_record(),
+            };
             let record: ClusterRecord = read_versioned(&path)?.with_context(|| {
                 format!(
                     "{} is missing: the credentials phase makes it (`gravity join --resume`)",
