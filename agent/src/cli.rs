@@ -62,6 +62,9 @@ pub enum Command {
     Install(Box<cmd::install::Args>),
     /// Upgrade this node to a newer version of its cluster image, or resume an interrupted upgrade
     Upgrade(Box<cmd::upgrade::Args>),
+    /// Remove what finished upgrades kept for a rollback: older planet images, other versions'
+    /// cluster images, the configuration from before the last upgrade
+    Gc(cmd::gc::Args),
     /// Show the node, planet and its services, and the last operation
     Status(cmd::status::Args),
     /// Show the current operation's phases; resume or roll it back
@@ -94,10 +97,11 @@ pub enum Command {
     Restore(cmd::backup::Args),
     /// Write a debug report (logs, plans, status, the dump hook's output) into FILE
     Report(cmd::report::Args),
-    /// Join this host to a cluster as a Kubernetes worker node (more control plane nodes are not
-    /// built yet)
+    /// Join this host to a cluster: a control plane node or a worker, by its profile and what
+    /// the cluster has
     Join(cmd::join::Args),
-    /// The join agent: answers hosts joining this cluster
+    /// The node's agent: answers joining hosts (on the first node), follows the cluster's
+    /// upgrades (on a joined node)
     #[command(subcommand)]
     Agent(cmd::agent::AgentCommand),
     /// Create, list or revoke the tokens hosts join this cluster with
@@ -115,6 +119,7 @@ impl Command {
             Command::Check(_) => "check",
             Command::Install(_) => "install",
             Command::Upgrade(_) => "upgrade",
+            Command::Gc(_) => "gc",
             Command::Status(_) => "status",
             Command::Plan(_) => "plan",
             Command::Uninstall(_) => "uninstall",

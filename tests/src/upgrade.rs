@@ -145,8 +145,12 @@ pub fn images(tmp: &Path, web: &Path, versions: &[Version<'_>]) -> Vec<PathBuf> 
 
 /// The arguments of the process whose program ends with `binary`, inside planet.
 pub fn cmdline(inst: &Installation, binary: &str) -> String {
-    inst.exec(&["ps", "-eo", "args="])
-        .lines()
+    cmdline_in(&inst.exec(&["ps", "-eo", "args="]), binary)
+}
+
+/// The line of `ps -eo args=` output whose program ends with `binary`.
+pub fn cmdline_in(ps: &str, binary: &str) -> String {
+    ps.lines()
         .map(str::trim)
         .find(|l| {
             l.split_whitespace()
@@ -156,3 +160,29 @@ pub fn cmdline(inst: &Installation, binary: &str) -> String {
         .unwrap_or_else(|| panic!("no {binary} runs inside planet"))
         .to_string()
 }
+
+/// 1.0.0 installed; 1.1.0 upgrades it (other daemon arguments, web:1.1); 1.2.0's postUpdate
+/// hook fails.
+pub const VERSIONS: [Version<'static>; 3] = [
+    (
+        "1.0.0",
+        "1.0",
+        "--max-request-bytes=1572864",
+        "--max-pods=110",
+        "",
+    ),
+    (
+        "1.1.0",
+        "1.1",
+        "--max-request-bytes=2097152",
+        "--max-pods=100",
+        "",
+    ),
+    (
+        "1.2.0",
+        "1.2",
+        "--max-request-bytes=3145728",
+        "--max-pods=90",
+        "  postUpdate:\n    job: file://fail.yaml\n",
+    ),
+];

@@ -11,31 +11,6 @@ use tests::install::{Installation, text};
 use tests::serial;
 use tests::upgrade::{self, cmdline};
 
-/// 1.0.0 installed; 1.1.0 upgrades it; 1.2.0's postUpdate hook fails.
-const VERSIONS: [upgrade::Version<'static>; 3] = [
-    (
-        "1.0.0",
-        "1.0",
-        "--max-request-bytes=1572864",
-        "--max-pods=110",
-        "",
-    ),
-    (
-        "1.1.0",
-        "1.1",
-        "--max-request-bytes=2097152",
-        "--max-pods=100",
-        "",
-    ),
-    (
-        "1.2.0",
-        "1.2",
-        "--max-request-bytes=3145728",
-        "--max-pods=90",
-        "  postUpdate:\n    job: file://fail.yaml\n",
-    ),
-];
-
 fn ok(inst: &Installation, args: &[&str]) -> String {
     let out = inst.gravity(args);
     assert!(out.status.success(), "gravity {args:?}: {}", text(&out));
@@ -93,7 +68,7 @@ fn upgrade_keeps_the_data_and_a_failed_one_rolls_back() {
     let inst = Installation::new();
     let tmp = tempfile::tempdir().unwrap();
     let web = upgrade::web_images(tmp.path(), &["1.1", "1.2"]);
-    let images = upgrade::images(tmp.path(), &web, &VERSIONS);
+    let images = upgrade::images(tmp.path(), &web, &upgrade::VERSIONS);
 
     let out = inst.install_example_variant(&images[0]);
     assert!(

@@ -285,6 +285,8 @@ def test_hosts_join_at_once_with_the_printed_command(joined):
         assert doc["cluster"]["joined"]["controlPlane"] == first.addr, json.dumps(doc, indent=2)
         unit = product.planet_unit(host)
         assert host.exec(f"systemctl is-active {unit}").stdout.strip() == "active"
+        # The node's agent, which follows the cluster's upgrades, runs under systemd.
+        assert host.exec("systemctl is-active gravity-agent").stdout.strip() == "active"
         # A worker holds its kubelet's keys, never the cluster CA's.
         pki = f"{product.STATE_DIR}/pki"
         r = host.exec(f"test -f {pki}/kubelet.key && test ! -e {pki}/ca.key")
@@ -329,6 +331,9 @@ def test_reboot_two_nodes_the_cluster_comes_back_with_its_data(installed, joined
     # The joined node: planet back by itself, healthy, Ready again.
     product.wait_until("the joined node healthy after the reboot", lambda: joined_healthy(second),
                        timeout=900, interval=10)
+    assert second.exec("systemctl is-active gravity-agent").stdout.strip() == "active"
+    r = second.exec(f"{product.STATE_DIR}/bin/gravity --state-dir {product.STATE_DIR} agent status")
+    assert r.ok and "follows the cluster's upgrades" in r.stdout, r
     product.wait_until("all nodes Ready after the reboot", lambda: all_ready(node, NODES),
                        timeout=600, interval=10)
     for host in running:

@@ -26,6 +26,7 @@ pub fn run(layout: &StateDir) -> anyhow::Result<()> {
     let progress: Progress = Arc::default();
     let mut worker: Option<JoinHandle<()>> = None;
     let mut last_error = String::new();
+    let mut started_as = stamp(&layout.gravity());
     tracing::info!("following the cluster's upgrades");
     loop {
         let runs = ClusterRecord::load(layout)?
@@ -33,6 +34,12 @@ pub fn run(layout: &StateDir) -> anyhow::Result<()> {
             .version;
         let step = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match client.sync(&runs, step.clone()) {
+            // A finished step the cluster heard of, and an upgrade (or its rollback) replaced
+            // this node's gravity: go on as the new one.
+            Ok(_) if finished(&step) && stamp(&layout.gravity()) != started_as => {
+                restart(layout);
+                started_as = stamp(&layout.gravity());
+            }
             Ok(Some(target)) => {
                 let busy = worker.as_ref().is_some_and(|w| !w.is_finished());
                 let started = step
@@ -60,6 +67,30 @@ pub fn run(layout: &StateDir) -> anyhow::Result<()> {
         }
         std::thread::sleep(POLL);
     }
+}
+
+fn finished(step: &Option<Step>) -> bool {
+    step.as_ref()
+        .is_some_and(|s| matches!(s.state, StepState::Done | StepState::Failed))
+}
+
+/// Which file `path` is (device, inode, change time): a replaced binary is another file.
+fn stamp(path: &std::path::Path) -> Option<(u64, u64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.dev(), m.ino(), m.ctime()))
+}
+
+/// Replaces this process with the node's gravity, same arguments (systemd and gravity's
+/// daemon see the same process); returns only if that fails, and is not tried again then.
+fn restart(layout: &StateDir) {
+    use std::os::unix::process::CommandExt;
+    tracing::info!("restarting on {}", layout.gravity().display());
+    let e = std::process::Command::new(layout.gravity())
+        .args(["agent", "serve", "--state-dir"])
+        .arg(layout.root())
+        .exec();
+    tracing::warn!(error = %e, "cannot restart on the new gravity; this one goes on");
 }
 
 /// Carries `target` out in a thread; its outcome ends up in `progress`.

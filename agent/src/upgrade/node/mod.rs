@@ -175,13 +175,7 @@ pub fn upgrade(
             (plan, params)
         }
     };
-    let node = install::context(params.upgrade.node, effects)?;
-    let mut ctx = Ctx {
-        node,
-        from: params.upgrade.from,
-        journal: journal.clone(),
-        cluster: Some(client),
-    };
+    let mut ctx = context(params, effects, &journal, client)?;
     let engine = engine(layout);
     let Err(failed) = engine.run(&mut plan, &mut ctx, observer) else {
         return Ok(());
@@ -218,14 +212,24 @@ pub fn rollback(
     if plan.state == OpState::RolledBack {
         return Ok(());
     }
-    let node = install::context(params.upgrade.node, effects)?;
-    let mut ctx = Ctx {
-        node,
+    let mut ctx = context(params, effects, &journal, client(layout)?)?;
+    engine(layout).rollback(&mut plan, &mut ctx, observer)
+}
+
+/// The node's plan's context: the install's over the new image, the first node's agent to
+/// drain and uncordon it.
+fn context(
+    params: NodeUpgradeParams,
+    effects: Effects,
+    journal: &Journal,
+    cluster: rpc::agent::Client,
+) -> anyhow::Result<Ctx> {
+    Ok(Ctx {
+        node: install::context(params.upgrade.node, effects)?,
         from: params.upgrade.from,
         journal: journal.clone(),
-        cluster: Some(client(layout)?),
-    };
-    engine(layout).rollback(&mut plan, &mut ctx, observer)
+        cluster: Some(cluster),
+    })
 }
 
 /// Why a rolled back plan failed: its failed phase and error.
