@@ -28,7 +28,7 @@ pub use messages::{
 pub use roles::{RoleError, Roles};
 pub use server::{
     ControlPlane, Drain, Forget, Members, RunNodeHook, Server, ServerHandle, Shared, forget_joined,
-    record_in, valid_node_name,
+    joined_in, record_in, valid_node_name,
 };
 
 /// The agent's port on the first node.

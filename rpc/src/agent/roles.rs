@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use cluster_image::manifest::FlavorNode;
 
-use super::server::record_in;
+use super::server::{joined_in, record_in};
 
 /// Why a node gets no profile.
 #[derive(Debug, thiserror::Error)]
@@ -103,15 +103,9 @@ impl Roles {
     /// How many nodes run each profile: the first node and every recorded one but `except`.
     fn counts(&self, nodes_dir: &Path, except: &str) -> HashMap<String, i64> {
         let mut counts = HashMap::from([(self.first.clone(), 1)]);
-        let Ok(entries) = std::fs::read_dir(nodes_dir) else {
-            return counts;
-        };
-        let own = record_in(nodes_dir, except);
-        for path in entries.flatten().map(|e| e.path()) {
-            if path.extension().is_none_or(|x| x != "json") || path == own {
-                continue;
-            }
-            let role = std::fs::read(&path)
+        let nodes = joined_in(nodes_dir).unwrap_or_default();
+        for node in nodes.iter().filter(|n| *n != except) {
+            let role = std::fs::read(record_in(nodes_dir, node))
                 .ok()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                 .and_then(|r| r.get("role").and_then(|r| r.as_str()).map(str::to_string));

@@ -376,6 +376,26 @@ pub fn record_in(nodes_dir: &Path, node: &str) -> PathBuf {
     nodes_dir.join(format!("{node}.json"))
 }
 
+/// The joined nodes recorded under `nodes_dir`, by name (none where it does not exist).
+pub fn joined_in(nodes_dir: &Path) -> io::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(nodes_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut nodes = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "json")
+            && let Some(stem) = path.file_stem()
+        {
+            nodes.push(stem.to_string_lossy().into_owned());
+        }
+    }
+    nodes.sort();
+    Ok(nodes)
+}
+
 /// The id of the token a joined node used, from its record.
 fn token_in(nodes_dir: &Path, node: &str) -> Option<String> {
     let bytes = std::fs::read(record_in(nodes_dir, node)).ok()?;

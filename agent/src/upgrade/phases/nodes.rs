@@ -81,22 +81,7 @@ impl Phase<Ctx> for Nodes {
 /// The joined nodes, by name: the records under `<state>/agent/nodes/`.
 fn joined(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
     let dir = ctx.node.layout.joined_nodes();
-    let mut nodes = Vec::new();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(nodes),
-        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
-    };
-    for entry in entries {
-        let path = entry?.path();
-        if path.extension().is_some_and(|x| x == "json")
-            && let Some(stem) = path.file_stem()
-        {
-            nodes.push(stem.to_string_lossy().into_owned());
-        }
-    }
-    nodes.sort();
-    Ok(nodes)
+    rpc::agent::joined_in(&dir).with_context(|| format!("cannot list {}", dir.display()))
 }
 
 fn now_ms() -> u64 {
