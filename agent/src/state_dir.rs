@@ -135,6 +135,11 @@ impl StateDir {
     pub fn node_key(&self) -> PathBuf {
         self.agent().join("node.key")
     }
+    /// Whether this node joined its cluster (it holds a node certificate, and no join agent
+    /// of its own).
+    pub fn is_joined_node(&self) -> bool {
+        !self.agent_cert().exists() && self.node_cert().exists()
+    }
     pub fn cluster_ca(&self) -> PathBuf {
         self.agent().join("cluster-ca.crt")
     }

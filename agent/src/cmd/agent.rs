@@ -24,7 +24,7 @@ pub enum AgentCommand {
 pub fn run(global: &GlobalArgs, command: AgentCommand) -> anyhow::Result<ExitCode> {
     let layout = StateDir::new(&global.state_dir);
     match command {
-        AgentCommand::Serve if !layout.agent_cert().exists() && layout.node_cert().exists() => {
+        AgentCommand::Serve if layout.is_joined_node() => {
             crate::upgrade::node::follow::run(&layout)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -42,15 +42,9 @@ pub fn run(global: &GlobalArgs, command: AgentCommand) -> anyhow::Result<ExitCod
             let code = planet::service::keep_running(&layout.agent_pid(), &args, "the join agent")?;
             Ok(ExitCode::from(code))
         }
-        AgentCommand::Status if !layout.agent_cert().exists() && layout.node_cert().exists() => {
-            let running = if systemd::is_pid1() {
-                use systemd::manager::ServiceManager;
-                systemd::manager::Systemctl.is_active(systemd::units::AGENT_UNIT)
-            } else {
-                planet::service::running_pid(&layout.agent_pid()).is_some()
-            };
+        AgentCommand::Status if layout.is_joined_node() => {
             anyhow::ensure!(
-                running,
+                join::service::runs(&layout),
                 "the node's agent does not run: see {} (or `journalctl -u {}`)",
                 layout.agent_log().display(),
                 systemd::units::AGENT_UNIT

@@ -72,6 +72,15 @@ impl AgentService for HostAgentService {
     }
 }
 
+/// Whether this node's agent runs (its unit active, or gravity's daemon alive).
+pub fn runs(layout: &StateDir) -> bool {
+    if systemd::is_pid1() {
+        Systemctl.is_active(AGENT_UNIT)
+    } else {
+        planet::service::running_pid(&layout.agent_pid()).is_some()
+    }
+}
+
 fn stop_daemon(layout: &StateDir) -> anyhow::Result<()> {
     let pid_file = layout.agent_pid();
     let Some(pid) = planet::service::running_pid(&pid_file) else {

@@ -681,10 +681,11 @@ fn sync(shared: &Shared, node: &str, runs: String, step: Option<Step>) -> Respon
         };
     }
     let rollout = Rollout::of(&shared.nodes_dir);
-    let at_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let report = Report { runs, step, at_ms };
+    let report = Report {
+        runs,
+        step,
+        at_ms: durable::now_ms(),
+    };
     match rollout
         .set_report(node, &report)
         .and_then(|()| rollout.target(node))

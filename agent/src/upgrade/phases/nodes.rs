@@ -5,7 +5,7 @@
 //! one is healthy on the new version. The rollback returns every node this upgrade reached
 //! to its previous version, the last one first.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use operation::{Phase, Report};
@@ -84,12 +84,6 @@ fn joined(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
     rpc::agent::joined_in(&dir).with_context(|| format!("cannot list {}", dir.display()))
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// Waits until `node` reports `target` done; its progress is said as it comes. Fails with the
 /// node's own error, or when its agent falls silent, or after [`NODE_TIMEOUT`].
 fn wait(
@@ -117,7 +111,7 @@ fn wait(
             }
         }
         let heard = report.as_ref().map_or(0, |r| r.at_ms);
-        let silent = Duration::from_millis(now_ms().saturating_sub(heard));
+        let silent = Duration::from_millis(durable::now_ms().saturating_sub(heard));
         if silent > SILENCE && started.elapsed() > SILENCE {
             bail!(
                 "node {node}'s agent has not asked for its upgrade for {}s: is it running there (`gravity agent status` on the node, its log in <state>/logs/agent.log)?",
