@@ -23,8 +23,12 @@ mkdir -p "$root/bin" "$root/www"
 cp /bin/busybox "$root/bin/busybox"
 cp "$here/index.html" "$root/www/index.html"
 
+# httpd as a container's PID 1 would ignore SIGTERM (the kernel drops signals PID 1 has no
+# handler for), so every drain, rollout and uninstall would wait out the pod's 30 s grace
+# period: a shell stops it on SIGTERM, as a well-behaved application does.
+entrypoint='["/bin/busybox", "sh", "-c", "trap \"exit 0\" TERM; /bin/busybox httpd -f -p 8080 -h /www & wait"]'
 oci_layout_begin "$out"
 oci_layout_image example.com/web:1.0 "$root" \
-	'{"Entrypoint": ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"], "ExposedPorts": {"8080/tcp": {}}}'
+	"{\"Entrypoint\": $entrypoint, \"ExposedPorts\": {\"8080/tcp\": {}}}"
 oci_layout_end
 echo "$out"
