@@ -67,6 +67,12 @@ impl EtcdMembers {
     }
 }
 
+/// etcd's answer to a membership change while a voting member is not (yet) in touch with
+/// the leader.
+fn is_unhealthy(error: &str) -> bool {
+    error.contains("etcdserver: unhealthy cluster")
+}
+
 /// etcd's `--initial-cluster` for `node` (at `peer_url`) joining `members`.
 pub fn initial_cluster(members: &[Member], node: &str, peer_url: &str) -> String {
     let mut parts: Vec<String> = members
@@ -102,27 +108,37 @@ impl rpc::agent::Members for EtcdMembers {
                 return Ok(None);
             }
             let learners: Vec<&Member> = members.iter().filter(|m| m.is_learner).collect();
-            if learners.is_empty() {
-                break;
-            }
-            if started.elapsed() < LEARNER_WAIT {
-                std::thread::sleep(RETRY);
+            if !learners.is_empty() {
+                if started.elapsed() < LEARNER_WAIT {
+                    std::thread::sleep(RETRY);
+                    continue;
+                }
+                for m in learners {
+                    tracing::warn!(member = %m.hex_id(), name = %m.name, "removing an etcd learner that did not catch up in {LEARNER_WAIT:?}");
+                    self.etcdctl(&["member", "remove", &m.hex_id()])?;
+                }
                 continue;
             }
-            for m in learners {
-                tracing::warn!(member = %m.hex_id(), name = %m.name, "removing an etcd learner that did not catch up in {LEARNER_WAIT:?}");
-                self.etcdctl(&["member", "remove", &m.hex_id()])?;
+            durable::write_atomic_mode(&self.peer_file(node), peer_url.as_bytes(), 0o600)
+                .map_err(|e| format!("cannot record {node}'s peer URL: {e}"))?;
+            match self.etcdctl(&[
+                "member",
+                "add",
+                node,
+                &format!("--peer-urls={peer_url}"),
+                "--learner",
+            ]) {
+                Ok(_) => break,
+                // etcd's strict reconfiguration check refuses a change until its leader has
+                // heard from every voting member for 5 s: right after another node's
+                // promotion, or on a loaded host. It changed nothing: ask again.
+                Err(e) if is_unhealthy(&e) && started.elapsed() < LEARNER_WAIT => {
+                    tracing::info!(node, "etcd refused the member for now ({e}): asking again");
+                    std::thread::sleep(RETRY);
+                }
+                Err(e) => return Err(e),
             }
         }
-        durable::write_atomic_mode(&self.peer_file(node), peer_url.as_bytes(), 0o600)
-            .map_err(|e| format!("cannot record {node}'s peer URL: {e}"))?;
-        self.etcdctl(&[
-            "member",
-            "add",
-            node,
-            &format!("--peer-urls={peer_url}"),
-            "--learner",
-        ])?;
         let members = self.list()?;
         Ok(Some(initial_cluster(&members, node, peer_url)))
     }
