@@ -105,7 +105,7 @@ pub const SERVICE_UID: u32 = 1001;
 /// `install --image <image>` with the service uid. The sysctls are left as they are: planet
 /// does not need them for these tests, `ip_forward` is off in a new network namespace, and the
 /// kernel phase would persist them in `/etc/sysctl.d`, a host-wide file a real install on this
-/// host may rely on (`install_kernel` tests that phase, and puts the file back).
+/// host may rely on (`install_e2e` tests that phase, and puts the file back).
 fn image_args(image: &Path) -> Vec<String> {
     vec![
         "install".into(),

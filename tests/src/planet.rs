@@ -5,7 +5,8 @@
 //! Each [`Planet`] runs in a network namespace of its own ([`NetNs::host`]), so its ports (2379,
 //! 2380, 5000) never meet those of another planet, e.g. of a real install on this host; its
 //! cgroups carry its state directory's id. The `planet` user is host-wide: hold
-//! `serial::lock("planet")` for the whole test.
+//! `serial::lock("planet")`, or [`SharedServiceUser`] to run beside other tests, for the whole
+//! test.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -68,29 +69,107 @@ pub struct ServiceUser {
 
 impl ServiceUser {
     pub fn expect(uid: u32) -> ServiceUser {
-        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-        let line = passwd.lines().find(|l| l.starts_with("planet:"));
-        if let Some(l) = line {
-            assert!(
-                l.split(':').nth(2) == Some(&uid.to_string()),
-                "this host already has a `planet` user with another uid ({l}); the planet tests need uid {uid}: remove it (userdel planet; groupdel planet)"
-            );
-        }
         ServiceUser {
             uid,
-            existed: line.is_some(),
+            existed: exists_with(uid),
         }
     }
+}
+
+/// Whether the host has a `planet` user; fails the test if it has one with another uid.
+fn exists_with(uid: u32) -> bool {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let line = passwd.lines().find(|l| l.starts_with("planet:"));
+    if let Some(l) = line {
+        assert!(
+            l.split(':').nth(2) == Some(&uid.to_string()),
+            "this host already has a `planet` user with another uid ({l}); the planet tests need uid {uid}: remove it (userdel planet; groupdel planet)"
+        );
+    }
+    line.is_some()
 }
 
 impl Drop for ServiceUser {
     fn drop(&mut self) {
         if !self.existed {
-            let _ = Command::new("userdel").arg("planet").status();
-            // userdel removes the user's group too where USERGROUPS_ENAB is set.
-            if std::fs::read_to_string("/etc/group").is_ok_and(|g| g.contains("\nplanet:")) {
-                let _ = Command::new("groupdel").arg("planet").status();
+            remove_planet_user();
+        }
+    }
+}
+
+/// Removes the host's `planet` user and group, where they are.
+fn remove_planet_user() {
+    if exists_with_any_uid() {
+        let _ = Command::new("userdel").arg("planet").status();
+    }
+    // userdel removes the user's group too where USERGROUPS_ENAB is set.
+    if has_planet_group() {
+        let _ = Command::new("groupdel").arg("planet").status();
+    }
+}
+
+fn exists_with_any_uid() -> bool {
+    std::fs::read_to_string("/etc/passwd")
+        .is_ok_and(|s| s.lines().any(|l| l.starts_with("planet:")))
+}
+
+/// The `planet` user and group for tests that run side by side (the Kubernetes tests: each
+/// spends most of its minutes waiting, so `scripts/run-tests` runs several at once): holds
+/// `serial::shared("planet")`, makes the user with [`SHARED_UID`] if the host has none, and the
+/// last holder to leave removes what the tests made. So every install among them finds the user
+/// there, and none removes it from under another. A test that watches the install create and
+/// remove the user holds `serial::lock("planet")` instead.
+pub struct SharedServiceUser {
+    lock: Option<crate::serial::HostLock>,
+}
+
+pub const SHARED_UID: u32 = 1001;
+
+/// Says that the tests, not an admin, made the host's `planet` user.
+fn made_by_tests() -> PathBuf {
+    std::env::temp_dir().join("gravity-tests-planet-user")
+}
+
+fn has_planet_group() -> bool {
+    std::fs::read_to_string("/etc/group").is_ok_and(|s| s.lines().any(|l| l.starts_with("planet:")))
+}
+
+impl SharedServiceUser {
+    pub fn hold() -> SharedServiceUser {
+        let lock = crate::serial::shared("planet");
+        // One maker at a time among the shared holders.
+        let _making = crate::serial::lock("planet-user");
+        if !exists_with(SHARED_UID) {
+            std::fs::write(made_by_tests(), b"").expect("marker");
+            let id = SHARED_UID.to_string();
+            if !has_planet_group() {
+                run_ok(Command::new("groupadd").args(["--system", "--gid", &id, "planet"]));
             }
+            run_ok(Command::new("useradd").args([
+                "--system",
+                "--uid",
+                &id,
+                "--gid",
+                &id,
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "planet",
+            ]));
+        }
+        SharedServiceUser { lock: Some(lock) }
+    }
+}
+
+impl Drop for SharedServiceUser {
+    fn drop(&mut self) {
+        drop(self.lock.take());
+        let Some(_alone) = crate::serial::try_alone("planet") else {
+            return; // another test still uses it: the last one tidies up
+        };
+        if made_by_tests().exists() {
+            remove_planet_user();
+            let _ = std::fs::remove_file(made_by_tests());
         }
     }
 }

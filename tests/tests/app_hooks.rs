@@ -9,7 +9,8 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use tests::install::{Installation, SERVICE_UID, copy_example, example_web_image, text};
-use tests::{bins, planet, serial};
+use tests::planet::SharedServiceUser;
+use tests::{bins, planet};
 
 /// A hook that records what it saw in the ConfigMap `hook-<name>` (and says it in its log).
 const SPY: &str = r#"apiVersion: batch/v1
@@ -132,7 +133,7 @@ fn every_hook_fires_at_its_event_and_sees_what_the_spec_promises() {
     let values = scratch.path().join("site.yaml");
     std::fs::write(&values, "greeting: hello\nreplicas: 1\n").unwrap();
 
-    let _lock = serial::lock("planet");
+    let _planet = SharedServiceUser::hold();
     let inst = Installation::new();
     let mut args = vec![
         "install".to_string(),
@@ -312,7 +313,7 @@ spec:
     let image = scratch.path().join("failing.tar");
     build(&dir, &web, &image);
 
-    let _lock = serial::lock("planet");
+    let _planet = SharedServiceUser::hold();
     let inst = Installation::new();
     let out = inst.install_example_variant(&image);
     assert!(

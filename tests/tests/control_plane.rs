@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tests::cluster::{Joiner, all_ready, etcd_members, kubectl, parse};
 use tests::install::{Installation, text};
-use tests::serial;
+use tests::planet::SharedServiceUser;
 use tests::wait::eventually;
 
 fn units(joiner: &Joiner) -> serde_json::Value {
@@ -29,7 +29,7 @@ fn active(units: &serde_json::Value, name: &str) -> bool {
 
 #[test]
 fn two_joins_at_once_make_three_control_plane_nodes_and_a_fourth_is_a_worker() {
-    let _lock = serial::lock("planet");
+    let _planet = SharedServiceUser::hold();
     let first = Installation::new();
     let out = first.install(&[]);
     assert!(out.status.success(), "install failed:\n{}", text(&out));

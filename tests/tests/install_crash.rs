@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tests::install::{Installation, text};
-use tests::serial;
+use tests::planet::SharedServiceUser;
 
 /// The install's phases, in order. A new phase must be added here, and so gets crash-tested
 /// (the test fails when the plan has a phase this list lacks).
@@ -185,7 +185,7 @@ fn install_command(inst: &Installation, resume: bool) -> std::process::Command {
 /// through the plan (a fresh install per kill took most of CI's time).
 #[test]
 fn a_kill_at_every_phase_boundary_resumes_to_the_same_state() {
-    let _lock = serial::lock("planet");
+    let _planet = SharedServiceUser::hold();
     let inst = Installation::new();
     let reference = reference(&inst);
     // A kill before a phase is a kill after the one before it (nothing runs between them):
@@ -222,7 +222,7 @@ fn a_kill_at_every_phase_boundary_resumes_to_the_same_state() {
 /// the journal shows the next phase running.
 #[test]
 fn a_kill_in_the_middle_of_long_phases_resumes_to_the_same_state() {
-    let _lock = serial::lock("planet");
+    let _planet = SharedServiceUser::hold();
     let inst = Installation::new();
     let reference = reference(&inst);
     let mut job_uid = None;

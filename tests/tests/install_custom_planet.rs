@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::Output;
 
 use tests::install::{Installation, text};
-use tests::{bins, planet, serial};
+use tests::planet::SharedServiceUser;
+use tests::{bins, planet};
 
 const REFERENCE: &str = "acme/custom-planet:1.0.0";
 
@@ -129,7 +130,7 @@ fn a_profile_runs_the_planet_image_its_base_image_names() {
         "the base image is not vendored as a container image too:\n{index}"
     );
 
-    let _lock = serial::lock("planet");
+    let _planet = SharedServiceUser::hold();
     let inst = Installation::new();
     let out = inst.install_example_variant(&image);
     assert!(out.status.success(), "install failed:\n{}", text(&out));

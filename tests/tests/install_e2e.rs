@@ -1,10 +1,50 @@
 //! `gravity install` of the example cluster image on this host, with service uid 1001: planet
 //! runs with the manifest's daemon arguments and volumes, Kubernetes' control plane answers on
-//! the cluster's own PKI with etcd on TLS only, `gravity status` is healthy; then `gravity
-//! uninstall` leaves no mounts, units, processes or cgroups behind.
+//! the cluster's own PKI with etcd on TLS only, `gravity status` is healthy; the install sets
+//! the kernel settings Kubernetes needs (here `net.ipv4.ip_forward`, off in a new network
+//! namespace) and persists them in /etc/sysctl.d; then `gravity uninstall --remove-user` puts
+//! those back and leaves no mounts, units, processes, cgroups or service user behind.
+//!
+//! It runs alone (`serial::lock("planet")`): it watches host-wide things change (the `planet`
+//! user, /etc/sysctl.d). `ip_forward` is per network namespace: the install's is changed,
+//! never the host's.
+
+use std::path::Path;
 
 use tests::install::{Installation, SERVICE_UID, text};
 use tests::serial;
+
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+const SYSCTL_FILE: &str = "/etc/sysctl.d/99-gravity.conf";
+
+/// Puts the host's settings file back even when the test fails half-way.
+struct Restore {
+    file: Option<String>,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        match &self.file {
+            Some(c) => {
+                let _ = std::fs::write(SYSCTL_FILE, c);
+            }
+            None => {
+                let _ = std::fs::remove_file(SYSCTL_FILE);
+            }
+        }
+    }
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn planet_user() -> Option<String> {
+    read("/etc/passwd")
+        .lines()
+        .find(|l| l.starts_with("planet:"))
+        .map(str::to_string)
+}
 
 /// The command lines of the processes inside planet, with their uid.
 fn processes(inst: &Installation) -> Vec<(u32, String)> {
@@ -32,14 +72,36 @@ fn process<'a>(procs: &'a [(u32, String)], binary: &str) -> &'a (u32, String) {
 #[test]
 fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
     let _lock = serial::lock("planet");
+    let sysctl_file = Restore {
+        file: std::fs::read_to_string(SYSCTL_FILE).ok(),
+    };
+    let host_ip_forward = read(IP_FORWARD);
+    let user_before = planet_user();
     let inst = Installation::new();
+    let ip_forward = || inst.ns.run(&["cat", IP_FORWARD]);
+    if ip_forward().trim() == "1" {
+        // Off for the test, in the installation's namespace only.
+        inst.ns
+            .run(&["sh", "-c", &format!("echo 0 > {IP_FORWARD}")]);
+    }
 
-    let out = inst.install(&[]);
+    let out = inst.install_fixing_the_kernel();
     assert!(out.status.success(), "install failed:\n{}", text(&out));
     assert!(
         text(&out).contains("example 0.1.0 is installed on"),
         "{}",
         text(&out)
+    );
+    assert!(
+        text(&out).contains("set net.ipv4.ip_forward = 1 (was 0)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(ip_forward().trim(), "1");
+    assert!(
+        read(SYSCTL_FILE).contains("net.ipv4.ip_forward = 1"),
+        "not persisted: {}",
+        read(SYSCTL_FILE)
     );
 
     // gravity status: healthy, every planet service accounted for.
@@ -180,11 +242,7 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
     );
 
     // The service user on the host.
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
-    let planet = passwd
-        .lines()
-        .find(|l| l.starts_with("planet:"))
-        .expect("planet user");
+    let planet = planet_user().expect("planet user");
     assert_eq!(planet.split(':').nth(2), Some("1001"), "{planet}");
 
     // Every phase journaled as completed.
@@ -223,7 +281,8 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
         "kubelet made no iptables chains"
     );
 
-    let out = inst.uninstall();
+    // The service user stays unless asked (files in volumes may still be its): asked here.
+    let out = inst.gravity(&["uninstall", "--yes", "--remove-user"]);
     assert!(out.status.success(), "uninstall failed:\n{}", text(&out));
     assert_eq!(
         kube_chains(&inst),
@@ -244,4 +303,24 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
     );
     // Data the user put in a volume is never deleted by uninstall.
     assert!(inst.app_data.join("probe").exists());
+
+    // The kernel settings as they were, the host's own untouched.
+    assert_eq!(ip_forward().trim(), "0", "ip_forward was not put back");
+    assert_eq!(
+        read(IP_FORWARD),
+        host_ip_forward,
+        "the host's ip_forward changed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(SYSCTL_FILE).ok(),
+        sysctl_file.file,
+        "{SYSCTL_FILE} is not as it was"
+    );
+    assert!(Path::new(IP_FORWARD).exists());
+    // `--remove-user` removed the user the install made; an admin's would stay.
+    assert_eq!(
+        planet_user(),
+        user_before,
+        "the `planet` user is not as it was before the install"
+    );
 }

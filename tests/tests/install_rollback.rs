@@ -5,11 +5,11 @@
 use std::os::unix::process::ExitStatusExt;
 
 use tests::install::{Installation, text};
-use tests::serial;
+use tests::planet::SharedServiceUser;
 
 #[test]
 fn rollback_after_a_crash_leaves_the_host_as_before_and_a_new_install_works() {
-    let _lock = serial::lock("planet");
+    let _planet = SharedServiceUser::hold();
     let inst = Installation::new();
 
     let out = inst.install(&[("GRAVITY_CRASH_AT", "health:before")]);

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tests::cluster::{Joiner, all_ready, etcd_members, kubectl, parse};
 use tests::install::{Installation, text};
-use tests::serial;
+use tests::planet::SharedServiceUser;
 use tests::wait::eventually;
 
 /// GETs `/` from `ip:8080` inside pod `from` (busybox's nc: its wget crashes in Debian's
@@ -51,7 +51,7 @@ fn mode(path: &Path) -> u32 {
 
 #[test]
 fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
-    let _lock = serial::lock("planet");
+    let _planet = SharedServiceUser::hold();
     let first = Installation::new();
     let out = first.install(&[]);
     assert!(out.status.success(), "install failed:\n{}", text(&out));

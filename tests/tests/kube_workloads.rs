@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tests::install::{Installation, SERVICE_UID, text};
 use tests::oci_fixture::{Image, layer, write_layout};
+use tests::planet::SharedServiceUser;
 use tests::wait::eventually;
-use tests::{bins, planet, serial};
+use tests::{bins, planet};
 
 const WORKLOADS: &str = r#"apiVersion: apps/v1
 kind: Deployment
@@ -123,7 +124,7 @@ fn body(out: &std::process::Output) -> Result<String, String> {
 
 #[test]
 fn vendored_images_run_and_services_answer_by_cluster_ip_and_dns() {
-    let _lock = serial::lock("planet");
+    let _planet = SharedServiceUser::hold();
     let scratch = tempfile::tempdir().unwrap();
 
     // One busybox image under two names, as vendors write them; web serves a page.

@@ -8,7 +8,7 @@
 use std::process::Command;
 
 use tests::install::{Installation, text};
-use tests::serial;
+use tests::planet::SharedServiceUser;
 use tests::upgrade::{self, cmdline};
 
 fn ok(inst: &Installation, args: &[&str]) -> String {
@@ -64,7 +64,7 @@ fn data(inst: &Installation) -> (String, String, String) {
 
 #[test]
 fn upgrade_keeps_the_data_and_a_failed_one_rolls_back() {
-    let _lock = serial::lock("planet");
+    let _planet = SharedServiceUser::hold();
     let inst = Installation::new();
     let tmp = tempfile::tempdir().unwrap();
     let web = upgrade::web_images(tmp.path(), &["1.1", "1.2"]);

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use tests::cluster::{Joiner, all_ready, kubectl, parse};
 use tests::install::{Installation, text};
-use tests::serial;
+use tests::planet::SharedServiceUser;
 use tests::upgrade::{self, cmdline};
 
 /// What a node's record says it runs.
@@ -39,7 +39,7 @@ fn upgrade(first: &Installation, image: &std::path::Path) -> (bool, String, f64)
 
 #[test]
 fn a_rolling_upgrade_reaches_the_joined_node_and_a_failed_one_rolls_both_back() {
-    let _lock = serial::lock("planet");
+    let _planet = SharedServiceUser::hold();
     let first = Installation::new();
     let tmp = tempfile::tempdir().unwrap();
     let web = upgrade::web_images(tmp.path(), &["1.1", "1.2"]);

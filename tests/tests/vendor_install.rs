@@ -5,11 +5,12 @@
 use tests::docker_registry::{Registry, skopeo_copy};
 use tests::install::{Installation, text};
 use tests::oci_fixture::{Image, layer, write_layout};
-use tests::{bins, planet, serial};
+use tests::planet::SharedServiceUser;
+use tests::{bins, planet};
 
 #[test]
 fn vendored_images_are_pullable_inside_planet_after_install() {
-    let _lock = serial::lock("planet");
+    let _planet = SharedServiceUser::hold();
     let src = Registry::start();
     let host = src.host();
     let scratch = tempfile::tempdir().unwrap();
