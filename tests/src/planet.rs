@@ -99,23 +99,23 @@ impl Drop for ServiceUser {
 
 /// Removes the host's `planet` user and group, where they are.
 fn remove_planet_user() {
-    if exists_with_any_uid() {
+    if has_planet("/etc/passwd") {
         let _ = Command::new("userdel").arg("planet").status();
     }
     // userdel removes the user's group too where USERGROUPS_ENAB is set.
-    if has_planet_group() {
+    if has_planet("/etc/group") {
         let _ = Command::new("groupdel").arg("planet").status();
     }
 }
 
-fn exists_with_any_uid() -> bool {
-    std::fs::read_to_string("/etc/passwd")
-        .is_ok_and(|s| s.lines().any(|l| l.starts_with("planet:")))
+/// Whether `/etc/passwd` or `/etc/group` has an entry `planet`.
+fn has_planet(file: &str) -> bool {
+    std::fs::read_to_string(file).is_ok_and(|s| s.lines().any(|l| l.starts_with("planet:")))
 }
 
 /// The `planet` user and group for tests that run side by side (the Kubernetes tests: each
 /// spends most of its minutes waiting, so `scripts/run-tests` runs several at once): holds
-/// `serial::shared("planet")`, makes the user with [`SHARED_UID`] if the host has none, and the
+/// `serial::shared("planet")`, makes the user with the tests' service uid if the host has none, and the
 /// last holder to leave removes what the tests made. So every install among them finds the user
 /// there, and none removes it from under another. A test that watches the install create and
 /// remove the user holds `serial::lock("planet")` instead.
@@ -123,15 +123,9 @@ pub struct SharedServiceUser {
     lock: Option<crate::serial::HostLock>,
 }
 
-pub const SHARED_UID: u32 = 1001;
-
 /// Says that the tests, not an admin, made the host's `planet` user.
 fn made_by_tests() -> PathBuf {
     std::env::temp_dir().join("gravity-tests-planet-user")
-}
-
-fn has_planet_group() -> bool {
-    std::fs::read_to_string("/etc/group").is_ok_and(|s| s.lines().any(|l| l.starts_with("planet:")))
 }
 
 impl SharedServiceUser {
@@ -139,10 +133,11 @@ impl SharedServiceUser {
         let lock = crate::serial::shared("planet");
         // One maker at a time among the shared holders.
         let _making = crate::serial::lock("planet-user");
-        if !exists_with(SHARED_UID) {
+        let uid = crate::install::SERVICE_UID;
+        if !exists_with(uid) {
             std::fs::write(made_by_tests(), b"").expect("marker");
-            let id = SHARED_UID.to_string();
-            if !has_planet_group() {
+            let id = uid.to_string();
+            if !has_planet("/etc/group") {
                 run_ok(Command::new("groupadd").args(["--system", "--gid", &id, "planet"]));
             }
             run_ok(Command::new("useradd").args([
