@@ -76,11 +76,19 @@ impl ServiceUser {
     }
 }
 
+/// The host's `/etc/passwd` line of the `planet` user, if it has one.
+pub fn passwd_entry() -> Option<String> {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("planet:"))
+        .map(str::to_string)
+}
+
 /// Whether the host has a `planet` user; fails the test if it has one with another uid.
 fn exists_with(uid: u32) -> bool {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let line = passwd.lines().find(|l| l.starts_with("planet:"));
-    if let Some(l) = line {
+    let line = passwd_entry();
+    if let Some(l) = &line {
         assert!(
             l.split(':').nth(2) == Some(&uid.to_string()),
             "this host already has a `planet` user with another uid ({l}); the planet tests need uid {uid}: remove it (userdel planet; groupdel planet)"
@@ -99,18 +107,17 @@ impl Drop for ServiceUser {
 
 /// Removes the host's `planet` user and group, where they are.
 fn remove_planet_user() {
-    if has_planet("/etc/passwd") {
+    if passwd_entry().is_some() {
         let _ = Command::new("userdel").arg("planet").status();
     }
     // userdel removes the user's group too where USERGROUPS_ENAB is set.
-    if has_planet("/etc/group") {
+    if has_planet_group() {
         let _ = Command::new("groupdel").arg("planet").status();
     }
 }
 
-/// Whether `/etc/passwd` or `/etc/group` has an entry `planet`.
-fn has_planet(file: &str) -> bool {
-    std::fs::read_to_string(file).is_ok_and(|s| s.lines().any(|l| l.starts_with("planet:")))
+fn has_planet_group() -> bool {
+    std::fs::read_to_string("/etc/group").is_ok_and(|s| s.lines().any(|l| l.starts_with("planet:")))
 }
 
 /// The `planet` user and group for tests that run side by side (the Kubernetes tests: each
@@ -137,7 +144,7 @@ impl SharedServiceUser {
         if !exists_with(uid) {
             std::fs::write(made_by_tests(), b"").expect("marker");
             let id = uid.to_string();
-            if !has_planet("/etc/group") {
+            if !has_planet_group() {
                 run_ok(Command::new("groupadd").args(["--system", "--gid", &id, "planet"]));
             }
             run_ok(Command::new("useradd").args([

@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use tests::install::{Installation, SERVICE_UID, text};
+use tests::planet::passwd_entry;
 use tests::serial;
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
@@ -37,13 +38,6 @@ impl Drop for Restore {
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
-}
-
-fn planet_user() -> Option<String> {
-    read("/etc/passwd")
-        .lines()
-        .find(|l| l.starts_with("planet:"))
-        .map(str::to_string)
 }
 
 /// The command lines of the processes inside planet, with their uid.
@@ -76,7 +70,7 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
         file: std::fs::read_to_string(SYSCTL_FILE).ok(),
     };
     let host_ip_forward = read(IP_FORWARD);
-    let user_before = planet_user();
+    let user_before = passwd_entry();
     let inst = Installation::new();
     let ip_forward = || inst.ns.run(&["cat", IP_FORWARD]);
     if ip_forward().trim() == "1" {
@@ -242,7 +236,7 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
     );
 
     // The service user on the host.
-    let planet = planet_user().expect("planet user");
+    let planet = passwd_entry().expect("planet user");
     assert_eq!(planet.split(':').nth(2), Some("1001"), "{planet}");
 
     // Every phase journaled as completed.
@@ -319,7 +313,7 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
     assert!(Path::new(IP_FORWARD).exists());
     // `--remove-user` removed the user the install made; an admin's would stay.
     assert_eq!(
-        planet_user(),
+        passwd_entry(),
         user_before,
         "the `planet` user is not as it was before the install"
     );
