@@ -10,7 +10,7 @@ mod time;
 
 pub use checksum::{sha256_file, sha256_reader};
 pub use remove::{remove_dir_all, remove_file};
-pub use time::now_ms;
+pub use time::{now_ms, parse_utc};
 
 use std::io::Write;
 use std::path::Path;

@@ -60,6 +60,9 @@ impl Runs {
     };
 }
 
+const APISERVER_UNIT: &str = "planet-kube-apiserver.service";
+const KUBELET_UNIT: &str = "planet-kubelet.service";
+
 /// Units started at the first connection to their socket: healthy while not started yet.
 const ON_DEMAND: &[&str] = &[DOCKER_UNIT];
 const DOCKER_UNIT: &str = "planet-docker.service";
@@ -185,6 +188,14 @@ pub enum HealthError {
     Node { waited: Duration, last: String },
     #[error("CoreDNS is not ready after {waited:?}: {last}")]
     Dns { waited: Duration, last: String },
+    #[error(
+        "{} keeps exiting ({} restarts in {waited:?}, last exit status {}), its last words: {}",
+        .failing.unit, .failing.restarts, .failing.status, .failing.log
+    )]
+    CrashLoop {
+        waited: Duration,
+        failing: super::restarts::CrashLoop,
+    },
 }
 
 /// planet's health now.
@@ -254,7 +265,8 @@ pub fn check(state_dir: &Path) -> PlanetHealth {
         .units
         .iter()
         .any(|u| u.name == DOCKER_UNIT && u.active_state == "active");
-    health.endpoints = endpoints(pid, node.as_deref(), docker_started, runs);
+    let node = node.as_deref().map(|n| (n, status.started_at_ms / 1000));
+    health.endpoints = endpoints(pid, node, docker_started, runs);
     if health.state == PlanetState::Running
         && (health.system_state.as_deref() != Some("running")
             || health.units.iter().any(|u| u.required && !u.healthy)
@@ -297,9 +309,13 @@ fn poll_pause(probe: Duration) -> Duration {
 
 /// Waits until kube-apiserver inside planet answers `/readyz`.
 pub fn wait_apiserver(state_dir: &Path, timeout: Duration) -> Result<(), HealthError> {
-    wait_inside(state_dir, timeout, apiserver_ready, |waited, last| {
-        HealthError::Apiserver { waited, last }
-    })
+    wait_inside(
+        state_dir,
+        timeout,
+        APISERVER_UNIT,
+        apiserver_ready,
+        |waited, last| HealthError::Apiserver { waited, last },
+    )
 }
 
 /// Waits until this planet's Kubernetes node is Ready.
@@ -310,9 +326,15 @@ pub fn wait_node_ready(state_dir: &Path, timeout: Duration) -> Result<(), Health
     wait_inside(
         state_dir,
         timeout,
-        |pid| node_ready(pid, &node),
+        KUBELET_UNIT,
+        |pid| node_ready(pid, &node, planet_started_s(state_dir)),
         |waited, last| HealthError::Node { waited, last },
     )
+}
+
+/// When planet last started, in seconds since the Unix epoch.
+fn planet_started_s(state_dir: &Path) -> u64 {
+    Status::load(state_dir).map_or(0, |s| s.started_at_ms / 1000)
 }
 
 /// Waits until the cluster's DNS (CoreDNS) is ready.
@@ -320,6 +342,8 @@ pub fn wait_coredns(state_dir: &Path, timeout: Duration) -> Result<(), HealthErr
     wait_inside(
         state_dir,
         timeout,
+        // CoreDNS runs as pods: kubelet runs them.
+        KUBELET_UNIT,
         |pid| {
             coredns_ready(pid)?
                 .ok_or_else(|| std::io::Error::other("the cluster has no CoreDNS Deployment"))
@@ -329,14 +353,17 @@ pub fn wait_coredns(state_dir: &Path, timeout: Duration) -> Result<(), HealthErr
 }
 
 /// Polls `probe` against the running planet until it succeeds; fails at once when planet
-/// stops, and with `timed_out` and the probe's last error after `timeout`.
+/// stops or `unit`, the daemon that serves what the probe asks, keeps exiting, and with
+/// `timed_out` and the probe's last error after `timeout`.
 fn wait_inside(
     state_dir: &Path,
     timeout: Duration,
+    unit: &'static str,
     probe: impl Fn(i32) -> std::io::Result<String>,
     timed_out: impl FnOnce(Duration, String) -> HealthError,
 ) -> Result<(), HealthError> {
     let started = Instant::now();
+    let mut restarts = super::restarts::Watch::new(unit);
     loop {
         let checked = Instant::now();
         // Only the init's pid: a whole check would run every kubectl probe each time.
@@ -353,6 +380,12 @@ fn wait_inside(
             Ok(_) => return Ok(()),
             Err(e) => e.to_string(),
         };
+        if let Some(failing) = restarts.check(pid) {
+            return Err(HealthError::CrashLoop {
+                waited: started.elapsed(),
+                failing,
+            });
+        }
         if started.elapsed() >= timeout {
             return Err(timed_out(started.elapsed(), last));
         }
@@ -445,9 +478,10 @@ pub fn parse_units(text: &str, runs: Runs) -> Vec<UnitHealth> {
 }
 
 /// dockerd's `/_ping` is asked only once it was started: a connection to its socket starts it.
+/// `node`: the node's name and planet's start (its kubelet's reports before do not count).
 fn endpoints(
     pid: i32,
-    node: Option<&str>,
+    node: Option<(&str, u64)>,
     docker_started: bool,
     runs: Runs,
 ) -> Vec<EndpointHealth> {
@@ -514,10 +548,10 @@ fn endpoints(
         // load where CPU is short (its first start on a slow machine).
         let apiserver_up = apiserver.healthy;
         out.push(apiserver);
-        if let Some(node) = node {
+        if let Some((node, since_s)) = node {
             out.push(endpoint("node", &format!("node/{node} Ready"), || {
                 if apiserver_up {
-                    node_ready(pid, node)
+                    node_ready(pid, node, since_s)
                 } else {
                     Err(std::io::Error::other("the apiserver is not ready"))
                 }
@@ -576,7 +610,7 @@ pub fn kubectl(pid: i32, args: &[&str]) -> std::io::Result<String> {
 }
 
 /// Whether the Kubernetes node `node` is Ready, as its Ready condition says.
-pub fn node_ready(pid: i32, node: &str) -> std::io::Result<String> {
+pub fn node_ready(pid: i32, node: &str, since_s: u64) -> std::io::Result<String> {
     let stdout = kubectl(
         pid,
         &[
@@ -584,13 +618,25 @@ pub fn node_ready(pid: i32, node: &str) -> std::io::Result<String> {
             "node",
             node,
             "-o",
-            "jsonpath={range .status.conditions[?(@.type==\"Ready\")]}{.status} {.reason}: {.message}{end}",
+            "jsonpath={range .status.conditions[?(@.type==\"Ready\")]}{.status} {.lastHeartbeatTime} {.reason}: {.message}{end}",
         ],
     )?;
-    match stdout.split_once(' ') {
-        Some(("True", why)) => Ok(why.to_string()),
+    let mut words = stdout.splitn(3, ' ');
+    let (ready, heartbeat, why) = (
+        words.next().unwrap_or(""),
+        words.next().unwrap_or(""),
+        words.next().unwrap_or(""),
+    );
+    match ready {
         _ if stdout.is_empty() => Err(std::io::Error::other("not registered yet")),
-        _ => Err(std::io::Error::other(format!("not Ready: {stdout}"))),
+        // What the node's kubelet said before planet (re)started is not about this one.
+        "True" if durable::parse_utc(heartbeat).is_none_or(|t| t < since_s) => {
+            Err(std::io::Error::other(format!(
+                "its kubelet has not reported since planet started (last report {heartbeat})"
+            )))
+        }
+        "True" => Ok(why.to_string()),
+        _ => Err(std::io::Error::other(format!("not Ready: {ready} {why}"))),
     }
 }
 

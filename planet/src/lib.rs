@@ -21,6 +21,7 @@ pub mod health;
 pub mod host;
 pub mod inside;
 pub mod paths;
+pub mod restarts;
 pub mod rootfs;
 pub mod service;
 pub mod spec;

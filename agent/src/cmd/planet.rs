@@ -124,7 +124,8 @@ pub fn run(global: &GlobalArgs, command: PlanetCommand) -> anyhow::Result<ExitCo
                     | health::HealthError::NotRunning { last } => *last,
                     health::HealthError::Apiserver { .. }
                     | health::HealthError::Node { .. }
-                    | health::HealthError::Dns { .. } => health::check(state_dir),
+                    | health::HealthError::Dns { .. }
+                    | health::HealthError::CrashLoop { .. } => health::check(state_dir),
                 }),
                 None => health::check(state_dir),
             };
