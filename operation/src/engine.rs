@@ -24,6 +24,9 @@ pub struct Report<'a> {
     observer: &'a mut dyn Observer,
 }
 
+/// How a phase's record marks an error of its rollback.
+const ROLLBACK_ERROR: &str = "rollback: ";
+
 impl Report<'_> {
     pub fn say(&mut self, text: impl AsRef<str>) {
         self.observer.phase_message(self.phase, text.as_ref());
@@ -161,8 +164,16 @@ impl<'a, C> Engine<'a, C> {
             match result {
                 Ok(()) => {
                     let record = plan.phase_mut(name).expect("checked above");
+                    // The error its run failed with stays (why the operation was rolled
+                    // back); a failed attempt at its rollback is over.
                     record.state = PhaseState::RolledBack;
-                    record.error = None;
+                    if record
+                        .error
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with(ROLLBACK_ERROR))
+                    {
+                        record.error = None;
+                    }
                     self.journal.save(plan)?;
                     observer.phase_finished(
                         name,
@@ -172,7 +183,7 @@ impl<'a, C> Engine<'a, C> {
                 }
                 Err(e) => {
                     plan.phase_mut(name).expect("checked above").error =
-                        Some(format!("rollback: {e:#}"));
+                        Some(format!("{ROLLBACK_ERROR}{e:#}"));
                     self.journal.save(plan)?;
                     observer.phase_finished(name, phase.description(), PhaseOutcome::Failed(&e));
                     return Err(e.context(format!("rolling back phase `{name}` failed; fix the cause and run `gravity plan rollback` again")));
@@ -332,6 +343,8 @@ mod tests {
                 .iter()
                 .all(|p| p.state == PhaseState::RolledBack)
         );
+        // Why it was rolled back stays in the journal.
+        assert_eq!(plan.phases[2].error.as_deref(), Some("c broke"));
     }
 
     #[test]

@@ -68,5 +68,9 @@ impl Observer for Progress {
             PhaseOutcome::Failed(_) => eprintln!("{counter} {description:<48} FAILED"),
         }
         self.done += 1;
+        // What follows a failed phase is the automatic rollback: the phases that ran, undone.
+        if matches!(outcome, PhaseOutcome::Failed(_)) && self.verb == "done" {
+            (self.total, self.done, self.verb) = (self.done, 0, "undone");
+        }
     }
 }
