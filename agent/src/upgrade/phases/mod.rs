@@ -38,10 +38,12 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
     ]
 }
 
-/// A joined node's own steps in a rolling upgrade ([`crate::upgrade::node`]); what the cluster
-/// does once (checks, etcd's snapshot, images, hooks) is the first node's.
+/// A joined node's own steps in a rolling upgrade ([`crate::upgrade::node`]), its own preflight
+/// checks first; what the cluster does once (etcd's snapshot, images, hooks) is the first
+/// node's.
 pub fn node() -> Vec<Box<dyn Phase<Ctx>>> {
     vec![
+        Box::new(checks::Checks),
         Box::new(planet_image::PlanetImage),
         Box::new(configure::Configure),
         Box::new(drain::Drain),
