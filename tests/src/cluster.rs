@@ -2,7 +2,9 @@
 //! linked to the first node's, with its own state directory, planets side by side (as kind
 //! runs several nodes on one host).
 
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::bins;
 use crate::install::{Installation, text};
@@ -180,4 +182,131 @@ pub fn parse(command: &str) -> (String, String, String) {
             .to_string()
     };
     (words[2].to_string(), flag("token"), flag("ca-hash"))
+}
+
+/// What a client that knows every apiserver of the cluster saw while it watched them: each
+/// apiserver's longest outage, and the longest time none answered.
+#[derive(Debug)]
+pub struct ApiAvailability {
+    pub rounds: usize,
+    /// Each apiserver's address and longest outage.
+    pub servers: Vec<(String, Duration)>,
+    /// The longest time no apiserver answered.
+    pub none: Duration,
+}
+
+/// Asks every apiserver (`addresses`, port 6443) for `/readyz` from `ns` twice a second,
+/// until `stop`.
+pub fn watch_apiservers(ns: &NetNs, addresses: &[String], stop: &AtomicBool) -> ApiAvailability {
+    let started = Instant::now();
+    let mut rounds: Vec<(Duration, Vec<bool>)> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let at = started.elapsed();
+        let probes: Vec<_> = addresses
+            .iter()
+            .map(|a| {
+                let mut cmd = Command::new("curl");
+                ns.enter(&mut cmd)
+                    .args([
+                        "-sk",
+                        "--max-time",
+                        "2",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                    ])
+                    .arg(format!("https://{a}:6443/readyz"))
+                    .stderr(Stdio::null())
+                    .output()
+            })
+            .collect();
+        let up = probes
+            .into_iter()
+            .map(|o| o.is_ok_and(|o| o.stdout == b"200"))
+            .collect();
+        rounds.push((at, up));
+        std::thread::sleep(Duration::from_millis(500).saturating_sub(started.elapsed() - at));
+    }
+    let series = |up: &dyn Fn(&[bool]) -> bool| -> Vec<(Duration, bool)> {
+        rounds.iter().map(|(t, u)| (*t, up(u))).collect()
+    };
+    ApiAvailability {
+        rounds: rounds.len(),
+        servers: addresses
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.clone(), longest_outage(&series(&|u| u[i]))))
+            .collect(),
+        none: longest_outage(&series(&|u| u.iter().any(|up| *up))),
+    }
+}
+
+/// The longest time from a failed probe to the next answered one (or the last probe).
+pub fn longest_outage(samples: &[(Duration, bool)]) -> Duration {
+    let mut longest = Duration::ZERO;
+    let mut down_since = None;
+    for (at, up) in samples {
+        match (up, down_since) {
+            (false, None) => down_since = Some(*at),
+            (true, Some(since)) => {
+                longest = longest.max(*at - since);
+                down_since = None;
+            }
+            _ => {}
+        }
+    }
+    if let (Some(since), Some((last, _))) = (down_since, samples.last()) {
+        longest = longest.max(*last - since);
+    }
+    longest
+}
+
+/// The nodes' addresses (InternalIP), by node name.
+pub fn node_addresses(first: &Installation) -> Vec<(String, String)> {
+    let out = kubectl(
+        first,
+        &[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.addresses[?(@.type==\"InternalIP\")].address} {end}",
+        ],
+    )
+    .unwrap();
+    out.split_whitespace()
+        .filter_map(|n| n.split_once('='))
+        .map(|(n, a)| (n.to_string(), a.to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_lasts_from_the_first_failed_probe_to_the_next_answer() {
+        let s = |secs: &[(u64, bool)]| -> Vec<(Duration, bool)> {
+            secs.iter()
+                .map(|(t, up)| (Duration::from_secs(*t), *up))
+                .collect()
+        };
+        assert_eq!(longest_outage(&s(&[(0, true), (1, true)])), Duration::ZERO);
+        assert_eq!(
+            longest_outage(&s(&[
+                (0, true),
+                (1, false),
+                (2, false),
+                (4, true),
+                (5, false),
+                (6, true)
+            ])),
+            Duration::from_secs(3)
+        );
+        // Still down at the end: until the last probe.
+        assert_eq!(
+            longest_outage(&s(&[(0, false), (7, false)])),
+            Duration::from_secs(7)
+        );
+    }
 }

@@ -46,6 +46,18 @@ pub fn variant(
     std::fs::write(values, text).unwrap();
 }
 
+/// Adds `profile` (YAML, a list item indented as the manifest's) to the example's node
+/// profiles in `dir`.
+pub fn add_profile(dir: &Path, profile: &str) {
+    let path = dir.join("app.yaml");
+    let manifest = std::fs::read_to_string(&path).unwrap();
+    let at = manifest
+        .find("\nsystemOptions:")
+        .expect("the example has cluster-wide systemOptions");
+    let manifest = format!("{}\n{}{}", &manifest[..at], profile, &manifest[at..]);
+    std::fs::write(path, manifest).unwrap();
+}
+
 /// The rollback hook: helm puts the release back at its previous revision.
 const ROLLBACK: &str = r#"apiVersion: batch/v1
 kind: Job
@@ -125,12 +137,23 @@ pub type Version<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
 
 /// Builds each version's cluster image under `tmp` (`example-<version>.tar`), in order.
 pub fn images(tmp: &Path, web: &Path, versions: &[Version<'_>]) -> Vec<PathBuf> {
+    images_with(tmp, web, versions, |_, _| {})
+}
+
+/// [`images`], each version's files changed by `edit(version, dir)` before it is built.
+pub fn images_with(
+    tmp: &Path,
+    web: &Path,
+    versions: &[Version<'_>],
+    edit: impl Fn(&str, &Path),
+) -> Vec<PathBuf> {
     versions
         .iter()
         .enumerate()
         .map(|(i, (version, tag, etcd, kubelet, hooks))| {
             let dir = tmp.join(version);
             variant(&dir, version, tag, etcd, kubelet, hooks);
+            edit(version, &dir);
             let planet = if i == 0 {
                 planet::image_dir()
             } else {

@@ -1,17 +1,61 @@
-//! A rolling upgrade of a real two-node cluster: the first node installs 1.0.0, a second "host"
-//! (a network namespace of its own) joins and becomes a control plane node. `gravity upgrade`
-//! to 1.1.0 on the first node upgrades it, then the second node through that node's agent,
-//! which fetches 1.1.0 from the first node: both run 1.1.0's kubelet arguments and are Ready,
-//! the data stays. 1.2.0's postUpdate hook fails once both nodes run it: the upgrade rolls
-//! both back, the second node first, and the cluster runs 1.1.0 again. `gravity gc` removes
-//! what only a rollback needed; then the second node leaves the cluster cleanly.
+//! A rolling upgrade of a real three-node cluster: the first node installs 1.0.0, two other
+//! "hosts" (network namespaces of their own) join at once and run the control plane too, the
+//! third on a profile of its own. `gravity upgrade` to 1.1.0 on the first node upgrades it,
+//! then each other node through its agent, which fetches 1.1.0 from the first node: all run
+//! 1.1.0's kubelet arguments and are Ready, the data stays, and the API answers throughout
+//! (measured: a client that knows the three apiservers). 1.2.0 gives the third node's profile
+//! a kubelet argument kubelet refuses: that node's health gate fails, and the upgrade rolls
+//! back the nodes it did, the cluster runs 1.1.0 again. `gravity gc` removes what only a
+//! rollback needed; then the joined nodes leave the cluster cleanly.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use tests::cluster::{Joiner, all_ready, kubectl, parse};
+use tests::cluster::{
+    ApiAvailability, Joiner, all_ready, etcd_members, kubectl, node_addresses, parse,
+    watch_apiservers,
+};
 use tests::install::{Installation, text};
 use tests::planet::SharedServiceUser;
-use tests::upgrade::{self, cmdline};
+use tests::upgrade::{self, Version, cmdline};
+
+/// 1.0.0 and 1.1.0 as the single-node upgrade's; 1.2.0 breaks the spare profile's kubelet.
+const VERSIONS: [Version<'static>; 3] = [
+    upgrade::VERSIONS[0],
+    upgrade::VERSIONS[1],
+    (
+        "1.2.0",
+        "1.2",
+        "--max-request-bytes=3145728",
+        "--max-pods=90",
+        "",
+    ),
+];
+
+/// A profile of its own for the third node: a control plane node like the others until
+/// 1.2.0, whose kubelet arguments for it kubelet refuses.
+fn spare_profile(version: &str) -> String {
+    let broken = if version == "1.2.0" {
+        "    systemOptions:\n      kubelet:\n        args: [\"--max-pods=ninety\"]\n        hairpinMode: promiscuous-bridge\n"
+    } else {
+        ""
+    };
+    format!(
+        "  - name: spare
+    description: Any Linux host, on its own profile
+    labels:
+      role: spare
+    requirements:
+      volumes:
+        - name: app-data
+          path: /var/lib/example-data
+          targetPath: /var/lib/example-data
+          capacity: 1GB
+          createIfMissing: true
+          mode: \"0750\"
+{broken}"
+    )
+}
 
 /// What a node's record says it runs.
 fn version_in(state: &std::path::Path) -> String {
@@ -37,68 +81,123 @@ fn upgrade(first: &Installation, image: &std::path::Path) -> (bool, String, f64)
     )
 }
 
+/// Upgrades to `image` while a client asks every node's apiserver whether it is ready.
+fn upgrade_watching_the_api(
+    first: &Installation,
+    image: &std::path::Path,
+) -> ((bool, String, f64), ApiAvailability) {
+    let addresses: Vec<String> = node_addresses(first).into_iter().map(|(_, a)| a).collect();
+    assert_eq!(addresses.len(), 3, "{addresses:?}");
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let watch = s.spawn(|| watch_apiservers(&first.ns, &addresses, &stop));
+        let result = upgrade(first, image);
+        stop.store(true, Ordering::Relaxed);
+        (result, watch.join().unwrap())
+    })
+}
+
 #[test]
-fn a_rolling_upgrade_reaches_the_joined_node_and_a_failed_one_rolls_both_back() {
+fn a_rolling_upgrade_keeps_the_api_up_and_a_failed_node_rolls_the_cluster_back() {
     let _planet = SharedServiceUser::hold();
     let first = Installation::new();
     let tmp = tempfile::tempdir().unwrap();
     let web = upgrade::web_images(tmp.path(), &["1.1", "1.2"]);
-    let images = upgrade::images(tmp.path(), &web, &upgrade::VERSIONS);
+    let images = upgrade::images_with(tmp.path(), &web, &VERSIONS, |version, dir| {
+        upgrade::add_profile(dir, &spare_profile(version))
+    });
 
     let out = first.install_example_variant(&images[0]);
     assert!(out.status.success(), "install of 1.0.0: {}", text(&out));
     let status = first.status();
     let (addr, token, hash) = parse(status["join"]["command"].as_str().expect("a join command"));
-    let second = Joiner::new(&first);
-    let out = second.join(&addr, &token, &hash, &[]);
-    assert!(out.status.success(), "join: {}", text(&out));
-    assert!(
-        text(&out).contains("follows the cluster's upgrades"),
-        "the node's agent: {}",
-        text(&out)
-    );
-    all_ready(&first, 2).unwrap();
-    let out = second.gravity(&["agent", "status"], &[]);
-    assert!(out.status.success(), "agent status: {}", text(&out));
+    // Dropped in reverse: a failed test undoes the third node's join first.
+    let second = Joiner::named(&first, "second", 214);
+    let third = Joiner::named(&first, "third", 215);
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| second.join(&addr, &token, &hash, &[]));
+        let b = s.spawn(|| third.join_as(&addr, &token, &hash, &["--role=spare"], &[]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    for (node, out) in [("second", &a), ("third", &b)] {
+        assert!(out.status.success(), "{node}'s join: {}", text(out));
+        assert!(
+            text(out).contains("follows the cluster's upgrades"),
+            "{node}'s agent: {}",
+            text(out)
+        );
+    }
+    assert_eq!(etcd_members(&first).len(), 3, "three control plane nodes");
+    all_ready(&first, 3).unwrap();
     first.exec(&["etcdctl", "put", "/rolling-upgrade", "kept"]);
 
-    // 1.1.0: the first node, then the second, each drained, restarted, healthy, uncordoned.
-    let (ok, said, secs) = upgrade(&first, &images[1]);
+    // 1.1.0: the first node, then the second, then the third, each drained, restarted,
+    // healthy, uncordoned, while the other two serve the API.
+    let ((ok, said, secs), api) = upgrade_watching_the_api(&first, &images[1]);
     assert!(ok, "the upgrade to 1.1.0 failed: {said}");
-    eprintln!("two nodes upgraded to 1.1.0 in {secs:.1}s");
-    for line in said.lines().filter(|l| l.contains("second")) {
+    eprintln!("three nodes upgraded to 1.1.0 in {secs:.1}s");
+    for line in said.lines().filter(|l| l.contains("runs 1.1.0")) {
         eprintln!("  {line}");
     }
+    eprintln!(
+        "the API over {} rounds: longest time no apiserver answered {:.1}s; each one's longest outage: {:?}",
+        api.rounds,
+        api.none.as_secs_f64(),
+        api.servers
+    );
+    // Each apiserver was down for its node's restart: the others answered meanwhile. A
+    // round lasts at most 2.5 s (curl's limit on a loaded host): not two rounds in a row.
+    assert!(
+        api.servers.iter().all(|(_, down)| !down.is_zero()),
+        "an apiserver that never went down was not restarted: {api:?}"
+    );
+    assert!(
+        api.none.as_secs_f64() < 5.0,
+        "the API was unreachable on every node for {:.1}s: {api:?}",
+        api.none.as_secs_f64()
+    );
     assert!(said.contains("the join agent serves 1.1.0"), "{said}");
-    assert!(said.contains("node second runs 1.1.0"), "{said}");
-    // Progress is sampled (the node reports every 2 s): its restart takes longer than that.
-    assert!(
-        said.contains("second: restart"),
-        "the node's progress: {said}"
-    );
-    assert_eq!(version_in(&first.state), "1.1.0");
-    assert_eq!(version_in(&second.state()), "1.1.0");
-    let kubelet = joined_cmdline(&second, "kubelet");
-    assert!(
-        kubelet.contains("--max-pods=100") && !kubelet.contains("--max-pods=110"),
-        "the joined node's kubelet: {kubelet}"
-    );
+    for node in ["second", "third"] {
+        assert!(said.contains(&format!("node {node} runs 1.1.0")), "{said}");
+        // Progress is sampled (the node reports every 2 s): its restart takes longer.
+        assert!(
+            said.contains(&format!("{node}: restart")),
+            "{node}'s progress: {said}"
+        );
+    }
+    for (node, state) in [
+        ("first", first.state.clone()),
+        ("second", second.state()),
+        ("third", third.state()),
+    ] {
+        assert_eq!(version_in(&state), "1.1.0", "{node}'s record");
+    }
+    for node in [&second, &third] {
+        let kubelet = joined_cmdline(node, "kubelet");
+        assert!(
+            kubelet.contains("--max-pods=100") && !kubelet.contains("--max-pods=110"),
+            "{}'s kubelet: {kubelet}",
+            node.name
+        );
+        // The node fetched 1.1.0 from the first node, and keeps 1.0.0's planet for a rollback.
+        assert!(node.state().join("images/example-1.1.0/gravity").exists());
+    }
     assert!(cmdline(&first, "kubelet").contains("--max-pods=100"));
-    // The node fetched 1.1.0 from the first node, and keeps 1.0.0's planet for a rollback.
-    assert!(second.state().join("images/example-1.1.0/gravity").exists());
-    all_ready(&first, 2).unwrap();
-    let unschedulable = kubectl(
+    all_ready(&first, 3).unwrap();
+    let cordoned = kubectl(
         &first,
         &[
             "get",
-            "node",
-            "second",
+            "nodes",
             "-o",
-            "jsonpath={.spec.unschedulable}",
+            "jsonpath={range .items[*]}{.metadata.name}={.spec.unschedulable} {end}",
         ],
     )
     .unwrap();
-    assert_eq!(unschedulable, "", "the second node stays cordoned");
+    assert!(
+        !cordoned.contains("true"),
+        "a node stays cordoned: {cordoned}"
+    );
     assert_eq!(
         first
             .exec(&["etcdctl", "get", "/rolling-upgrade", "--print-value-only"])
@@ -106,25 +205,51 @@ fn a_rolling_upgrade_reaches_the_joined_node_and_a_failed_one_rolls_both_back() 
         "kept"
     );
 
-    // 1.2.0: both nodes upgraded, then its postUpdate hook fails: both come back to 1.1.0.
+    // 1.2.0: the first and second nodes upgrade; kubelet refuses the third's arguments, its
+    // health gate fails: the third node rolls itself back, then the upgrade the others.
     let (ok, said, secs) = upgrade(&first, &images[2]);
     assert!(!ok, "the upgrade to 1.2.0 should fail: {said}");
     eprintln!("the failed upgrade to 1.2.0 and its rollback took {secs:.1}s");
+    for line in said
+        .lines()
+        .filter(|l| l.contains("third") || l.contains("rolling back"))
+    {
+        eprintln!("  {line}");
+    }
     assert!(said.contains("node second runs 1.2.0"), "{said}");
-    assert!(said.contains("the post-update check failed"), "{said}");
+    assert!(
+        said.contains("planet-kubelet.service keeps exiting"),
+        "the failed health gate does not say why: {said}"
+    );
+    // kubelet's own words reach the one who runs the upgrade.
+    assert!(said.contains("--max-pods"), "{said}");
+    assert!(said.contains("node third runs 1.1.0 again"), "{said}");
     assert!(said.contains("node second runs 1.1.0 again"), "{said}");
     assert!(
         said.contains("rolled back: the node runs example 1.1.0 again"),
         "{said}"
     );
-    assert_eq!(version_in(&first.state), "1.1.0");
-    assert_eq!(version_in(&second.state()), "1.1.0");
-    let kubelet = joined_cmdline(&second, "kubelet");
-    assert!(
-        kubelet.contains("--max-pods=100"),
-        "the joined node's kubelet after the rollback: {kubelet}"
-    );
-    all_ready(&first, 2).unwrap();
+    for (node, state) in [
+        ("first", first.state.clone()),
+        ("second", second.state()),
+        ("third", third.state()),
+    ] {
+        assert_eq!(
+            version_in(&state),
+            "1.1.0",
+            "{node}'s record after the rollback"
+        );
+    }
+    for node in [&second, &third] {
+        let kubelet = joined_cmdline(node, "kubelet");
+        assert!(
+            kubelet.contains("--max-pods=100"),
+            "{}'s kubelet after the rollback: {kubelet}",
+            node.name
+        );
+    }
+    all_ready(&first, 3).unwrap();
+    assert_eq!(etcd_members(&first).len(), 3);
     assert_eq!(
         first
             .exec(&["etcdctl", "get", "/rolling-upgrade", "--print-value-only"])
@@ -134,31 +259,39 @@ fn a_rolling_upgrade_reaches_the_joined_node_and_a_failed_one_rolls_both_back() 
     let status = first.status();
     assert_eq!(status["healthy"], true, "{status:#}");
 
-    // gc removes what the rollbacks no longer need: 1.0.0's planet image on the first node
-    // (the second removed it when it finished 1.2.0), the images the second node fetched for
-    // 1.0.0 and 1.2.0; what 1.1.0 runs on stays.
-    for (node, out, removed) in [
-        ("first", first.gravity(&["gc"]), "removed planet image"),
-        (
-            "second",
-            second.gravity(&["gc"], &[]),
-            "removed cluster image example-1.0.0",
-        ),
-    ] {
-        assert!(out.status.success(), "gc on {node}: {}", text(&out));
-        assert!(text(&out).contains(removed), "gc on {node}: {}", text(&out));
+    // gc removes what the rollbacks no longer need: 1.0.0's planet image on the first node,
+    // the cluster images the joined nodes fetched for 1.0.0 and 1.2.0; what 1.1.0 runs on
+    // stays.
+    let out = first.gravity(&["gc"]);
+    assert!(out.status.success(), "gc on first: {}", text(&out));
+    assert!(
+        text(&out).contains("removed planet image"),
+        "gc on first: {}",
+        text(&out)
+    );
+    for node in [&second, &third] {
+        let out = node.gravity(&["gc"], &[]);
+        assert!(out.status.success(), "gc on {}: {}", node.name, text(&out));
+        assert!(
+            text(&out).contains("removed cluster image example-1.0.0"),
+            "gc on {}: {}",
+            node.name,
+            text(&out)
+        );
+        let images = node.state().join("images");
+        assert!(images.join("example-1.1.0").exists());
+        assert!(!images.join("example-1.0.0").exists() && !images.join("example-1.2.0").exists());
+        let out = node.gravity(&["gc"], &[]);
+        assert!(text(&out).contains("nothing to remove"), "{}", text(&out));
     }
-    let images = second.state().join("images");
-    assert!(images.join("example-1.1.0").exists());
-    assert!(!images.join("example-1.0.0").exists() && !images.join("example-1.2.0").exists());
-    let out = second.gravity(&["gc"], &[]);
-    assert!(text(&out).contains("nothing to remove"), "{}", text(&out));
-    all_ready(&first, 2).unwrap();
+    all_ready(&first, 3).unwrap();
 
-    // The upgraded node leaves as any joined node does.
-    let out = second.gravity(&["leave", "--yes"], &[]);
-    assert!(out.status.success(), "leave: {}", text(&out));
-    assert!(!second.state().exists());
+    // The upgraded nodes leave as any joined node does.
+    for node in [&third, &second] {
+        let out = node.gravity(&["leave", "--yes"], &[]);
+        assert!(out.status.success(), "{} leaves: {}", node.name, text(&out));
+        assert!(!node.state().exists());
+    }
     let out = first.uninstall();
     assert!(out.status.success(), "uninstall: {}", text(&out));
 }
