@@ -89,7 +89,7 @@ for i in $(seq "$runs"); do
     rm -f "$work/stop"; watch_api & watcher=$!
     start=$(date +%s.%N)
     g planet stop >/dev/null
-    g planet start >/dev/null
+    g planet start >/dev/null 2>&1
     # Ready as its restarted kubelet reports it (a status from before the stop does not count).
     until [ "$(ready)" = True ] && g status --output json 2>/dev/null | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["healthy"] else 1)'; do sleep 0.5; done
     end=$(date +%s.%N)
