@@ -189,8 +189,8 @@ pub enum HealthError {
     #[error("CoreDNS is not ready after {waited:?}: {last}")]
     Dns { waited: Duration, last: String },
     #[error(
-        "{} keeps exiting ({} restarts in {waited:?}, last exit status {}), its last words: {}",
-        .failing.unit, .failing.restarts, .failing.status, .failing.log
+        "{} keeps exiting ({} restarts in {} s, last exit status {}), its last words: {}",
+        .failing.unit, .failing.restarts, .waited.as_secs(), .failing.status, .failing.log
     )]
     CrashLoop {
         waited: Duration,

@@ -12,7 +12,7 @@ use super::inside;
 /// (kubelet for containerd) exits once or twice at most.
 pub const CRASH_LOOP: u32 = 5;
 /// How many of the unit's last log lines the error carries.
-const LOG_LINES: &str = "6";
+const LOG_LINES: &str = "4";
 
 /// What systemd says of a unit's restarts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +90,15 @@ fn last_words(pid: i32, unit: &str) -> String {
     let out = inside::query(
         pid,
         "/usr/bin/journalctl",
-        &["-u", unit, "-n", LOG_LINES, "-o", "cat", "--no-pager"],
+        // The unit's own processes: not systemd's lines about stopping and starting it.
+        &[
+            &format!("_SYSTEMD_UNIT={unit}"),
+            "-n",
+            LOG_LINES,
+            "-o",
+            "cat",
+            "--no-pager",
+        ],
         Duration::from_secs(5),
     );
     let text = out

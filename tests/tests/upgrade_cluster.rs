@@ -1,7 +1,8 @@
 //! A rolling upgrade of a real three-node cluster: the first node installs 1.0.0, two other
 //! "hosts" (network namespaces of their own) join at once and run the control plane too, the
 //! third on a profile of its own. `gravity upgrade` to 1.1.0 on the first node upgrades it,
-//! then each other node through its agent, which fetches 1.1.0 from the first node: all run
+//! then each other node through its agent, which fetches 1.1.0 from the first node (the first
+//! node's upgrade killed with -9 while the second node is mid-step, then resumed): all run
 //! 1.1.0's kubelet arguments and are Ready, the data stays, and the API answers throughout
 //! (measured: a client that knows the three apiservers). 1.2.0 gives the third node's profile
 //! a kubelet argument kubelet refuses: that node's health gate fails, and the upgrade rolls
@@ -81,19 +82,35 @@ fn upgrade(first: &Installation, image: &std::path::Path) -> (bool, String, f64)
     )
 }
 
-/// Upgrades to `image` while a client asks every node's apiserver whether it is ready.
-fn upgrade_watching_the_api(
+/// Upgrades to `image` while a client asks every node's apiserver whether it is ready; the
+/// upgrade is killed (-9) while the first joined node is mid-step, then resumed. What the
+/// killed run said, and the resumed run's outcome.
+fn crashed_upgrade_watching_the_api(
     first: &Installation,
     image: &std::path::Path,
-) -> ((bool, String, f64), ApiAvailability) {
+) -> (String, (bool, String, f64), ApiAvailability) {
     let addresses: Vec<String> = node_addresses(first).into_iter().map(|(_, a)| a).collect();
     assert_eq!(addresses.len(), 3, "{addresses:?}");
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let watch = s.spawn(|| watch_apiservers(&first.ns, &addresses, &stop));
-        let result = upgrade(first, image);
+        let crashed = first
+            .command()
+            .arg("--state-dir")
+            .arg(&first.state)
+            .args(["upgrade", "--image", image.to_str().unwrap(), "--yes"])
+            .env("GRAVITY_CRASH_AT", "nodes:during")
+            .output()
+            .unwrap();
+        let started = Instant::now();
+        let resumed = first.gravity(&["upgrade", "--resume"]);
+        let result = (
+            resumed.status.success(),
+            text(&resumed),
+            started.elapsed().as_secs_f64(),
+        );
         stop.store(true, Ordering::Relaxed);
-        (result, watch.join().unwrap())
+        (text(&crashed), result, watch.join().unwrap())
     })
 }
 
@@ -132,10 +149,15 @@ fn a_rolling_upgrade_keeps_the_api_up_and_a_failed_node_rolls_the_cluster_back()
     first.exec(&["etcdctl", "put", "/rolling-upgrade", "kept"]);
 
     // 1.1.0: the first node, then the second, then the third, each drained, restarted,
-    // healthy, uncordoned, while the other two serve the API.
-    let ((ok, said, secs), api) = upgrade_watching_the_api(&first, &images[1]);
-    assert!(ok, "the upgrade to 1.1.0 failed: {said}");
-    eprintln!("three nodes upgraded to 1.1.0 in {secs:.1}s");
+    // healthy, uncordoned, while the other two serve the API. The first node's upgrade is
+    // killed while the second node is mid-step; resumed, it waits for that node's step.
+    let (crashed, (ok, said, secs), api) = crashed_upgrade_watching_the_api(&first, &images[1]);
+    assert!(
+        crashed.contains("second: ") && !crashed.contains("node second runs 1.1.0"),
+        "the upgrade was not killed during the second node's step: {crashed}"
+    );
+    assert!(ok, "the resumed upgrade to 1.1.0 failed: {said}");
+    eprintln!("the resumed upgrade finished three nodes on 1.1.0 in {secs:.1}s");
     for line in said.lines().filter(|l| l.contains("runs 1.1.0")) {
         eprintln!("  {line}");
     }
@@ -156,7 +178,7 @@ fn a_rolling_upgrade_keeps_the_api_up_and_a_failed_node_rolls_the_cluster_back()
         "the API was unreachable on every node for {:.1}s: {api:?}",
         api.none.as_secs_f64()
     );
-    assert!(said.contains("the join agent serves 1.1.0"), "{said}");
+    assert!(crashed.contains("the join agent serves 1.1.0"), "{crashed}");
     for node in ["second", "third"] {
         assert!(said.contains(&format!("node {node} runs 1.1.0")), "{said}");
         // Progress is sampled (the node reports every 2 s): its restart takes longer.

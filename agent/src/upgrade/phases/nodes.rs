@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use operation::{Phase, Report};
+use operation::{Phase, Report, failpoint};
 use rpc::agent::rollout::{Action, Rollout, StepState, Target};
 
 use crate::upgrade::Ctx;
@@ -106,6 +106,8 @@ fn wait(
                 StepState::Running if step.message != said => {
                     out.say(format!("{node}: {}", step.message));
                     said = step.message.clone();
+                    // The crash tests' point: the first node gone while a node is mid-step.
+                    failpoint("nodes", "during");
                 }
                 StepState::Running => {}
             }
