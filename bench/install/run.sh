@@ -39,7 +39,7 @@ for i in $(seq "$runs"); do
     end=$(date +%s.%N)
     echo "install $(echo "$end - $start" | bc -l)" >> "$work/times"
     "$bin/gravity" plan --output json --state-dir "$state" \
-        | python3 -c 'import json,sys; [print("phase:"+p["name"], (p["finishedMs"]-p["startedMs"])/1000) for p in json.load(sys.stdin)["phases"]]' \
+        | python3 bench/times.py phases "phase" \
         >> "$work/times"
     printf 'run %d: install %.2f s\n' "$i" "$(echo "$end - $start" | bc -l)"
 done
@@ -72,15 +72,12 @@ for r, name in sorted(top, reverse=True)[:8]:
     print(f"  {name:<24}{r / 1024:>6.0f} MiB")
 PY
 
-python3 - "$work/times" <<'PY'
-import statistics, sys, collections
-t = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    k, v = line.split()
-    t[k].append(float(v))
-med = {k: statistics.median(v) for k, v in t.items()}
+PYTHONPATH=bench python3 - "$work/times" <<'PY'
+import sys
+from times import medians
+runs, med = medians(sys.argv[1])
 print()
-print(f"{'median of ' + str(len(t['install'])) + ' runs':<40}{'seconds':>8}")
+print(f"{'median of ' + str(runs['install']) + ' runs':<40}{'seconds':>8}")
 print(f"{'tar -xf of the cluster image (reference)':<40}{med['tar']:>8.2f}")
 print(f"{'gravity install, tarball to pod Ready':<40}{med['install']:>8.2f}   (goal: 30 s; k3s: ~30 s to a Ready node)")
 for k, v in med.items():

@@ -73,7 +73,7 @@ for i in $(seq "$runs"); do
         end=$(date +%s.%N)
         echo "$kind $(echo "$end - $start" | bc -l)" >> "$work/times"
         in_ns "$second" "$bin/gravity" plan --output json --state-dir "$work/second" \
-            | python3 -c 'import json,sys; [print(sys.argv[1]+":"+p["name"], (p["finishedMs"]-p["startedMs"])/1000) for p in json.load(sys.stdin)["phases"]]' "$kind" \
+            | python3 bench/times.py phases "$kind" \
             >> "$work/times"
         printf 'run %d: %s join %.2f s\n' "$i" "$kind" "$(echo "$end - $start" | bc -l)"
         in_ns "$second" "$bin/gravity" uninstall --yes --state-dir "$work/second" >/dev/null 2>&1
@@ -81,15 +81,12 @@ for i in $(seq "$runs"); do
 done
 kill "$server"
 
-python3 - "$work/times" <<'PY'
-import statistics, sys, collections
-t = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    k, v = line.split()
-    t[k].append(float(v))
-med = {k: statistics.median(v) for k, v in t.items()}
+PYTHONPATH=bench python3 - "$work/times" <<'PY'
+import sys
+from times import medians
+runs, med = medians(sys.argv[1])
 print()
-print(f"{'median of ' + str(len(t['copy'])) + ' runs':<44}{'seconds':>8}")
+print(f"{'median of ' + str(runs['copy']) + ' runs':<44}{'seconds':>8}")
 print(f"{'copy of the cluster image over the link (ref.)':<44}{med['copy']:>8.2f}")
 for kind in ("control-plane", "worker"):
     print(f"{'gravity join, nothing to a Ready ' + kind:<44}{med[kind]:>8.2f}   (goal: 30 s)")

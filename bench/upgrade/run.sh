@@ -105,21 +105,18 @@ for i in $(seq "$runs"); do
     echo "upgrade $(echo "$end - $start" | bc -l)" >> "$work/times"
     echo "upgrade-outage $(outage)" >> "$work/times"
     g plan --output json \
-        | python3 -c 'import json,sys; [print("phase:"+p["name"], (p["finishedMs"]-p["startedMs"])/1000) for p in json.load(sys.stdin)["phases"] if p.get("finishedMs")]' \
+        | python3 bench/times.py phases "phase" \
         >> "$work/times"
     printf 'run %d: planet restart %.2f s, upgrade %.2f s\n' "$i" \
         "$(grep '^restart ' "$work/times" | tail -1 | cut -d' ' -f2)" "$(echo "$end - $start" | bc -l)"
 done
 
-python3 - "$work/times" <<'PY'
-import statistics, sys, collections
-t = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    k, v = line.split()
-    t[k].append(float(v))
-med = {k: statistics.median(v) for k, v in t.items()}
+PYTHONPATH=bench python3 - "$work/times" <<'PY'
+import sys
+from times import medians
+runs, med = medians(sys.argv[1])
 print()
-print(f"{'median of ' + str(len(t['upgrade'])) + ' runs':<44}{'seconds':>8}")
+print(f"{'median of ' + str(runs['upgrade']) + ' runs':<44}{'seconds':>8}")
 print(f"{'planet stop + start to node Ready (reference)':<44}{med['restart']:>8.2f}")
 print(f"{'  its API outage':<44}{med['restart-outage']:>8.2f}")
 print(f"{'gravity upgrade, one node, end to end':<44}{med['upgrade']:>8.2f}   (goal: 60 s per node)")
