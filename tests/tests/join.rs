@@ -422,9 +422,15 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
         "the removed node's single-use token is not free again:\n{}",
         tokens(&first)
     );
-    // Its host comes back: uninstalling there works, the cluster has forgotten it already.
+    // Its host comes back: uninstalling there works, the cluster has forgotten it already
+    // and refuses its certificate (hooks, drain) except to leave.
     let out = third.gravity(&["uninstall", "--yes"], &[]);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("the cluster forgot node third already"),
+        "{}",
+        text(&out)
+    );
     assert!(!third.state().exists());
     drop(third);
 

@@ -106,6 +106,26 @@ impl Ctx {
         Ok(self.node.as_mut().expect("just made"))
     }
 
+    /// What undoing the join asks of the cluster: `None` where the cluster forgot this node
+    /// already (`gravity remove` on a master), which leaves it nothing to do for it.
+    pub fn unless_forgotten<T>(
+        &self,
+        asked: Result<T, rpc::agent::AgentError>,
+        out: &mut operation::Report<'_>,
+    ) -> anyhow::Result<Option<T>> {
+        match asked {
+            Ok(answer) => Ok(Some(answer)),
+            Err(e) if e.node_forgotten() => {
+                out.say(format!(
+                    "the cluster forgot node {} already: nothing to undo there",
+                    self.params.node_name
+                ));
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// A client of the cluster's agent that authenticates with this node's certificate.
     pub fn client(&self) -> anyhow::Result<rpc::agent::Client> {
         let read = |p: PathBuf| {

@@ -81,3 +81,17 @@ pub enum AgentError {
         want: String,
     },
 }
+
+impl AgentError {
+    /// The cluster does not know this node (it left, or a master removed it): it refuses the
+    /// node's certificate for anything but leaving.
+    pub fn node_forgotten(&self) -> bool {
+        matches!(
+            self,
+            AgentError::Refused {
+                kind: ErrorKind::NotFound,
+                ..
+            }
+        )
+    }
+}

@@ -207,12 +207,19 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Resul
         let s = tls.get_mut();
         s.conn.complete_io(&mut s.sock)?;
     }
-    let node = tls
+    let certificate = tls
         .get_ref()
         .conn
         .peer_certificates()
         .and_then(|c| c.first())
-        .and_then(|c| node_of(c.as_ref()));
+        .map(|c| c.as_ref().to_vec());
+    let node = certificate.as_deref().and_then(node_of);
+    // A valid certificate of a node the cluster forgot, or of an earlier join of its name,
+    // may do nothing but say it leaves (what an undone join says again after a crash).
+    let standing = match (&node, &certificate) {
+        (Some(node), Some(der)) => standing(&shared.nodes_dir, node, der),
+        _ => Standing::Member,
+    };
     let mut hello = false;
     loop {
         let mut line = String::new();
@@ -256,6 +263,15 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Resul
                     ErrorKind::Unauthenticated,
                     "this request needs the node's client certificate: join with a token first",
                 );
+            }
+            Request::Leave if standing == Standing::Forgotten => {
+                let node = node.clone().unwrap_or_default();
+                send(&mut tls, &Response::Left { node })?;
+            }
+            _ if standing != Standing::Member => {
+                let node = node.as_deref().unwrap_or_default();
+                tracing::warn!(%peer, node, ?standing, "a revoked node certificate refused");
+                return refuse(&mut tls, standing.kind(), standing.why(node));
             }
             Request::Cluster { role } => {
                 let node = node.as_deref().unwrap_or_default();
@@ -344,6 +360,58 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Resul
             }
         }
     }
+}
+
+/// What the cluster makes of a node's verified certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Its node is a member, and this is the certificate its join was given (or its record
+    /// predates recorded certificates).
+    Member,
+    /// The node left or was removed: the cluster has no record of it.
+    Forgotten,
+    /// A later join of a node of that name was given another certificate.
+    Replaced,
+}
+
+impl Standing {
+    fn kind(self) -> ErrorKind {
+        match self {
+            // What a node's agent takes for "this node is no member": it stops asking.
+            Standing::Forgotten => ErrorKind::NotFound,
+            _ => ErrorKind::Unauthenticated,
+        }
+    }
+
+    fn why(self, node: &str) -> String {
+        match self {
+            Standing::Forgotten => format!(
+                "node {node} is not a member of the cluster (it left or was removed): its certificate is no longer accepted; join again with a token"
+            ),
+            _ => format!(
+                "this certificate of node {node} is no longer accepted: the node joined again since, and was given another"
+            ),
+        }
+    }
+}
+
+/// Whether `der`, a certificate the cluster CA signed for `node`, is the one the cluster
+/// recorded for it.
+fn standing(nodes_dir: &Path, node: &str, der: &[u8]) -> Standing {
+    let Ok(bytes) = std::fs::read(record_in(nodes_dir, node)) else {
+        return Standing::Forgotten;
+    };
+    let record: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    match record["certificate"].as_str() {
+        Some(recorded) if recorded != fingerprint(der) => Standing::Replaced,
+        _ => Standing::Member,
+    }
+}
+
+/// `sha256:<hex>` of a certificate's DER.
+fn fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(der)))
 }
 
 /// The node name of a verified client certificate: its common name, if it is a node's.
@@ -461,11 +529,21 @@ fn join(shared: &Shared, token: &str, node: &str, csr: &str, peer: SocketAddr) -
             return error(ErrorKind::Invalid, format!("the node's CSR: {e}"));
         }
     };
+    let der = match x509_parser::pem::parse_x509_pem(certificate.as_bytes()) {
+        Ok((_, pem)) => pem.contents,
+        Err(e) => {
+            let _ = shared.tokens.unredeem(&record.id, node);
+            return error(ErrorKind::Internal, format!("the node's certificate: {e}"));
+        }
+    };
+    // Only this certificate speaks for the node from now on: one from an earlier join of the
+    // name, or of a node the cluster forgot, is refused.
     let entry = serde_json::json!({
         "node": node,
         "address": peer.ip().to_string(),
         "token": record.id,
         "joined": super::tokens::now(),
+        "certificate": fingerprint(&der),
     });
     if let Err(e) = std::fs::create_dir_all(&shared.nodes_dir)
         .and_then(|()| durable::write_atomic(&record_path, entry.to_string().as_bytes()))

@@ -199,8 +199,9 @@ fn a_node_joins_then_fetches_with_its_certificate_and_resumes_a_cut_transfer() {
     assert!(joined.certificate.contains("BEGIN CERTIFICATE"));
     assert_eq!(joined.ca, c.ca_pem);
     assert_eq!(c.joined_nodes(), vec!["node-2.json".to_string()]);
-    // Asking again (a lost answer) is not a second use.
-    c.client().join(&token, "node-2").unwrap();
+    // Asking again (a lost answer) is not a second use; only the certificate of the last
+    // answer is the node's.
+    let joined = c.client().join(&token, "node-2").unwrap();
     let uses = &c.tokens().list().unwrap()[0].uses;
     assert_eq!(uses.len(), 1);
     assert_eq!(uses[0].node, "node-2");
@@ -597,4 +598,38 @@ fn a_joined_nodes_agent_syncs_its_upgrade_target_and_reports_its_steps() {
     assert_eq!(rollout.target("second").unwrap(), None);
     let e = second.sync("1.0.0", None).unwrap_err();
     assert_eq!(refused_kind(e).0, ErrorKind::NotFound);
+}
+
+#[test]
+fn a_forgotten_node_or_an_earlier_join_of_its_name_is_refused_its_certificate() {
+    let c = cluster();
+    let token = c.token(false);
+    let first = c.client().join(&token, "node-2").unwrap();
+    let old = Client::new(&c.addr(), &c.hash, Some((&first.certificate, &first.key))).unwrap();
+    old.cluster(None).unwrap();
+
+    // The cluster forgets the node (a master's `gravity remove`): its certificate, still
+    // valid under the CA, asks for nothing any more, except to leave, which changes nothing.
+    let nodes_dir = c.dir.path().join("agent/nodes");
+    assert!(forget_joined(&nodes_dir, &c.tokens(), "node-2").unwrap());
+    let e = old.cluster(None).unwrap_err();
+    assert!(e.node_forgotten(), "{e}");
+    let (kind, message) = refused_kind(e);
+    assert_eq!(kind, ErrorKind::NotFound);
+    assert!(message.contains("not a member of the cluster"), "{message}");
+    let e = old.sync("1.0.0", None).unwrap_err();
+    assert!(e.node_forgotten(), "{e}");
+    old.leave().unwrap();
+    assert!(c.joined_nodes().is_empty());
+
+    // The name joins again: only the new certificate speaks for it.
+    let again = c.client().join(&token, "node-2").unwrap();
+    let new = Client::new(&c.addr(), &c.hash, Some((&again.certificate, &again.key))).unwrap();
+    new.cluster(None).unwrap();
+    let (kind, message) = refused_kind(old.cluster(None).unwrap_err());
+    assert_eq!(kind, ErrorKind::Unauthenticated);
+    assert!(message.contains("joined again since"), "{message}");
+    // Nor may the old one make the cluster forget the new node.
+    refused_kind(old.leave().unwrap_err());
+    assert_eq!(c.joined_nodes(), vec!["node-2.json".to_string()]);
 }

@@ -146,7 +146,9 @@ impl Phase<Ctx> for Credentials {
     }
     fn rollback(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         // A learner never started, or one the promote phase's undoing could not reach.
-        if super::promote::control_plane_node(ctx) && ctx.client()?.remove_member()? {
+        if super::promote::control_plane_node(ctx)
+            && ctx.unless_forgotten(ctx.client()?.remove_member(), out)? == Some(true)
+        {
             out.say("removed this node's etcd member from the cluster");
         }
         state::remove_dir(&ctx.layout.pki())?;

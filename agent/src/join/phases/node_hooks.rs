@@ -12,12 +12,16 @@ pub struct PreNodeAdd;
 pub struct PostNodeAdd;
 
 fn run(ctx: &Ctx, hook: NodeHook, out: &mut Report<'_>) -> anyhow::Result<()> {
-    if ctx.client()?.node_hook(hook)? {
+    said(hook, ctx.client()?.node_hook(hook)?, out);
+    Ok(())
+}
+
+fn said(hook: NodeHook, ran: bool, out: &mut Report<'_>) {
+    if ran {
         out.say(format!("the application's {} hook ran", hook.name()));
     } else {
         out.say(format!("the application has no {} hook", hook.name()));
     }
-    Ok(())
 }
 
 impl Phase<Ctx> for PreNodeAdd {
@@ -49,8 +53,13 @@ impl Phase<Ctx> for PostNodeAdd {
     /// pods), then the cluster drains it (cordoned, its pods evicted: their controllers start
     /// them elsewhere before it goes).
     fn rollback(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
-        run(ctx, NodeHook::PreNodeRemove, out)?;
-        if ctx.client()?.drain()? {
+        let client = ctx.client()?;
+        let hook = NodeHook::PreNodeRemove;
+        let Some(ran) = ctx.unless_forgotten(client.node_hook(hook), out)? else {
+            return Ok(());
+        };
+        said(hook, ran, out);
+        if ctx.unless_forgotten(client.drain(), out)? == Some(true) {
             out.say(format!("the cluster drained node {}", ctx.params.node_name));
         }
         Ok(())

@@ -36,7 +36,9 @@ impl Phase<Ctx> for Promote {
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
-        if control_plane_node(ctx) && ctx.client()?.remove_member()? {
+        if control_plane_node(ctx)
+            && ctx.unless_forgotten(ctx.client()?.remove_member(), out)? == Some(true)
+        {
             out.say("removed this node's etcd member from the cluster");
         }
         Ok(())
