@@ -29,6 +29,9 @@ pub struct FakeHost {
     pub systemd: bool,
     /// A hook whose Job fails.
     pub failing_hook: Option<String>,
+    /// Checks the preflight reports, by the cluster version it runs for: (version, id,
+    /// requirement, passes).
+    pub checks: Vec<(String, String, String, bool)>,
 }
 
 impl FakeHost {
@@ -54,6 +57,7 @@ impl FakeHost {
             root: root.to_path_buf(),
             systemd,
             failing_hook: None,
+            checks: Vec::new(),
         }
     }
 
@@ -77,6 +81,7 @@ impl FakeHost {
             },
             checks: Box::new(FakeChecks {
                 log: self.log.clone(),
+                checks: self.checks.clone(),
             }),
             planet: Box::new(FakePlanet {
                 log: self.log.clone(),
@@ -139,9 +144,10 @@ impl HostChanger for FakeKernel {
     }
 }
 
-/// Every check passes.
+/// Reports the host's `checks` for the manifest's version (none unless a test sets some).
 struct FakeChecks {
     log: Log,
+    checks: Vec<(String, String, String, bool)>,
 }
 
 impl NodeChecks for FakeChecks {
@@ -161,6 +167,20 @@ impl NodeChecks for FakeChecks {
                 image_dir.display()
             ),
         );
+        let version = &manifest.metadata.resource_version;
+        let checks = self
+            .checks
+            .iter()
+            .filter(|(v, ..)| v == version)
+            .map(|(_, id, required, passes)| {
+                let status = if *passes {
+                    preflight::Status::Pass
+                } else {
+                    preflight::Status::Fail
+                };
+                preflight::CheckResult::new(id, id, status).required(required)
+            })
+            .collect();
         preflight::Report {
             subject: preflight::report::Subject {
                 profile: profile.name.clone(),
@@ -168,6 +188,7 @@ impl NodeChecks for FakeChecks {
                 version: None,
                 hostname: None,
             },
+            checks,
             ..Default::default()
         }
     }

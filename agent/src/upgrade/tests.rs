@@ -108,6 +108,33 @@ fn a_failing_post_update_hook_rolls_the_node_back() {
     );
 }
 
+#[test]
+fn only_a_new_requirement_that_fails_fails_the_upgrade() {
+    let attempt = |checks: &[(&str, &str, &str, bool)]| {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut host = FakeHost::new(&tmp.path().join("root"), true);
+        install(tmp.path(), &host);
+        host.checks = checks
+            .iter()
+            .map(|(v, id, req, passes)| (v.to_string(), id.to_string(), req.to_string(), *passes))
+            .collect();
+        upgrade(tmp.path(), &host).map(drop)
+    };
+    // The disk's latency passed for the installed version and fails now (a busy host): the
+    // same requirement, no difference. A new requirement that fails is one.
+    let disk = [
+        ("0.1.0", "disk", "p99 below 10 ms", true),
+        ("0.2.0", "disk", "p99 below 10 ms", false),
+    ];
+    attempt(&disk).expect("only an unchanged requirement fails");
+    let ram = ("0.2.0", "ram", "at least 64GB", false);
+    let err = format!("{:#}", attempt(&[disk[0], disk[1], ram]).unwrap_err());
+    assert!(
+        err.contains("differ from the installed ones fail on this host (ram)"),
+        "{err}"
+    );
+}
+
 /// A joined node's agent as the rollout sees it: it does what its target says, `fail`ing an
 /// upgrade if asked to; every target it got, in order.
 fn fake_node(
