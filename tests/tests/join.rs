@@ -151,9 +151,43 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
             &[("GRAVITY_CRASH_AT", crash)],
         )
     };
+    for crash in ["fetch:during", "checks:before"] {
+        let out = resume(crash);
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{crash}: the failpoint did not fire:\n{}",
+            text(&out)
+        );
+    }
+    // A firewall on the first node that lets the agent through but not the apiserver: the
+    // checks name the port; once it is open, the resumed join goes on.
+    let first_ip = addr.rsplit_once(':').map_or(addr.as_str(), |(ip, _)| ip);
+    let rule = [
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        "6443",
+        "-s",
+        "10.214.0.2",
+        "-j",
+        "REJECT",
+    ];
+    first.ns.run(&[&["iptables", "-I"][..], &rule[..]].concat());
+    let out = resume("none");
+    first.ns.run(&[&["iptables", "-D"][..], &rule[..]].concat());
+    refused(
+        &out,
+        "a filtered apiserver port",
+        &format!("preflight check failed on this host (cluster:{first_ip}:6443)"),
+    );
+    assert!(
+        text(&out).contains("let this host connect to TCP port 6443"),
+        "{}",
+        text(&out)
+    );
     for crash in [
-        "fetch:during",
-        "checks:before",
         "credentials:before",
         "start:during",
         "promote:before",

@@ -5,6 +5,7 @@ pub mod cpu_ram;
 pub mod custom;
 pub mod devices;
 pub mod disk;
+pub mod endpoints;
 pub mod kernel;
 pub mod network;
 pub mod os;

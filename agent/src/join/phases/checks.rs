@@ -9,6 +9,36 @@ use crate::join::plan::Ctx;
 
 pub struct Checks;
 
+/// A TCP connection across a working network takes milliseconds.
+const ENDPOINT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What every node connects to on the first node: its apiserver (kubelet, kube-proxy) and the
+/// cluster's registry (containerd's pulls).
+fn cluster_endpoints(
+    facts: &rpc::agent::ClusterFacts,
+) -> Vec<preflight::checks::endpoints::Endpoint> {
+    use preflight::checks::endpoints::Endpoint;
+    let mut out = Vec::new();
+    let apiserver = facts
+        .apiserver
+        .as_deref()
+        .and_then(|url| url.strip_prefix("https://"))
+        .and_then(|hostport| hostport.parse().ok());
+    if let Some(addr) = apiserver {
+        out.push(Endpoint {
+            what: "the cluster's apiserver".into(),
+            addr,
+        });
+    }
+    if let Some(ip) = facts.first_node_ip {
+        out.push(Endpoint {
+            what: "the cluster's registry".into(),
+            addr: std::net::SocketAddr::new(ip, crate::install::phases::images::REGISTRY_PORT),
+        });
+    }
+    out
+}
+
 impl Phase<Ctx> for Checks {
     fn name(&self) -> &'static str {
         "checks"
@@ -53,6 +83,12 @@ impl Phase<Ctx> for Checks {
             .effects()
             .checks
             .run(&image.manifest, &profile, &opts, &image.dir);
+        report
+            .checks
+            .extend(preflight::checks::endpoints::check_endpoints(
+                &cluster_endpoints(&index.facts),
+                ENDPOINT_TIMEOUT,
+            ));
         report.apply_ignores(&preflight::IgnoreList::from_entries(
             &ctx.params.ignore_preflight_errors,
         ));
