@@ -48,6 +48,8 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// `HOST:PORT` of peers running `gravity check --serve`.
     pub peers: Vec<String>,
+    /// A running cluster's endpoints this host must reach (a joining node's).
+    pub cluster_endpoints: Vec<checks::endpoints::Endpoint>,
     /// Disk write rate, fdatasync latency and network rate: off for a quick run.
     pub rate_tests: bool,
     /// Overrides every custom check's timeout (the manifest's per-check `timeout`, else 60 s).
@@ -67,6 +69,7 @@ impl Default for Options {
             root: PathBuf::from("/"),
             state_dir: PathBuf::from("/var/lib/gravity"),
             peers: Vec::new(),
+            cluster_endpoints: Vec::new(),
             rate_tests: true,
             custom_timeout: None,
             autofix: false,
@@ -185,6 +188,10 @@ pub fn run_with(
     {
         checks.push(r);
     }
+    checks.extend(checks::endpoints::check_endpoints(
+        &opts.cluster_endpoints,
+        checks::endpoints::TIMEOUT,
+    ));
     for peer in &opts.peers {
         match timed("peer", || {
             checks::network::check_peer(

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::CheckResult;
 
+/// A TCP connection across a working network takes milliseconds.
+pub const TIMEOUT: Duration = Duration::from_secs(3);
+
 /// One endpoint: what serves there, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {

@@ -9,9 +9,6 @@ use crate::join::plan::Ctx;
 
 pub struct Checks;
 
-/// A TCP connection across a working network takes milliseconds.
-const ENDPOINT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
-
 /// What every node connects to on the first node: its apiserver (kubelet, kube-proxy) and the
 /// cluster's registry (containerd's pulls).
 fn cluster_endpoints(
@@ -77,18 +74,13 @@ impl Phase<Ctx> for Checks {
         let opts = preflight::Options {
             state_dir: ctx.layout.root().to_path_buf(),
             peers: vec![peer],
+            cluster_endpoints: cluster_endpoints(&index.facts),
             ..preflight::Options::default()
         };
         let mut report = ctx
             .effects()
             .checks
             .run(&image.manifest, &profile, &opts, &image.dir);
-        report
-            .checks
-            .extend(preflight::checks::endpoints::check_endpoints(
-                &cluster_endpoints(&index.facts),
-                ENDPOINT_TIMEOUT,
-            ));
         report.apply_ignores(&preflight::IgnoreList::from_entries(
             &ctx.params.ignore_preflight_errors,
         ));
