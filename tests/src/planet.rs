@@ -20,32 +20,42 @@ use crate::netns::NetNs;
 /// The directory holding `planet.json` and the image, built once per test process.
 pub fn image_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let started = Instant::now();
-        let out = Command::new(bins::repo().join("planet-image/build.sh"))
-            .output()
-            .expect("run planet-image/build.sh");
-        assert!(
-            out.status.success(),
-            "planet-image/build.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dir = PathBuf::from(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .last()
-                .expect("build.sh prints the image directory")
-                .trim(),
-        );
-        assert!(dir.join("planet.json").is_file(), "{}", dir.display());
-        eprintln!(
-            "planet image: {} ({:.1?})",
-            dir.display(),
-            started.elapsed()
-        );
-        dir
-    })
-    .clone()
+    DIR.get_or_init(|| built("planet-image/build.sh")).clone()
+}
+
+/// planet's image with etcd one patch older (`tests/fixtures/previous-etcd/`): what the
+/// upgrade tests install first, so that the upgrade brings a newer patch of a component.
+pub fn previous_etcd_image_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| built("tests/fixtures/previous-etcd/build.sh"))
+        .clone()
+}
+
+/// Runs a script that builds (or finds cached) a planet image and prints its directory last.
+fn built(script: &str) -> PathBuf {
+    let started = Instant::now();
+    let out = Command::new(bins::repo().join(script))
+        .output()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = PathBuf::from(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_else(|| panic!("{script} prints the image directory"))
+            .trim(),
+    );
+    assert!(dir.join("planet.json").is_file(), "{}", dir.display());
+    eprintln!(
+        "planet image: {} ({:.1?})",
+        dir.display(),
+        started.elapsed()
+    );
+    dir
 }
 
 fn run_ok(cmd: &mut Command) -> String {

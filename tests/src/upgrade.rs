@@ -1,5 +1,6 @@
 //! Cluster images of the example in several versions, for the upgrade tests: each with its
-//! own daemon arguments, application image tag and hooks, some on a restamped planet image.
+//! own daemon arguments, application image tag and hooks; the first on planet's image with an
+//! older etcd patch, the others on planet's own image, restamped.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -132,7 +133,8 @@ pub fn build(dir: &Path, web: &Path, planet: &Path, out: &Path) {
 }
 
 /// One version of the example ([`variant`]): (version, web tag, etcd arg, kubelet arg, extra
-/// hooks); the first runs planet's own image, the others a restamped one.
+/// hooks); the first runs planet's image with etcd one patch older, the others planet's own
+/// image, restamped.
 pub type Version<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
 
 /// Builds each version's cluster image under `tmp` (`example-<version>.tar`), in order.
@@ -155,7 +157,7 @@ pub fn images_with(
             variant(&dir, version, tag, etcd, kubelet, hooks);
             edit(version, &dir);
             let planet = if i == 0 {
-                planet::image_dir()
+                planet::previous_etcd_image_dir()
             } else {
                 restamped_planet(&tmp.join(format!("planet-{version}")), version)
             };
@@ -164,6 +166,13 @@ pub fn images_with(
             out
         })
         .collect()
+}
+
+/// The etcd version a planet image carries (its planet.json's `kube.etcd`).
+pub fn etcd_version(planet_dir: &Path) -> String {
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(planet_dir.join("planet.json")).unwrap()).unwrap();
+    meta["kube"]["etcd"].as_str().unwrap().to_string()
 }
 
 /// The arguments of the process whose program ends with `binary`, inside planet.

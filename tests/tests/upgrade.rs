@@ -1,6 +1,6 @@
 //! `gravity upgrade` on a real single-node cluster: 1.0.0 installed, data written into etcd,
-//! a ConfigMap and a volume; 1.1.0 (another planet image, other etcd and kubelet arguments, a
-//! new application image deployed by its update hook) upgrades it, and everything written is
+//! a ConfigMap and a volume; 1.1.0 (another planet image, whose etcd is a newer patch, other
+//! etcd and kubelet arguments, a new application image deployed by its update hook) upgrades it, and everything written is
 //! still there, though the upgrade was killed (-9) while planet was stopped and resumed. Then
 //! 1.2.0, whose postUpdate hook fails, rolls back by itself: the node runs
 //! 1.1.0 again with its arguments, the rollback hook put the application back, the data stays.
@@ -31,6 +31,16 @@ fn web_image(inst: &Installation) -> String {
             "jsonpath={.spec.template.spec.containers[0].image}",
         ],
     )
+}
+
+/// The version of the etcd binary planet runs ("v3.6.16"), as it says itself.
+fn etcd_running(inst: &Installation) -> String {
+    let out = inst.exec(&["etcd", "--version"]);
+    let version = out
+        .lines()
+        .find_map(|l| l.strip_prefix("etcd Version: "))
+        .unwrap_or_else(|| panic!("etcd --version: {out}"));
+    format!("v{}", version.trim())
 }
 
 fn cluster_version(inst: &Installation) -> String {
@@ -91,6 +101,12 @@ fn upgrade_keeps_the_data_and_a_failed_one_rolls_back() {
     );
     std::fs::write(inst.app_data.join("kept.txt"), "volume-value").unwrap();
     let written = data(&inst);
+    let (old_etcd, new_etcd) = (
+        upgrade::etcd_version(&tests::planet::previous_etcd_image_dir()),
+        upgrade::etcd_version(&tests::planet::image_dir()),
+    );
+    assert_ne!(old_etcd, new_etcd, "1.0.0's planet has the same etcd");
+    assert_eq!(etcd_running(&inst), old_etcd);
     assert_eq!(
         written,
         (
@@ -127,6 +143,10 @@ fn upgrade_keeps_the_data_and_a_failed_one_rolls_back() {
         "the images to push: {said}"
     );
     assert!(said.contains("etcd's snapshot: "), "{said}");
+    assert!(
+        said.contains(&format!("etcd: {old_etcd} -> {new_etcd}")),
+        "what will change: {said}"
+    );
     let out = inst.gravity(&["upgrade", "--resume"]);
     assert!(
         out.status.success(),
@@ -142,6 +162,8 @@ fn upgrade_keeps_the_data_and_a_failed_one_rolls_back() {
             .unwrap_or("?")
     );
     assert_eq!(cluster_version(&inst), "1.1.0");
+    // The newer patch runs, on the data the older one wrote.
+    assert_eq!(etcd_running(&inst), new_etcd);
     let etcd = cmdline(&inst, "etcd");
     assert!(etcd.contains("--max-request-bytes=2097152"), "{etcd}");
     let kubelet = cmdline(&inst, "kubelet");

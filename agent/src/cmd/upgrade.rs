@@ -155,10 +155,19 @@ fn describe(params: &UpgradeParams, image: &ClusterImage) -> String {
             format!("{planet_version} -> {}", meta.version)
         };
         out += &format!("  planet image: {change}\n");
-        let components = upgrade::components(dir);
+        let installed = StateDir::new(&params.node.state_dir)
+            .planet()
+            .images()
+            .join(planet_version);
+        let (old, new) = (upgrade::components(&installed), upgrade::components(dir));
         for (key, name) in [("kubernetes", "Kubernetes"), ("etcd", "etcd")] {
-            if let Some(v) = components.get(key) {
-                out += &format!("  {name}: {v}\n");
+            match (old.get(key), new.get(key)) {
+                (Some(from), Some(to)) if from != to => {
+                    out += &format!("  {name}: {from} -> {to}\n");
+                }
+                (Some(_), Some(to)) => out += &format!("  {name}: {to} (unchanged)\n"),
+                (None, Some(to)) => out += &format!("  {name}: {to}\n"),
+                (_, None) => {}
             }
         }
     }
