@@ -59,6 +59,24 @@ pub fn add_profile(dir: &Path, profile: &str) {
     std::fs::write(path, manifest).unwrap();
 }
 
+/// Adds a volume to the example's first profile in `dir`: `path` on the host (created where
+/// missing), `target` inside planet.
+pub fn add_volume(dir: &Path, name: &str, path: &Path, target: &str) {
+    let file = dir.join("app.yaml");
+    let manifest = std::fs::read_to_string(&file).unwrap();
+    let after = "          mode: \"0750\"\n";
+    assert!(manifest.contains(after), "the example's volume moved");
+    let volume = format!(
+        "        - name: {name}\n          path: {}\n          targetPath: {target}\n          createIfMissing: true\n          mode: \"0750\"\n",
+        path.display()
+    );
+    std::fs::write(
+        file,
+        manifest.replacen(after, &format!("{after}{volume}"), 1),
+    )
+    .unwrap();
+}
+
 /// The rollback hook: helm puts the release back at its previous revision.
 const ROLLBACK: &str = r#"apiVersion: batch/v1
 kind: Job
@@ -137,12 +155,8 @@ pub fn build(dir: &Path, web: &Path, planet: &Path, out: &Path) {
 /// image, restamped.
 pub type Version<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
 
-/// Builds each version's cluster image under `tmp` (`example-<version>.tar`), in order.
-pub fn images(tmp: &Path, web: &Path, versions: &[Version<'_>]) -> Vec<PathBuf> {
-    images_with(tmp, web, versions, |_, _| {})
-}
-
-/// [`images`], each version's files changed by `edit(version, dir)` before it is built.
+/// Builds each version's cluster image under `tmp` (`example-<version>.tar`), in order, each
+/// version's files changed by `edit(version, dir)` before it is built.
 pub fn images_with(
     tmp: &Path,
     web: &Path,

@@ -1,6 +1,7 @@
 //! `gravity upgrade` on a real single-node cluster: 1.0.0 installed, data written into etcd,
 //! a ConfigMap and a volume; 1.1.0 (another planet image, whose etcd is a newer patch, other
-//! etcd and kubelet arguments, a new application image deployed by its update hook) upgrades it, and everything written is
+//! etcd and kubelet arguments, a volume more, a new application image deployed by its update
+//! hook) upgrades it, and everything written is
 //! still there, though the upgrade was killed (-9) while planet was stopped and resumed. Then
 //! 1.2.0, whose postUpdate hook fails, rolls back by itself: the node runs
 //! 1.1.0 again with its arguments, the rollback hook put the application back, the data stays.
@@ -78,7 +79,13 @@ fn upgrade_keeps_the_data_and_a_failed_one_rolls_back() {
     let inst = Installation::new();
     let tmp = tempfile::tempdir().unwrap();
     let web = upgrade::web_images(tmp.path(), &["1.1", "1.2"]);
-    let images = upgrade::images(tmp.path(), &web, &upgrade::VERSIONS);
+    // From 1.1.0 on, the profile has a volume more: the upgrade creates it.
+    let cache = tmp.path().join("app-cache");
+    let images = upgrade::images_with(tmp.path(), &web, &upgrade::VERSIONS, |version, dir| {
+        if version != "1.0.0" {
+            upgrade::add_volume(dir, "app-cache", &cache, "/var/lib/example-cache");
+        }
+    });
 
     let out = inst.install_example_variant(&images[0]);
     assert!(
@@ -164,6 +171,12 @@ fn upgrade_keeps_the_data_and_a_failed_one_rolls_back() {
     assert_eq!(cluster_version(&inst), "1.1.0");
     // The newer patch runs, on the data the older one wrote.
     assert_eq!(etcd_running(&inst), new_etcd);
+    // The new volume is there, mounted into planet.
+    inst.exec(&["sh", "-c", "echo cached > /var/lib/example-cache/file"]);
+    assert_eq!(
+        std::fs::read_to_string(cache.join("file")).unwrap_or_default(),
+        "cached\n"
+    );
     let etcd = cmdline(&inst, "etcd");
     assert!(etcd.contains("--max-request-bytes=2097152"), "{etcd}");
     let kubelet = cmdline(&inst, "kubelet");

@@ -5,8 +5,10 @@
 //! node's upgrade killed with -9 while the second node is mid-step, then resumed): all run
 //! 1.1.0's kubelet arguments and are Ready, the data stays, and the API answers throughout
 //! (measured: a client that knows the three apiservers). 1.2.0 gives the third node's profile
-//! a kubelet argument kubelet refuses: that node's health gate fails, and the upgrade rolls
-//! back the nodes it did, the cluster runs 1.1.0 again. `gravity gc` removes what only a
+//! a check that fails there: every node checks first, and the upgrade stops before anything
+//! changes. Told to ignore it, the upgrade goes on, but 1.2.0 also gives that profile a kubelet
+//! argument kubelet refuses: that node's health gate fails, and the upgrade rolls back the
+//! nodes it did, the cluster runs 1.1.0 again. `gravity gc` removes what only a
 //! rollback needed; then the joined nodes leave the cluster cleanly.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,12 +36,15 @@ const VERSIONS: [Version<'static>; 3] = [
 ];
 
 /// A profile of its own for the third node: a control plane node like the others until
-/// 1.2.0, whose kubelet arguments for it kubelet refuses.
+/// 1.2.0, which adds a check that fails there, and kubelet arguments kubelet refuses.
 fn spare_profile(version: &str) -> String {
-    let broken = if version == "1.2.0" {
-        "    systemOptions:\n      kubelet:\n        args: [\"--max-pods=ninety\"]\n        hairpinMode: promiscuous-bridge\n"
+    let (check, broken) = if version == "1.2.0" {
+        (
+            "      customChecks:\n        - description: The spare controller is there\n          script: |\n            echo \"no spare controller here\" >&2; exit 1\n",
+            "    systemOptions:\n      kubelet:\n        args: [\"--max-pods=ninety\"]\n        hairpinMode: promiscuous-bridge\n",
+        )
     } else {
-        ""
+        ("", "")
     };
     format!(
         "  - name: spare
@@ -54,7 +59,7 @@ fn spare_profile(version: &str) -> String {
           capacity: 1GB
           createIfMissing: true
           mode: \"0750\"
-{broken}"
+{check}{broken}"
     )
 }
 
@@ -72,9 +77,11 @@ fn joined_cmdline(node: &Joiner, binary: &str) -> String {
     upgrade::cmdline_in(&String::from_utf8_lossy(&out.stdout), binary)
 }
 
-fn upgrade(first: &Installation, image: &std::path::Path) -> (bool, String, f64) {
+fn upgrade(first: &Installation, image: &std::path::Path, args: &[&str]) -> (bool, String, f64) {
     let started = Instant::now();
-    let out = first.gravity(&["upgrade", "--image", image.to_str().unwrap(), "--yes"]);
+    let mut all = vec!["upgrade", "--image", image.to_str().unwrap(), "--yes"];
+    all.extend_from_slice(args);
+    let out = first.gravity(&all);
     (
         out.status.success(),
         text(&out),
@@ -179,6 +186,13 @@ fn a_rolling_upgrade_keeps_the_api_up_and_a_failed_node_rolls_the_cluster_back()
         api.none.as_secs_f64()
     );
     assert!(crashed.contains("the join agent serves 1.1.0"), "{crashed}");
+    // Every node checked 1.1.0 before anything changed.
+    for node in ["second", "third"] {
+        assert!(
+            crashed.contains(&format!("node {node}: the checks of 1.1.0 pass")),
+            "{crashed}"
+        );
+    }
     for node in ["second", "third"] {
         assert!(said.contains(&format!("node {node} runs 1.1.0")), "{said}");
         // Progress is sampled (the node reports every 2 s): its restart takes longer.
@@ -227,9 +241,31 @@ fn a_rolling_upgrade_keeps_the_api_up_and_a_failed_node_rolls_the_cluster_back()
         "kept"
     );
 
-    // 1.2.0: the first and second nodes upgrade; kubelet refuses the third's arguments, its
-    // health gate fails: the third node rolls itself back, then the upgrade the others.
-    let (ok, said, secs) = upgrade(&first, &images[2]);
+    // 1.2.0 asks the third node's profile for a check that fails there: every node checks
+    // the new version before anything changes, and the upgrade stops there.
+    let (ok, said, _) = upgrade(&first, &images[2], &[]);
+    assert!(!ok, "the upgrade to 1.2.0 should fail its checks: {said}");
+    for line in said.lines().filter(|l| l.contains("node ")) {
+        eprintln!("  {line}");
+    }
+    assert!(
+        said.contains("node third: ") && said.contains("(custom:1)"),
+        "the third node's failed check: {said}"
+    );
+    assert!(
+        said.contains("node second: the checks of 1.2.0 pass"),
+        "{said}"
+    );
+    assert!(said.contains("nothing was changed"), "{said}");
+    assert!(!said.contains("etcd's snapshot"), "{said}");
+    for state in [first.state.clone(), second.state(), third.state()] {
+        assert_eq!(version_in(&state), "1.1.0");
+    }
+
+    // Told to ignore that check, the first and second nodes upgrade; kubelet refuses the
+    // third's arguments, its health gate fails: the third node rolls itself back, then the
+    // upgrade the others.
+    let (ok, said, secs) = upgrade(&first, &images[2], &["--ignore-preflight-errors=custom:1"]);
     assert!(!ok, "the upgrade to 1.2.0 should fail: {said}");
     eprintln!("the failed upgrade to 1.2.0 and its rollback took {secs:.1}s");
     for line in said

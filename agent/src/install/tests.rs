@@ -55,6 +55,16 @@ fn cluster_image(dir: &Path) {
 /// [`cluster_image`] as version `version` with planet `planet_version`; `hooks` is added to
 /// the manifest's `hooks:`.
 pub(crate) fn cluster_image_version(dir: &Path, version: &str, planet_version: &str, hooks: &str) {
+    cluster_image_edited(dir, version, planet_version, &|m| m + hooks);
+}
+
+/// [`cluster_image_version`], its manifest changed by `edit` first.
+pub(crate) fn cluster_image_edited(
+    dir: &Path,
+    version: &str,
+    planet_version: &str,
+    edit: &dyn Fn(String) -> String,
+) {
     copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/single-node"),
         dir,
@@ -65,7 +75,7 @@ pub(crate) fn cluster_image_version(dir: &Path, version: &str, planet_version: &
             "resourceVersion: 0.1.0",
             &format!("resourceVersion: {version}"),
         );
-    std::fs::write(dir.join("app.yaml"), manifest + hooks).unwrap();
+    std::fs::write(dir.join("app.yaml"), edit(manifest)).unwrap();
     std::fs::write(dir.join("gravity"), b"#!/bin/sh\n").unwrap();
     let planet = b"a planet image";
     std::fs::create_dir_all(dir.join("planet")).unwrap();

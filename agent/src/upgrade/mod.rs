@@ -9,6 +9,7 @@ pub mod node;
 pub mod params;
 mod phases;
 pub mod previous;
+pub mod requirements;
 #[cfg(test)]
 mod tests;
 pub mod versions;

@@ -13,10 +13,13 @@ use crate::state_dir::StateDir;
 
 /// planet's configuration and the gravity the host unit runs: what a restart switches.
 pub const PLANET: &[&str] = &["planet/config.json", "bin/gravity"];
+/// The record of the volumes' directories the install (and upgrades) created.
+pub const VOLUMES: &str = "volumes.json";
 /// The rest, relative to the state directory.
 pub const APPLICATION: &[&str] = &[
     "cluster.json",
     "checks/install.json",
+    VOLUMES,
     "hooks",
     "resources",
     "helm",

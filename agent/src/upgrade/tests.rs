@@ -6,13 +6,22 @@ use std::path::Path;
 
 use super::*;
 use crate::effects::fake::FakeHost;
-use crate::install::tests::{Phases, cluster_image_version, install};
+use crate::install::tests::{Phases, cluster_image_edited, install};
 
 const HOOKS: &str = "  update:\n    job: file://install.yaml\n  postUpdate:\n    job: file://install.yaml\n  rollback:\n    job: file://install.yaml\n";
 
 fn upgrade(tmp: &Path, host: &FakeHost) -> anyhow::Result<(Ctx, Plan)> {
+    upgrade_to(tmp, host, &|m| m + HOOKS)
+}
+
+/// The upgrade to 0.2.0, whose manifest is the example's changed by `edit`.
+fn upgrade_to(
+    tmp: &Path,
+    host: &FakeHost,
+    edit: &dyn Fn(String) -> String,
+) -> anyhow::Result<(Ctx, Plan)> {
     let (image_dir, state_dir) = (tmp.join("image-0.2.0"), tmp.join("state"));
-    cluster_image_version(&image_dir, "0.2.0", "test-2", HOOKS);
+    cluster_image_edited(&image_dir, "0.2.0", "test-2", edit);
     let layout = StateDir::new(&state_dir);
     let from = installed(&layout).unwrap();
     let image = crate::source::open(Some(&image_dir), &state_dir).unwrap();
@@ -109,6 +118,39 @@ fn a_failing_post_update_hook_rolls_the_node_back() {
 }
 
 #[test]
+fn a_new_volume_is_created_and_its_rollback_removes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut host = FakeHost::new(&tmp.path().join("root"), true);
+    let (ctx, _) = install(tmp.path(), &host);
+    let record_before = std::fs::read(ctx.layout.volumes_record()).unwrap();
+    host.failing_hook = Some("postUpdate".into());
+    host.log.lock().unwrap().clear();
+    let cache = "        - name: app-cache\n          path: /srv/example/cache\n          targetPath: /var/lib/example-cache\n          createIfMissing: true\n          mode: \"0750\"\n";
+    let add = |m: String| {
+        m.replacen(
+            "          mode: \"0750\"\n",
+            &format!("          mode: \"0750\"\n{cache}"),
+            1,
+        ) + HOOKS
+    };
+    assert!(
+        upgrade_to(tmp.path(), &host, &add).is_err(),
+        "the postUpdate hook fails"
+    );
+    let log = log_of(&host, tmp.path());
+    // Created before planet restarts on the configuration that mounts it, the topmost
+    // missing directory recorded; removed by the rollback, the record as it was.
+    let created = log.find("mkdir /srv/example/cache").expect(&log);
+    assert!(created < log.find("== restart").unwrap(), "{log}");
+    let removed = log.find("remove-empty-tree /srv").expect(&log);
+    assert!(removed > log.rfind("planet start").unwrap(), "{log}");
+    assert_eq!(
+        std::fs::read(ctx.layout.volumes_record()).unwrap(),
+        record_before
+    );
+}
+
+#[test]
 fn only_a_new_requirement_that_fails_fails_the_upgrade() {
     let attempt = |checks: &[(&str, &str, &str, bool)]| {
         let tmp = tempfile::tempdir().unwrap();
@@ -135,17 +177,17 @@ fn only_a_new_requirement_that_fails_fails_the_upgrade() {
     );
 }
 
-/// A joined node's agent as the rollout sees it: it does what its target says, `fail`ing an
-/// upgrade if asked to; every target it got, in order.
+/// A joined node's agent as the rollout sees it: it does what its target says, failing the
+/// action `fail`; every target it got, in order.
 fn fake_node(
     nodes_dir: &Path,
     node: &'static str,
-    fail: bool,
+    fail: Option<rpc::agent::rollout::Action>,
 ) -> (
     std::sync::Arc<std::sync::atomic::AtomicBool>,
     std::thread::JoinHandle<Vec<rpc::agent::rollout::Target>>,
 ) {
-    use rpc::agent::rollout::{Action, Report, Rollout, Step, StepState};
+    use rpc::agent::rollout::{Report, Rollout, Step, StepState};
     std::fs::create_dir_all(nodes_dir).unwrap();
     std::fs::write(nodes_dir.join(format!("{node}.json")), "{}").unwrap();
     let rollout = Rollout::of(nodes_dir);
@@ -157,7 +199,7 @@ fn fake_node(
             if let Some(target) = rollout.target(node).unwrap()
                 && seen.last() != Some(&target)
             {
-                let failed = fail && target.action == Action::Upgrade;
+                let failed = fail == Some(target.action);
                 let step = Step {
                     operation: target.operation.clone(),
                     action: target.action,
@@ -167,7 +209,7 @@ fn fake_node(
                         StepState::Done
                     },
                     message: if failed {
-                        "the health gate failed".into()
+                        format!("its {:?} failed", target.action)
                     } else {
                         "done".into()
                     },
@@ -197,7 +239,7 @@ fn joined_nodes_are_upgraded_after_the_first_and_rolled_back_before_it() {
     let tmp = tempfile::tempdir().unwrap();
     let mut host = FakeHost::new(&tmp.path().join("root"), true);
     let (ctx, _) = install(tmp.path(), &host);
-    let (stop, node) = fake_node(&ctx.layout.joined_nodes(), "second", false);
+    let (stop, node) = fake_node(&ctx.layout.joined_nodes(), "second", None);
     host.failing_hook = Some("postUpdate".into());
     host.log.lock().unwrap().clear();
     let err = upgrade(tmp.path(), &host).err().expect("the upgrade fails");
@@ -211,6 +253,7 @@ fn joined_nodes_are_upgraded_after_the_first_and_rolled_back_before_it() {
     assert_eq!(
         asked,
         [
+            (Action::Check, "0.2.0".to_string()),
             (Action::Upgrade, "0.2.0".to_string()),
             (Action::Rollback, "0.1.0".to_string())
         ]
@@ -235,15 +278,45 @@ fn a_joined_nodes_failure_fails_the_upgrade_with_its_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let host = FakeHost::new(&tmp.path().join("root"), true);
     let (ctx, _) = install(tmp.path(), &host);
-    let (stop, node) = fake_node(&ctx.layout.joined_nodes(), "second", true);
+    let (stop, node) = fake_node(&ctx.layout.joined_nodes(), "second", Some(Action::Upgrade));
     let err = upgrade(tmp.path(), &host).err().expect("the upgrade fails");
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let err = format!("{err:#}");
     assert!(
-        err.contains("node second: the health gate failed")
-            && err.contains("runs example 0.1.0 again"),
+        err.contains("node second: its Upgrade failed") && err.contains("runs example 0.1.0 again"),
         "{err}"
     );
     let actions: Vec<Action> = node.join().unwrap().iter().map(|t| t.action).collect();
-    assert_eq!(actions, [Action::Upgrade, Action::Rollback]);
+    assert_eq!(actions, [Action::Check, Action::Upgrade, Action::Rollback]);
+}
+
+#[test]
+fn a_joined_nodes_failed_checks_stop_the_upgrade_before_anything_changes() {
+    use rpc::agent::rollout::Action;
+    let tmp = tempfile::tempdir().unwrap();
+    let host = FakeHost::new(&tmp.path().join("root"), true);
+    let (ctx, _) = install(tmp.path(), &host);
+    let (stop, node) = fake_node(&ctx.layout.joined_nodes(), "second", Some(Action::Check));
+    host.log.lock().unwrap().clear();
+    let err = upgrade(tmp.path(), &host).err().expect("the upgrade fails");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("node second: its Check failed") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    let targets = node.join().unwrap();
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    // The node got what it checks against: the new manifest, and the upgrade's ignores.
+    let manifest = targets[0].manifest.as_deref().unwrap_or_default();
+    assert!(manifest.contains("resourceVersion: 0.2.0"), "{manifest}");
+    let log = log_of(&host, tmp.path());
+    assert!(
+        !log.contains("== etcd-backup") && !log.contains("planet stop"),
+        "{log}"
+    );
+    assert_eq!(
+        ClusterRecord::load(&ctx.layout).unwrap().unwrap().version,
+        "0.1.0"
+    );
 }

@@ -17,6 +17,9 @@ pub enum Action {
     Upgrade,
     /// Undo the operation's upgrade: run what the node ran before it.
     Rollback,
+    /// Run `version`'s preflight checks (its manifest comes with the target) and change
+    /// nothing: before the upgrade changes anything anywhere.
+    Check,
 }
 
 /// What the cluster wants a node to run.
@@ -26,8 +29,26 @@ pub struct Target {
     /// The first node's upgrade operation.
     pub operation: String,
     pub action: Action,
-    /// The version the node runs once the action is done.
+    /// The version the node runs once the action is done (the one checked, for a check).
     pub version: String,
+    /// A check's: the new version's manifest (`app.yaml`, its check scripts inline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    /// The checks the upgrade was told to ignore (`--ignore-preflight-errors`): on every node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_preflight_errors: Vec<String>,
+}
+
+impl Target {
+    pub fn new(operation: &str, action: Action, version: &str) -> Target {
+        Target {
+            operation: operation.to_string(),
+            action,
+            version: version.to_string(),
+            manifest: None,
+            ignore_preflight_errors: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,11 +166,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let rollout = Rollout::new(&dir.path().join("rollout"));
         assert_eq!(rollout.target("b").unwrap(), None);
-        let target = Target {
-            operation: "op".into(),
-            action: Action::Upgrade,
-            version: "1.1.0".into(),
-        };
+        let target = Target::new("op", Action::Upgrade, "1.1.0");
         rollout.set_target("b", &target).unwrap();
         let step = Step {
             operation: "op".into(),

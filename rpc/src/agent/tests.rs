@@ -567,9 +567,8 @@ fn a_joined_nodes_agent_syncs_its_upgrade_target_and_reports_its_steps() {
     let report = rollout.report("second").unwrap().expect("a report");
     assert_eq!((report.runs.as_str(), report.step), ("1.0.0", None));
     let target = Target {
-        operation: "op-1".into(),
-        action: Action::Upgrade,
-        version: "1.1.0".into(),
+        ignore_preflight_errors: vec!["ports".into()],
+        ..Target::new("op-1", Action::Upgrade, "1.1.0")
     };
     rollout.set_target("second", &target).unwrap();
     let step = Step {

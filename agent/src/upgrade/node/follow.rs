@@ -1,7 +1,7 @@
 //! `gravity agent serve` on a joined node: asks the first node's agent every few seconds what
 //! this node should run ([`rpc::agent::Request::Sync`]), saying what it runs and how its
-//! current step goes; a new target is carried out in a thread of its own (an upgrade, or the
-//! rollback of one), so that its progress keeps being reported.
+//! current step goes; a new target is carried out in a thread of its own (an upgrade, the
+//! rollback of one, or the checks before one), so that its progress keeps being reported.
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -109,14 +109,20 @@ fn start(layout: StateDir, target: Target, progress: Progress) -> JoinHandle<()>
         let mut observer = Reporter {
             progress: progress.clone(),
         };
+        let runs = || format!("runs {}", target.version);
         let result = match target.action {
-            Action::Upgrade => super::upgrade(&layout, &target, Effects::host(), &mut observer),
-            Action::Rollback => super::rollback(&layout, &target, Effects::host(), &mut observer),
+            Action::Upgrade => {
+                super::upgrade(&layout, &target, Effects::host(), &mut observer).map(|()| runs())
+            }
+            Action::Rollback => {
+                super::rollback(&layout, &target, Effects::host(), &mut observer).map(|()| runs())
+            }
+            Action::Check => super::check(&layout, &target, Effects::host(), &mut observer),
         };
         let done = match result {
-            Ok(()) => {
+            Ok(said) => {
                 tracing::info!(?target, "done");
-                step(StepState::Done, format!("runs {}", target.version))
+                step(StepState::Done, said)
             }
             Err(e) => {
                 tracing::error!(?target, error = %format!("{e:#}"), "failed");

@@ -152,10 +152,12 @@ pub fn upgrade(
                     observer.phase_message("fetch", &l)
                 })?;
             observer.phase_message("fetch", &summary);
-            let node = InstallParams {
+            let mut node = InstallParams {
                 image_dir: dir,
                 ..from.params.clone()
             };
+            node.ignore_preflight_errors
+                .extend(target.ignore_preflight_errors.iter().cloned());
             let params = NodeUpgradeParams {
                 target: target.clone(),
                 upgrade: UpgradeParams {
@@ -194,6 +196,77 @@ pub fn upgrade(
             journal.current_path().display()
         ))),
     }
+}
+
+/// Runs the checks of the version `target` brings (its manifest) for this node's profile,
+/// against the installed version's, and changes nothing; says what did not pass.
+pub fn check(
+    layout: &StateDir,
+    target: &Target,
+    effects: Effects,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<String> {
+    let text = target
+        .manifest
+        .as_deref()
+        .context("the cluster asked for checks without the new version's manifest")?;
+    // Kept where the node's reports are: what was checked, and a file to load it from.
+    let dir = layout.root().join("checks/upgrade");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(cluster_image::layout::MANIFEST);
+    durable::write_atomic(&path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let manifest = cluster_image::manifest::load_resolved(&path)
+        .with_context(|| format!("the manifest of {} the cluster sent", target.version))?;
+    let from = installed(layout)?;
+    let role = &from.params.node.role;
+    let profile = manifest.profile(Some(role)).with_context(|| {
+        format!(
+            "{} {} has no profile {role} for this node",
+            manifest.metadata.name, target.version
+        )
+    })?;
+    observer.phase_message(
+        "checks",
+        &format!(
+            "checking {} {} ({role})",
+            manifest.metadata.name, target.version
+        ),
+    );
+    let mut ignore = from.params.ignore_preflight_errors.clone();
+    ignore.extend(target.ignore_preflight_errors.iter().cloned());
+    let opts = preflight::Options {
+        state_dir: layout.root().to_path_buf(),
+        ..preflight::Options::default()
+    };
+    let check = super::requirements::NodeCheck {
+        checks: effects.checks.as_ref(),
+        manifest: &manifest,
+        profile: &profile,
+        // Scripts are inline in a built manifest; they run where the installed image is.
+        scripts_dir: &from.params.image_dir,
+        opts: &opts,
+        ignore: &ignore,
+        role,
+        installed_dirs: vec![from.params.image_dir.clone(), layout.resources()],
+        installed_report: layout.join_checks_report(),
+    };
+    let (report, verdict) = check.run()?;
+    let value: serde_json::Value = serde_json::from_str(&report.to_json())?;
+    crate::install::state::write_json(&layout.upgrade_checks_report(), &value)?;
+    // The checks that failed, in the words the first node passes on.
+    verdict
+        .result()
+        .map_err(|e| anyhow::anyhow!("{}; {e:#}", verdict.said.join("; ")))?;
+    Ok(if verdict.said.is_empty() {
+        format!("the checks of {} pass", target.version)
+    } else {
+        format!(
+            "the checks of {} pass ({})",
+            target.version,
+            verdict.said.join("; ")
+        )
+    })
 }
 
 /// Undoes this node's upgrade for `target.operation`, however far it went; nothing to do

@@ -10,6 +10,7 @@ mod nodes;
 mod planet_image;
 mod restart;
 mod serve;
+mod volumes;
 mod workloads;
 
 use super::Ctx;
@@ -23,6 +24,7 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
         Box::new(etcd_backup::EtcdBackup),
         Box::new(planet_image::PlanetImage),
         Box::new(configure::Configure),
+        Box::new(volumes::Volumes),
         Box::new(Reuse(images::Images)),
         Box::new(drain::Drain),
         Box::new(restart::Restart),
@@ -46,6 +48,7 @@ pub fn node() -> Vec<Box<dyn Phase<Ctx>>> {
         Box::new(checks::Checks),
         Box::new(planet_image::PlanetImage),
         Box::new(configure::Configure),
+        Box::new(volumes::Volumes),
         Box::new(drain::Drain),
         Box::new(restart::Restart),
         Box::new(health::Health),

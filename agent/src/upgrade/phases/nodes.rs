@@ -20,6 +20,11 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// A node's agent asks every few seconds: this long without a word, it is not running.
 const SILENCE: Duration = Duration::from_secs(180);
 const POLL: Duration = Duration::from_millis(500);
+/// A node's checks (a disk's fdatasync and the like: seconds; minutes on a slow host).
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// How long an agent that asks may take to start a check before it is taken for one that
+/// cannot (it asks every 2 s).
+const TAKE_UP: Duration = Duration::from_secs(60);
 
 impl Phase<Ctx> for Nodes {
     fn name(&self) -> &'static str {
@@ -39,13 +44,12 @@ impl Phase<Ctx> for Nodes {
         let version = ctx.node.manifest().metadata.resource_version.clone();
         for node in &nodes {
             let target = Target {
-                operation: operation.clone(),
-                action: Action::Upgrade,
-                version: version.clone(),
+                ignore_preflight_errors: upgrade_ignores(ctx),
+                ..Target::new(&operation, Action::Upgrade, &version)
             };
             let started = Instant::now();
             rollout.set_target(node, &target)?;
-            wait(&rollout, node, &target, out)?;
+            wait(&rollout, node, &target, out, NODE_TIMEOUT)?;
             out.say(format!(
                 "node {node} runs {version} ({:.1}s)",
                 started.elapsed().as_secs_f64()
@@ -64,18 +68,71 @@ impl Phase<Ctx> for Nodes {
             {
                 continue;
             }
-            let target = Target {
-                operation: operation.clone(),
-                action: Action::Rollback,
-                version: ctx.from.version.clone(),
-            };
+            let target = Target::new(&operation, Action::Rollback, &ctx.from.version);
             rollout.set_target(node, &target)?;
-            wait(&rollout, node, &target, out)
+            wait(&rollout, node, &target, out, NODE_TIMEOUT)
                 .with_context(|| format!("node {node} did not return to {}", ctx.from.version))?;
             out.say(format!("node {node} runs {} again", ctx.from.version));
         }
         Ok(())
     }
+}
+
+/// Before the upgrade changes anything: every joined node runs the new version's checks for its
+/// profile, all at once, and judges them as the first node does its own
+/// ([`crate::upgrade::requirements`]); any node's failure fails the upgrade, all named.
+pub(super) fn check(ctx: &Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+    let nodes = joined(ctx)?;
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let path = ctx.node.image.path(cluster_image::layout::MANIFEST);
+    let manifest = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let target = Target {
+        manifest: Some(manifest),
+        ignore_preflight_errors: upgrade_ignores(ctx),
+        ..Target::new(
+            &super::operation_id(ctx)?,
+            Action::Check,
+            &ctx.node.manifest().metadata.resource_version,
+        )
+    };
+    let rollout = Rollout::of(&ctx.node.layout.joined_nodes());
+    for node in &nodes {
+        rollout.set_target(node, &target)?;
+    }
+    let mut failed = Vec::new();
+    for node in &nodes {
+        match wait(&rollout, node, &target, out, CHECK_TIMEOUT) {
+            Ok(Some(said)) => out.say(format!("node {node}: {said}")),
+            Ok(None) => out.say(format!(
+                "node {node} did not take up the checks (its gravity predates them?): it checks itself when its turn comes"
+            )),
+            Err(e) => failed.push(format!("{e:#}")),
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "the new version's checks fail on {} of the other nodes, and nothing was changed: {}",
+            failed.len(),
+            failed.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// The `--ignore-preflight-errors` of this upgrade (not the first node's install's), which
+/// every node applies.
+fn upgrade_ignores(ctx: &Ctx) -> Vec<String> {
+    let installed = &ctx.from.params.ignore_preflight_errors;
+    ctx.node
+        .params
+        .ignore_preflight_errors
+        .iter()
+        .filter(|e| !installed.contains(e))
+        .cloned()
+        .collect()
 }
 
 /// The joined nodes, by name: the records under `<state>/agent/nodes/`.
@@ -84,30 +141,36 @@ fn joined(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
     rpc::agent::joined_in(&dir).with_context(|| format!("cannot list {}", dir.display()))
 }
 
-/// Waits until `node` reports `target` done; its progress is said as it comes. Fails with the
-/// node's own error, or when its agent falls silent, or after [`NODE_TIMEOUT`].
+/// Waits until `node` reports `target` done, and returns what it said last; its progress is
+/// said as it comes. Fails with the node's own error, or when its agent falls silent, or after
+/// `timeout`. None where the node's agent keeps asking but never takes a check up.
 fn wait(
     rollout: &Rollout,
     node: &str,
     target: &Target,
     out: &mut Report<'_>,
-) -> anyhow::Result<()> {
+    timeout: Duration,
+) -> anyhow::Result<Option<String>> {
     let started = Instant::now();
     let mut said = String::new();
+    let mut taken_up = false;
     loop {
         let report = rollout.report(node)?;
         let step = report.as_ref().and_then(|r| r.step.as_ref());
         if let Some(step) =
             step.filter(|s| s.operation == target.operation && s.action == target.action)
         {
+            taken_up = true;
             match step.state {
-                StepState::Done => return Ok(()),
+                StepState::Done => return Ok(Some(step.message.clone())),
                 StepState::Failed => bail!("node {node}: {}", step.message),
                 StepState::Running if step.message != said => {
                     out.say(format!("{node}: {}", step.message));
                     said = step.message.clone();
                     // The crash tests' point: the first node gone while a node is mid-step.
-                    failpoint("nodes", "during");
+                    if target.action == Action::Upgrade {
+                        failpoint("nodes", "during");
+                    }
                 }
                 StepState::Running => {}
             }
@@ -120,10 +183,14 @@ fn wait(
                 silent.as_secs().min(started.elapsed().as_secs())
             );
         }
-        if started.elapsed() > NODE_TIMEOUT {
+        // An agent that asks every few seconds and does not start a check does not know it.
+        if target.action == Action::Check && !taken_up && started.elapsed() > TAKE_UP {
+            return Ok(None);
+        }
+        if started.elapsed() > timeout {
             bail!(
-                "node {node} did not finish its upgrade within {} minutes (its last word: {said})",
-                NODE_TIMEOUT.as_secs() / 60
+                "node {node} did not finish within {} minutes (its last word: {said})",
+                timeout.as_secs() / 60
             );
         }
         std::thread::sleep(POLL);
