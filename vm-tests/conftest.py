@@ -90,6 +90,19 @@ def cluster_image() -> Path:
 
 
 @pytest.fixture(scope="session")
+def upgrade_image() -> Path | None:
+    """The next version of the cluster image (the cluster scenario upgrades to it before its
+    reboot); None where GRAVITY_VM_UPGRADE_IMAGE is not set."""
+    p = os.environ.get("GRAVITY_VM_UPGRADE_IMAGE")
+    if not p:
+        return None
+    path = Path(p).resolve()
+    if not path.is_file():
+        pytest.fail(f"GRAVITY_VM_UPGRADE_IMAGE={p}: no such file")
+    return path
+
+
+@pytest.fixture(scope="session")
 def gravity_bin() -> Path:
     """A static-enough `gravity` binary for scenarios that need no cluster image."""
     p = os.environ.get("GRAVITY_VM_BIN")

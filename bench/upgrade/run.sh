@@ -22,28 +22,7 @@ planet=$(planet-image/build.sh | tail -1)
 examples/single-node.sh "$work/v1.tar" --planet "$planet" --gravity "$bin/gravity" -q
 
 # 0.2.0: planet's image restamped, kubelet's arguments and the web tag changed, an update hook.
-cp -r examples/single-node "$work/v2"
-sed -i -e 's/resourceVersion: 0.1.0/resourceVersion: 0.2.0/' \
-    -e 's/"--system-reserved=memory=500Mi"\]/"--system-reserved=memory=500Mi", "--max-pods=100"]/' "$work/v2/app.yaml"
-printf '  update:\n    job: file://install.yaml\n' >> "$work/v2/app.yaml"
-sed -i 's/tag: "1.0"/tag: "1.1"/' "$work/v2/charts/web/values.yaml"
-mkdir -p "$work/planet-v2"
-python3 - "$planet" "$work/planet-v2" <<'PY'
-import json, os, shutil, sys
-src, dst = sys.argv[1:]
-meta = json.load(open(f"{src}/planet.json"))
-meta["version"] += "-0.2.0"
-json.dump(meta, open(f"{dst}/planet.json", "w"))
-try:
-    os.link(f"{src}/{meta['file']}", f"{dst}/{meta['file']}")
-except OSError:
-    shutil.copy(f"{src}/{meta['file']}", f"{dst}/{meta['file']}")
-PY
-web=$work/web
-examples/web/build.sh "$web" >/dev/null
-skopeo copy -q "oci:$web:example.com/web:1.0" "oci:$web:example.com/web:1.1"
-TELE_HELM=$(planet-image/kube/build.sh | tail -1)/helm "$bin/tele" build "$work/v2/app.yaml" \
-    --image-source "$web" --planet "$work/planet-v2" -o "$work/v2.tar" -q
+examples/single-node-next.sh "$work/v2.tar" 0.2.0 "$planet" --gravity "$bin/gravity" -q
 mkdir -p "$work/v2-image"
 tar -xf "$work/v2.tar" -C "$work/v2-image"
 

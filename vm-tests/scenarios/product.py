@@ -28,21 +28,23 @@ SERVICE_UID = 1001
 INSTALL_TIMEOUT = 1200
 
 
-def copy_cluster_image(vm, node: Guest, tarball: Path) -> str:
+def copy_cluster_image(vm, node: Guest, tarball: Path, dest: str = INSTALL_DIR,
+                       label: str = "cluster") -> str:
     """Unpacks the cluster image on the host onto a payload disk, then copies it to a writable
-    directory in the guest (a user would `tar xf` it there; the result is the same tree)."""
-    stage = vm.rundir / "cluster-image"
+    directory in the guest, `dest` (a user would `tar xf` it there; the result is the same
+    tree). `label` names the payload: one per image."""
+    stage = vm.rundir / label
     stage.mkdir(parents=True, exist_ok=True)
     # GNU tar picks the decompressor (zstd, xz, gzip) by itself.
     subprocess.run(["tar", "-xf", str(tarball), "-C", str(stage)], check=True)
     top = _image_root(stage)
-    img = vm.payload({"cluster-image": top}, label="cluster")
-    mnt = node.attach_payload(img, label="cluster")
+    img = vm.payload({"cluster-image": top}, label=label)
+    mnt = node.attach_payload(img, label=label)
     # Synced: an unpacked image that a power cut can still take away is a test artefact (one
     # did: a zero-length resources/app.yaml, which the resume refused as a damaged image).
-    node.run(f"cp -a {mnt}/cluster-image {INSTALL_DIR} && sync", timeout=600)
-    node.run(f"test -x {INSTALL_DIR}/gravity")
-    return INSTALL_DIR
+    node.run(f"cp -a {mnt}/cluster-image {dest} && sync", timeout=600)
+    node.run(f"test -x {dest}/gravity")
+    return dest
 
 
 def _image_root(stage: Path) -> Path:

@@ -1,8 +1,10 @@
 """The cluster scenario on real hosts: the install on the first, with the power cut in the
 middle of it and the install resumed; the installed node and the example's application (its
 image vendored) running on it; the other hosts joining at the same time with the command the
-first prints, holding nothing but the `gravity` binary; then the first and a joined host reboot
-at once (any third runs on), and the nodes, their data and the application come back.
+first prints, holding nothing but the `gravity` binary; the image's next version upgrades every
+node (`./upgrade`, where GRAVITY_VM_UPGRADE_IMAGE gives it); then the first and a joined host
+reboot at once (any third runs on), and the nodes come back on the version they ran, with their
+data and the application.
 
 Two hosts by default (CI's); GRAVITY_VM_CLUSTER_NODES=3 runs it on three. Under TCG on a
 two-core host a third guest more than doubles the join's time: measured here, 806 s and 906 s
@@ -293,11 +295,73 @@ def test_hosts_join_at_once_with_the_printed_command(joined):
         assert r.ok, host.exec(f"ls -l {pki}")
 
 
-def test_reboot_two_nodes_the_cluster_comes_back_with_its_data(installed, joined):
+NEXT_DIR = "/root/cluster-image-next"
+# Both nodes, one after the other: drain, restart, health gate; the worker fetches the new
+# planet image first; then the update hook's `helm upgrade`.
+UPGRADE_TIMEOUT = 1800
+
+
+def cluster_version(doc: dict) -> str:
+    return doc["cluster"]["version"]
+
+
+def kubelet_args(host) -> str:
+    """kubelet's command line, from the host (planet's processes are the host's too)."""
+    r = host.exec("pgrep -a -x kubelet")
+    assert r.ok, r
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def upgraded(joined, upgrade_image, vm_module):
+    """The image's next version unpacked on the first host and its `./upgrade --yes` run there:
+    the rolling upgrade of every node. Its result and version; None without an upgrade image
+    (GRAVITY_VM_UPGRADE_IMAGE)."""
+    if upgrade_image is None:
+        return None
+    first, _, results = joined
+    assert all(r.ok for r in results), results
+    product.wait_until("all nodes Ready before the upgrade", lambda: all_ready(first, NODES),
+                       timeout=600, interval=10)
+    product.copy_cluster_image(vm_module, first, upgrade_image, dest=NEXT_DIR, label="next")
+    version = first.run(f"sed -n 's/^  resourceVersion: *//p' {NEXT_DIR}/app.yaml").stdout.strip()
+    assert version, first.run(f"head -20 {NEXT_DIR}/app.yaml").stdout
+    r = first.exec(f"cd {NEXT_DIR} && ./upgrade --yes", timeout=UPGRADE_TIMEOUT)
+    return r, version
+
+
+def test_upgrade_rolls_over_every_node(upgraded, joined):
+    """`./upgrade` from the next version's unpacked image: every node runs it, on its new
+    planet image and kubelet arguments, and the application runs its new image."""
+    if upgraded is None:
+        pytest.skip("GRAVITY_VM_UPGRADE_IMAGE is not set")
+    r, version = upgraded
+    first, others, _ = joined
+    assert r.ok, r
+    assert f"node {others[0].name} runs {version}" in r.stderr + r.stdout, r
+    doc = product.wait_until("the first node healthy on the new version",
+                             lambda: healthy_status(first), timeout=600, interval=10)
+    assert cluster_version(doc) == version, json.dumps(doc, indent=2)
+    assert doc["planet"]["imageVersion"].endswith(f"-{version}"), json.dumps(doc, indent=2)
+    for host in others:
+        doc = product.wait_until(f"{host.name} healthy on the new version",
+                                 lambda: joined_healthy(host), timeout=600, interval=10)
+        assert cluster_version(doc) == version, json.dumps(doc, indent=2)
+        assert doc["planet"]["imageVersion"].endswith(f"-{version}"), json.dumps(doc, indent=2)
+    for host in [first, *others]:
+        assert "--max-pods=100" in kubelet_args(host), host.name
+    image = kubectl(first, "get deployment web -o jsonpath='{.spec.template.spec.containers[0].image}'")
+    assert image.endswith("web:1.1"), image
+    kubectl(first, "rollout status deployment/web --timeout=600s", timeout=660)
+
+
+def test_reboot_two_nodes_the_cluster_comes_back_with_its_data(installed, joined, upgraded):
     node, _, _, resumed = installed
     _, (second, *running), results = joined
     assert resumed.ok, resumed
     assert all(r.ok for r in results), results
+    if upgraded is not None:
+        assert upgraded[0].ok, upgraded[0]
     key, value = "/vm-tests/reboot", uuid.uuid4().hex
     r = product.etcdctl(node, f"put {key} {value}")
     assert r.ok, r
@@ -339,3 +403,10 @@ def test_reboot_two_nodes_the_cluster_comes_back_with_its_data(installed, joined
     for host in running:
         product.wait_until(f"{host.name}, which ran on, healthy", lambda: joined_healthy(host),
                            timeout=300, interval=10)
+    # After an upgrade, the boot brought both back on the new version.
+    if upgraded is not None:
+        version = upgraded[1]
+        for host, doc in ((node, healthy_status(node)), (second, joined_healthy(second))):
+            assert doc and cluster_version(doc) == version, json.dumps(doc, indent=2)
+            assert doc["planet"]["imageVersion"].endswith(f"-{version}"), json.dumps(doc, indent=2)
+            assert "--max-pods=100" in kubelet_args(host), host.name
