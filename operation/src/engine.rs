@@ -175,6 +175,7 @@ impl<'a, C> Engine<'a, C> {
                         record.error = None;
                     }
                     self.journal.save(plan)?;
+                    failpoint(name, "rollback");
                     observer.phase_finished(
                         name,
                         phase.description(),
