@@ -164,6 +164,13 @@ fn a_rolling_upgrade_keeps_the_api_up_and_a_failed_node_rolls_the_cluster_back()
         "the upgrade was not killed during the second node's step: {crashed}"
     );
     assert!(ok, "the resumed upgrade to 1.1.0 failed: {said}");
+    // The first node's own phases, for the log: where its time went.
+    for line in crashed
+        .lines()
+        .filter(|l| l.starts_with('[') || l.contains("planet runs the new version"))
+    {
+        eprintln!("  first: {line}");
+    }
     eprintln!("the resumed upgrade finished three nodes on 1.1.0 in {secs:.1}s");
     for line in said.lines().filter(|l| l.contains("runs 1.1.0")) {
         eprintln!("  {line}");

@@ -1,7 +1,7 @@
 //! Restarts planet on the new image and configuration, run by the new gravity; the rollback
 //! restarts it on the previous ones and waits until the node is healthy again.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use operation::{Phase, Report, failpoint};
 use systemd::units::{PLANET_UNIT, PlanetUnit};
@@ -27,14 +27,22 @@ impl Phase<Ctx> for Restart {
     fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let state_dir = ctx.node.params.state_dir.clone();
         release_leases(ctx, out);
+        let stopping = Instant::now();
         ctx.node.effects.planet.stop(&state_dir, STOP_TIMEOUT)?;
+        let stopped = stopping.elapsed();
         failpoint(self.name(), "during");
         // The new gravity runs planet from now on (the previous one is in the saved copy).
         install::phases::agent::Agent.run(&mut ctx.node, out)?;
         let version = ctx.node.manifest().metadata.resource_version.clone();
         write_unit(ctx, &version)?;
+        let starting = Instant::now();
         ctx.node.effects.planet.start(&state_dir, START_TIMEOUT)?;
-        out.say("planet runs the new version");
+        // Where a restart's time goes (a unit that ignores SIGTERM costs its stop timeout).
+        out.say(format!(
+            "planet runs the new version (stopped in {:.1}s, started in {:.1}s)",
+            stopped.as_secs_f64(),
+            starting.elapsed().as_secs_f64()
+        ));
         Ok(())
     }
     fn rollback(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
