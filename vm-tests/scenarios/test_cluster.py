@@ -259,11 +259,13 @@ def joined(installed, hosts, gravity_bin, vm_module):
         g.sync_clock()
     # Workers, pinned by the example's `worker` profile: a control plane node's join (an etcd
     # member, another apiserver) is the host tests' (tests/tests/join.rs, control_plane.rs),
-    # not worth its CPU minutes under TCG.
+    # not worth its CPU minutes under TCG. A worker's disk latency is still measured and
+    # reported, but not held against it: an emulated guest's fdatasync p99 sits near the 50 ms
+    # limit (54.5 ms once, on a host busy with the other guest), which says nothing of the join.
+    join = f"{command} --role=worker --ignore-preflight-errors=state-dir:fdatasync"
     with ThreadPoolExecutor(len(others)) as pool:
         results = list(pool.map(
-            lambda h: h.exec(f"cd /root && ./{command} --node-name={h.name} --role=worker",
-                             timeout=JOIN_TIMEOUT),
+            lambda h: h.exec(f"cd /root && ./{join} --node-name={h.name}", timeout=JOIN_TIMEOUT),
             others))
     return first, others, results
 
