@@ -25,6 +25,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// How long an agent that asks may take to start a check before it is taken for one that
 /// cannot (it asks every 2 s).
 const TAKE_UP: Duration = Duration::from_secs(60);
+/// A node's agent heard within this long is running (it asks every 2 s).
+const ASKING: Duration = Duration::from_secs(10);
 
 impl Phase<Ctx> for Nodes {
     fn name(&self) -> &'static str {
@@ -183,8 +185,13 @@ fn wait(
                 silent.as_secs().min(started.elapsed().as_secs())
             );
         }
-        // An agent that asks every few seconds and does not start a check does not know it.
-        if target.action == Action::Check && !taken_up && started.elapsed() > TAKE_UP {
+        // An agent that keeps asking and does not start a check does not know it. One that
+        // does not ask at all is down: the silence above fails the checks then.
+        if target.action == Action::Check
+            && !taken_up
+            && started.elapsed() > TAKE_UP
+            && silent < ASKING
+        {
             return Ok(None);
         }
         if started.elapsed() > timeout {
