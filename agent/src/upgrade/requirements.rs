@@ -31,6 +31,8 @@ pub struct NodeCheck<'a> {
     pub installed_dirs: Vec<PathBuf>,
     /// The installed version's saved report, for when no installed manifest is found.
     pub installed_report: PathBuf,
+    /// Where the new version's report is written.
+    pub report: PathBuf,
 }
 
 /// What the new version's checks mean for the upgrade.
@@ -43,8 +45,9 @@ pub struct Verdict {
 }
 
 impl NodeCheck<'_> {
-    /// Runs the new version's checks (and the installed version's) and judges them.
-    pub fn run(&self) -> anyhow::Result<(preflight::Report, Verdict)> {
+    /// Runs the new version's checks (and the installed version's), writes the new version's
+    /// report and judges it.
+    pub fn run(&self) -> anyhow::Result<Verdict> {
         let mut report = self
             .checks
             .run(self.manifest, self.profile, self.opts, self.scripts_dir);
@@ -59,8 +62,9 @@ impl NodeCheck<'_> {
             // Without the installed manifest: what the install's report checked.
             None => saved(&self.installed_report),
         };
-        let verdict = judge(&report, &installed);
-        Ok((report, verdict))
+        let value: serde_json::Value = serde_json::from_str(&report.to_json())?;
+        crate::install::state::write_json(&self.report, &value)?;
+        Ok(judge(&report, &installed))
     }
 }
 

@@ -250,10 +250,9 @@ pub fn check(
         role,
         installed_dirs: vec![from.params.image_dir.clone(), layout.resources()],
         installed_report: layout.join_checks_report(),
+        report: layout.upgrade_checks_report(),
     };
-    let (report, verdict) = check.run()?;
-    let value: serde_json::Value = serde_json::from_str(&report.to_json())?;
-    crate::install::state::write_json(&layout.upgrade_checks_report(), &value)?;
+    let verdict = check.run()?;
     // The checks that failed, in the words the first node passes on.
     verdict
         .result()

@@ -54,10 +54,9 @@ impl Phase<Ctx> for Checks {
             role: &ctx.node.params.node.role,
             installed_dirs: vec![ctx.from.params.image_dir.clone(), layout.resources()],
             installed_report: layout.checks_report(),
+            report: layout.upgrade_checks_report(),
         };
-        let (report, verdict) = check.run()?;
-        let value: serde_json::Value = serde_json::from_str(&report.to_json())?;
-        state::write_json(&layout.upgrade_checks_report(), &value)?;
+        let verdict = check.run()?;
         for line in &verdict.said {
             out.say(line.clone());
         }
