@@ -29,10 +29,13 @@ const LONG_CALL: Duration = Duration::from_secs(15 * 60);
 type Tls = BufReader<StreamOwned<ClientConnection, TcpStream>>;
 
 /// A client of one cluster's agent.
+#[derive(Clone)]
 pub struct Client {
     addr: String,
     ca_hash: String,
     config: Arc<ClientConfig>,
+    /// The version whose image `cluster` and `fetch` ask for; the installed one where none.
+    version: Option<String>,
 }
 
 /// What a join brings back: the node's certificate and key, and the cluster CA.
@@ -105,7 +108,17 @@ impl Client {
             addr: with_port(addr),
             config: tls::client_config(&ca_hash, identity)?,
             ca_hash,
+            version: None,
         })
+    }
+
+    /// This client, asking for `version`'s cluster image: one the first node stages beside
+    /// the installed one for an upgrade (or the installed one itself).
+    pub fn for_version(&self, version: &str) -> Client {
+        Client {
+            version: Some(version.to_string()),
+            ..self.clone()
+        }
     }
 
     fn io(&self, what: &str, source: io::Error) -> AgentError {
@@ -405,8 +418,11 @@ impl Client {
     /// included: `role` if it asks for one (needs the node's certificate).
     pub fn cluster(&self, role: Option<&str>) -> Result<ClusterInfo, AgentError> {
         let mut tls = self.connect()?;
-        let role = role.map(str::to_string);
-        match self.call(&mut tls, &Request::Cluster { role })? {
+        let request = Request::Cluster {
+            role: role.map(str::to_string),
+            version: self.version.clone(),
+        };
+        match self.call(&mut tls, &request)? {
             Response::Cluster(info) => Ok(info),
             other => Err(self.unexpected(other)),
         }
@@ -427,6 +443,7 @@ impl Client {
         let request = Request::Fetch {
             path: path.to_string(),
             offset: have,
+            version: self.version.clone(),
         };
         let (size, offset) = match self.call(&mut tls, &request)? {
             Response::Data { size, offset, .. } => (size, offset),

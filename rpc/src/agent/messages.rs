@@ -23,11 +23,17 @@ pub enum Request {
     Cluster {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         role: Option<String>,
+        /// The version asked for: the installed one where none is, else one staged beside it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
     },
-    /// A file of the cluster image, from `offset` (needs the node's certificate).
+    /// A file of the cluster image (of `version`, as for `Cluster`), from `offset` (needs the
+    /// node's certificate).
     Fetch {
         path: String,
         offset: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
     },
     /// Forget this node: an undone join (needs the node's certificate).
     Leave,

@@ -20,6 +20,9 @@ pub enum Action {
     /// Run `version`'s preflight checks (its manifest comes with the target) and change
     /// nothing: before the upgrade changes anything anywhere.
     Check,
+    /// Fetch `version`'s cluster image (the first node serves it staged, beside the installed
+    /// one) and change nothing else: before the first node's restart.
+    Fetch,
 }
 
 /// What the cluster wants a node to run.
@@ -77,6 +80,16 @@ impl Step {
     }
 }
 
+/// A version the first node's agent serves beside the installed one (an upgrade's, before it
+/// runs anywhere), so that every node can fetch its image before anything changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Staged {
+    pub version: String,
+    /// Its unpacked cluster image.
+    pub image_dir: PathBuf,
+}
+
 /// What a node's agent last said.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -87,6 +100,9 @@ pub struct Report {
     /// When it said so (milliseconds since the epoch, the first node's clock).
     pub at_ms: u64,
 }
+
+/// A node's files end in `.target.json` or `.report.json`: this is none of theirs.
+const STAGED: &str = "staged.json";
 
 /// The targets and reports of every joined node.
 #[derive(Debug, Clone)]
@@ -145,6 +161,22 @@ impl Rollout {
         self.write(&self.path(node, "report"), report)
     }
 
+    /// The version staged for the nodes to fetch, if any.
+    pub fn staged(&self) -> io::Result<Option<Staged>> {
+        self.read(&self.dir.join(STAGED))
+    }
+
+    pub fn stage(&self, staged: &Staged) -> io::Result<()> {
+        self.write(&self.dir.join(STAGED), staged)
+    }
+
+    pub fn unstage(&self) -> io::Result<()> {
+        match std::fs::remove_file(self.dir.join(STAGED)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Forgets a node that left the cluster.
     pub fn forget(&self, node: &str) -> io::Result<()> {
         for what in ["target", "report"] {
@@ -197,5 +229,15 @@ mod tests {
         std::fs::write(dir.path().join("rollout/c.target.json"), "{").unwrap();
         let e = rollout.target("c").unwrap_err();
         assert!(e.to_string().contains("c.target.json is damaged"), "{e}");
+        assert_eq!(rollout.staged().unwrap(), None);
+        let staged = Staged {
+            version: "1.1.0".into(),
+            image_dir: "/images/x-1.1.0".into(),
+        };
+        rollout.stage(&staged).unwrap();
+        assert_eq!(rollout.staged().unwrap(), Some(staged));
+        rollout.unstage().unwrap();
+        rollout.unstage().unwrap();
+        assert_eq!(rollout.staged().unwrap(), None);
     }
 }

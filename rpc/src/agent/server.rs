@@ -273,11 +273,21 @@ fn connection(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> io::Resul
                 tracing::warn!(%peer, node, ?standing, "a revoked node certificate refused");
                 return refuse(&mut tls, standing.kind(), standing.why(node));
             }
-            Request::Cluster { role } => {
+            Request::Cluster { role, version } => {
                 let node = node.as_deref().unwrap_or_default();
-                send(&mut tls, &cluster(shared, node, role.as_deref()))?;
+                send(
+                    &mut tls,
+                    &cluster(shared, node, role.as_deref(), version.as_deref()),
+                )?;
             }
-            Request::Fetch { path, offset } => fetch(shared, &mut tls, &path, offset)?,
+            Request::Fetch {
+                path,
+                offset,
+                version,
+            } => match image_of(shared, version.as_deref()) {
+                Ok((_, dir)) => fetch(&mut tls, &dir, &path, offset)?,
+                Err((kind, message)) => refuse(&mut tls, kind, message)?,
+            },
             Request::Kubernetes {
                 kubelet_client_csr,
                 kubelet_serving_csr,
@@ -561,17 +571,44 @@ fn join(shared: &Shared, token: &str, node: &str, csr: &str, peer: SocketAddr) -
     }
 }
 
+/// The version a node asks for and its unpacked image: the installed one, or the one an
+/// upgrade staged beside it ([`Rollout::staged`]).
+fn image_of(
+    shared: &Shared,
+    asked: Option<&str>,
+) -> Result<(String, PathBuf), (ErrorKind, String)> {
+    let installed = || (shared.version.clone(), shared.image_dir.clone());
+    let Some(asked) = asked.filter(|v| *v != shared.version) else {
+        return Ok(installed());
+    };
+    match Rollout::of(&shared.nodes_dir).staged() {
+        Ok(Some(staged)) if staged.version == asked => Ok((staged.version, staged.image_dir)),
+        Ok(_) => Err((
+            ErrorKind::NotFound,
+            format!(
+                "the cluster runs {} {} and has no upgrade to {asked} under way",
+                shared.cluster, shared.version
+            ),
+        )),
+        Err(e) => Err((ErrorKind::Internal, format!("the staged version: {e}"))),
+    }
+}
+
 /// The cluster image's index and what the node shares with the cluster, its profile included.
-fn cluster(shared: &Shared, node: &str, asked: Option<&str>) -> Response {
+fn cluster(shared: &Shared, node: &str, asked: Option<&str>, version: Option<&str>) -> Response {
     let error = |kind, message: String| Response::Error { kind, message };
-    let index = match std::fs::read_to_string(shared.image_dir.join(cluster_image::layout::INDEX)) {
+    let (version, image_dir) = match image_of(shared, version) {
+        Ok(image) => image,
+        Err((kind, message)) => return error(kind, message),
+    };
+    let index = match std::fs::read_to_string(image_dir.join(cluster_image::layout::INDEX)) {
         Ok(index) => index,
         Err(e) => {
             return error(
                 ErrorKind::Internal,
                 format!(
                     "the first node cannot read its cluster image at {}: {e}",
-                    shared.image_dir.display()
+                    image_dir.display()
                 ),
             );
         }
@@ -583,7 +620,7 @@ fn cluster(shared: &Shared, node: &str, asked: Option<&str>) -> Response {
     };
     Response::Cluster(ClusterInfo {
         name: shared.cluster.clone(),
-        version: shared.version.clone(),
+        version,
         index,
         facts: ClusterFacts {
             role,
@@ -773,8 +810,8 @@ fn sync(shared: &Shared, node: &str, runs: String, step: Option<Step>) -> Respon
     }
 }
 
-fn fetch(shared: &Shared, tls: &mut Tls, path: &str, offset: u64) -> io::Result<()> {
-    let index_path = shared.image_dir.join(cluster_image::layout::INDEX);
+fn fetch(tls: &mut Tls, image_dir: &Path, path: &str, offset: u64) -> io::Result<()> {
+    let index_path = image_dir.join(cluster_image::layout::INDEX);
     // Only what the image's index lists (and the index itself) is served: no path of the
     // client's choosing ever reaches the file system.
     let size = if path == cluster_image::layout::INDEX {
@@ -792,7 +829,7 @@ fn fetch(shared: &Shared, tls: &mut Tls, path: &str, offset: u64) -> io::Result<
             format!("{path} is not part of the cluster image"),
         );
     };
-    let file_path = shared.image_dir.join(path);
+    let file_path = image_dir.join(path);
     let mut file = match std::fs::File::open(&file_path) {
         Ok(f) if f.metadata().is_ok_and(|m| m.len() == size) => f,
         _ => {
@@ -802,7 +839,7 @@ fn fetch(shared: &Shared, tls: &mut Tls, path: &str, offset: u64) -> io::Result<
                 format!(
                     "the first node's copy of {path} ({}) is missing or damaged: check it with `gravity image verify {}`",
                     file_path.display(),
-                    shared.image_dir.display()
+                    image_dir.display()
                 ),
             );
         }

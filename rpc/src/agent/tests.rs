@@ -66,14 +66,14 @@ fn pki_of(name: &str) -> (String, String) {
     (text("ca.crt"), text("ca.key"))
 }
 
-fn image(dir: &Path) {
+fn image(dir: &Path, version: &str) {
     let data = payload();
     std::fs::create_dir_all(dir.join("planet")).unwrap();
     std::fs::write(dir.join("planet/rootfs.tar"), &data).unwrap();
     let index = ImageIndex {
         format: 1,
         name: "test".into(),
-        version: "1.0.0".into(),
+        version: version.into(),
         files: vec![IndexEntry {
             path: "planet/rootfs.tar".into(),
             kind: Kind::File,
@@ -96,7 +96,7 @@ fn cluster() -> Cluster {
             time::OffsetDateTime::now_utc(),
         )
         .unwrap();
-    image(&dir.path().join("image"));
+    image(&dir.path().join("image"), "1.0.0");
     let members = Arc::new(Recorder::default());
     let shared = Shared {
         cluster: "test".into(),
@@ -189,6 +189,59 @@ fn refused_kind(e: AgentError) -> (ErrorKind, String) {
         AgentError::Refused { kind, message, .. } => (kind, message),
         other => panic!("expected a refusal, got: {other}"),
     }
+}
+
+#[test]
+fn a_staged_upgrade_is_served_beside_the_installed_version_and_nothing_else() {
+    let c = cluster();
+    let joined = c.client().join(&c.token(false), "node-2").unwrap();
+    let node = Client::new(&c.addr(), &c.hash, Some((&joined.certificate, &joined.key))).unwrap();
+    let next = node.for_version("1.1.0");
+    let (kind, message) = refused_kind(next.cluster(None).unwrap_err());
+    assert_eq!(kind, ErrorKind::NotFound, "{message}");
+    assert!(
+        message.contains("runs test 1.0.0 and has no upgrade to 1.1.0 under way"),
+        "{message}"
+    );
+
+    let staged_dir = c.dir.path().join("image-next");
+    image(&staged_dir, "1.1.0");
+    let rollout = rollout::Rollout::of(&c.dir.path().join("agent/nodes"));
+    rollout
+        .stage(&rollout::Staged {
+            version: "1.1.0".into(),
+            image_dir: staged_dir.clone(),
+        })
+        .unwrap();
+    let info = next.cluster(None).unwrap();
+    assert_eq!(info.version, "1.1.0");
+    assert!(info.index.contains("\"1.1.0\""), "{}", info.index);
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("rootfs.tar");
+    let entry = ImageIndex::from_json(info.index.as_bytes(), Path::new("index.json")).unwrap();
+    let entry = entry.get("planet/rootfs.tar").unwrap();
+    next.fetch(&entry.path, &entry.sha256, &dest, &mut |_, _| {})
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), payload());
+    // The installed version is what a client without a version, or asking for it, gets.
+    assert_eq!(node.cluster(None).unwrap().version, "1.0.0");
+    assert_eq!(
+        node.for_version("1.0.0").cluster(None).unwrap().version,
+        "1.0.0"
+    );
+    let (kind, _) = refused_kind(node.for_version("1.2.0").cluster(None).unwrap_err());
+    assert_eq!(kind, ErrorKind::NotFound);
+    // Only what the staged image's index lists.
+    let (kind, _) = refused_kind(
+        next.fetch("../image/index.json", "", &dest, &mut |_, _| {})
+            .unwrap_err(),
+    );
+    assert_eq!(kind, ErrorKind::NotFound);
+    rollout.unstage().unwrap();
+    assert_eq!(
+        refused_kind(next.cluster(None).unwrap_err()).0,
+        ErrorKind::NotFound
+    );
 }
 
 #[test]
