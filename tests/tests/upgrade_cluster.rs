@@ -193,6 +193,20 @@ fn a_rolling_upgrade_keeps_the_api_up_and_a_failed_node_rolls_the_cluster_back()
         api.none.as_secs_f64()
     );
     assert!(crashed.contains("the join agent serves 1.1.0"), "{crashed}");
+    // Every node had 1.1.0's image before the first node restarted: its own step found it.
+    let transferred = crashed
+        .find("example 1.1.0 is on every node")
+        .unwrap_or_else(|| panic!("the transfer phase did not finish: {crashed}"));
+    assert!(
+        transferred < crashed.find("Restart planet on the new version").unwrap(),
+        "{crashed}"
+    );
+    for node in ["second", "third"] {
+        assert!(
+            crashed.contains(&format!("node {node}: example 1.1.0 in ")),
+            "{crashed}"
+        );
+    }
     // Every node checked 1.1.0 before anything changed.
     for node in ["second", "third"] {
         assert!(

@@ -12,9 +12,10 @@ use tests::upgrade::{self, cmdline};
 
 /// The upgrade's phases, in order. A new phase must be added here, and so gets crash-tested
 /// (the test fails when the plan has a phase this list lacks).
-const PHASES: [&str; 17] = [
+const PHASES: [&str; 18] = [
     "checks",
     "etcd-backup",
+    "transfer",
     "planet-image",
     "configure",
     "volumes",

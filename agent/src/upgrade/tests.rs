@@ -211,7 +211,13 @@ fn fake_node(
             if let Some(target) = rollout.target(node).unwrap()
                 && seen.last() != Some(&target)
             {
-                let failed = fail == Some(target.action);
+                // A transfer needs the new version staged, with its image.
+                let unstaged = target.action == rpc::agent::rollout::Action::Fetch
+                    && !rollout.staged().unwrap().is_some_and(|s| {
+                        s.version == target.version
+                            && s.image_dir.join(cluster_image::layout::INDEX).is_file()
+                    });
+                let failed = fail == Some(target.action) || unstaged;
                 let step = Step {
                     operation: target.operation.clone(),
                     action: target.action,
@@ -266,6 +272,7 @@ fn joined_nodes_are_upgraded_after_the_first_and_rolled_back_before_it() {
         asked,
         [
             (Action::Check, "0.2.0".to_string()),
+            (Action::Fetch, "0.2.0".to_string()),
             (Action::Upgrade, "0.2.0".to_string()),
             (Action::Rollback, "0.1.0".to_string())
         ]
@@ -275,6 +282,11 @@ fn joined_nodes_are_upgraded_after_the_first_and_rolled_back_before_it() {
         "{err:#}"
     );
     let log = log_of(&host, tmp.path());
+    // On the node before the first node stops planet; no longer staged once rolled back.
+    let transferred = log.find("transfer: node second: done").expect(&log);
+    assert!(transferred < log.find("planet stop").unwrap(), "{log}");
+    let rollout = rpc::agent::rollout::Rollout::of(&ctx.layout.joined_nodes());
+    assert_eq!(rollout.staged().unwrap(), None);
     let (upgraded, returned) = (
         log.find("nodes: node second runs 0.2.0").expect(&log),
         log.find("nodes: node second runs 0.1.0 again").expect(&log),
@@ -299,7 +311,43 @@ fn a_joined_nodes_failure_fails_the_upgrade_with_its_reason() {
         "{err}"
     );
     let actions: Vec<Action> = node.join().unwrap().iter().map(|t| t.action).collect();
-    assert_eq!(actions, [Action::Check, Action::Upgrade, Action::Rollback]);
+    assert_eq!(
+        actions,
+        [
+            Action::Check,
+            Action::Fetch,
+            Action::Upgrade,
+            Action::Rollback
+        ]
+    );
+}
+
+#[test]
+fn a_joined_nodes_failed_transfer_stops_the_upgrade_before_planet_changes() {
+    use rpc::agent::rollout::Action;
+    let tmp = tempfile::tempdir().unwrap();
+    let host = FakeHost::new(&tmp.path().join("root"), true);
+    let (ctx, _) = install(tmp.path(), &host);
+    let (stop, node) = fake_node(&ctx.layout.joined_nodes(), "second", Some(Action::Fetch));
+    host.log.lock().unwrap().clear();
+    let err = upgrade(tmp.path(), &host).err().expect("the upgrade fails");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("did not reach 1 of the other nodes, and nothing was changed")
+            && err.contains("node second: its Fetch failed")
+            && err.contains("runs example 0.1.0 again"),
+        "{err}"
+    );
+    let actions: Vec<Action> = node.join().unwrap().iter().map(|t| t.action).collect();
+    assert_eq!(actions, [Action::Check, Action::Fetch]);
+    let log = log_of(&host, tmp.path());
+    assert!(
+        !log.contains("planet stop") && !log.contains("== planet-image"),
+        "{log}"
+    );
+    let rollout = rpc::agent::rollout::Rollout::of(&ctx.layout.joined_nodes());
+    assert_eq!(rollout.staged().unwrap(), None);
 }
 
 #[test]

@@ -116,7 +116,7 @@ pub fn image(
             String::new()
         },
         if kept > 0 {
-            format!(", {kept} files kept from the earlier run")
+            format!(", {kept} files here already")
         } else {
             String::new()
         },

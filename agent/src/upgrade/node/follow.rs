@@ -1,7 +1,8 @@
 //! `gravity agent serve` on a joined node: asks the first node's agent every few seconds what
 //! this node should run ([`rpc::agent::Request::Sync`]), saying what it runs and how its
 //! current step goes; a new target is carried out in a thread of its own (an upgrade, the
-//! rollback of one, or the checks before one), so that its progress keeps being reported.
+//! rollback of one, or the checks and the image's transfer before one), so that its progress
+//! keeps being reported.
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -118,6 +119,7 @@ fn start(layout: StateDir, target: Target, progress: Progress) -> JoinHandle<()>
                 super::rollback(&layout, &target, Effects::host(), &mut observer).map(|()| runs())
             }
             Action::Check => super::check(&layout, &target, Effects::host(), &mut observer),
+            Action::Fetch => super::fetch(&layout, &target, &mut observer),
         };
         let done = match result {
             Ok(said) => {

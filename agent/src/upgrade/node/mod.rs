@@ -136,22 +136,7 @@ pub fn upgrade(
             if from.version == target.version {
                 return Ok(());
             }
-            let info = client.cluster(None)?;
-            if info.version != target.version {
-                bail!(
-                    "the first node serves {} {}, not {}: is its upgrade still running?",
-                    info.name,
-                    info.version,
-                    target.version
-                );
-            }
-            let dir = layout.unpacked_image(&format!("{}-{}", info.name, info.version));
-            observer.phase_message("fetch", &format!("fetching {} {}", info.name, info.version));
-            let summary =
-                crate::join::phases::fetch::image(&client, &info.index, &dir, &mut |l| {
-                    observer.phase_message("fetch", &l)
-                })?;
-            observer.phase_message("fetch", &summary);
+            let dir = fetch_image(layout, &client, target, observer)?.0;
             let mut node = InstallParams {
                 image_dir: dir,
                 ..from.params.clone()
@@ -196,6 +181,41 @@ pub fn upgrade(
             journal.current_path().display()
         ))),
     }
+}
+
+/// Fetches the cluster image of the version `target` brings, where this node's upgrade to it
+/// looks for it; changes nothing else. What is in place already is kept (checked when it
+/// arrived), so a node's step finds the image its transfer fetched.
+pub fn fetch(
+    layout: &StateDir,
+    target: &Target,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<String> {
+    Ok(fetch_image(layout, &client(layout)?, target, observer)?.1)
+}
+
+/// [`fetch`]'s work: the image's directory and what the fetch said.
+fn fetch_image(
+    layout: &StateDir,
+    client: &rpc::agent::Client,
+    target: &Target,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<(std::path::PathBuf, String)> {
+    // The first node serves it beside the installed version once its upgrade staged it.
+    let client = client.for_version(&target.version);
+    let info = client.cluster(None).with_context(|| {
+        format!(
+            "the first node does not serve {}: is its upgrade still running?",
+            target.version
+        )
+    })?;
+    let dir = layout.unpacked_image(&format!("{}-{}", info.name, info.version));
+    observer.phase_message("fetch", &format!("fetching {} {}", info.name, info.version));
+    let summary = crate::join::phases::fetch::image(&client, &info.index, &dir, &mut |l| {
+        observer.phase_message("fetch", &l)
+    })?;
+    observer.phase_message("fetch", &summary);
+    Ok((dir, summary))
 }
 
 /// Runs the checks of the version `target` brings (its manifest) for this node's profile,

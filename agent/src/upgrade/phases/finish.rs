@@ -1,5 +1,6 @@
-//! Records the new version (cluster.json, the preflight report of what is installed) and
-//! removes planet images older than the previous one.
+//! Records the new version (cluster.json, the preflight report of what is installed), no
+//! longer stages it for the other nodes, and removes planet images older than the previous
+//! one.
 
 use anyhow::Context;
 use operation::{Phase, Report};
@@ -25,6 +26,10 @@ impl Phase<Ctx> for Finish {
             ..record
         };
         state::write_record(&layout.cluster_record(), &record)?;
+        // The first node's agent serves the new version as the installed one now.
+        if ctx.cluster.is_none() {
+            super::transfer::unstage(ctx)?;
+        }
         if layout.upgrade_checks_report().exists() {
             durable::copy_atomic(&layout.upgrade_checks_report(), &layout.checks_report())?;
         }

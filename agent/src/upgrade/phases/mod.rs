@@ -10,6 +10,7 @@ mod nodes;
 mod planet_image;
 mod restart;
 mod serve;
+mod transfer;
 mod volumes;
 mod workloads;
 
@@ -22,6 +23,7 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
     vec![
         Box::new(checks::Checks),
         Box::new(etcd_backup::EtcdBackup),
+        Box::new(transfer::Transfer),
         Box::new(planet_image::PlanetImage),
         Box::new(configure::Configure),
         Box::new(volumes::Volumes),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use operation::{Phase, Report, failpoint};
-use rpc::agent::rollout::{Action, Rollout, StepState, Target};
+use rpc::agent::rollout::{Action, Rollout, Staged, StepState, Target};
 
 use crate::upgrade::Ctx;
 
@@ -22,8 +22,10 @@ const SILENCE: Duration = Duration::from_secs(180);
 const POLL: Duration = Duration::from_millis(500);
 /// A node's checks (a disk's fdatasync and the like: seconds; minutes on a slow host).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-/// How long an agent that asks may take to start a check before it is taken for one that
-/// cannot (it asks every 2 s).
+/// A node's transfer of the new image (hundreds of MiB; minutes on a slow link).
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How long an agent that asks may take to start a check or a transfer before it is taken
+/// for one that cannot (it asks every 2 s).
 const TAKE_UP: Duration = Duration::from_secs(60);
 /// A node's agent heard within this long is running (it asks every 2 s).
 const ASKING: Duration = Duration::from_secs(10);
@@ -124,6 +126,51 @@ pub(super) fn check(ctx: &Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Before the first node changes anything: its agent serves the new version beside the
+/// installed one, and every joined node fetches its image, all at once. Any node's failure
+/// fails the upgrade; a node whose gravity predates this fetches it when its turn comes.
+pub(super) fn transfer(ctx: &Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
+    let nodes = joined(ctx)?;
+    if nodes.is_empty() {
+        out.say("the cluster has no other nodes");
+        return Ok(());
+    }
+    let version = ctx.node.manifest().metadata.resource_version.clone();
+    let rollout = Rollout::of(&ctx.node.layout.joined_nodes());
+    rollout.stage(&Staged {
+        version: version.clone(),
+        image_dir: ctx.node.params.image_dir.clone(),
+    })?;
+    let target = Target::new(&super::operation_id(ctx)?, Action::Fetch, &version);
+    for node in &nodes {
+        rollout.set_target(node, &target)?;
+    }
+    let started = Instant::now();
+    let mut failed = Vec::new();
+    for node in &nodes {
+        match wait(&rollout, node, &target, out, TRANSFER_TIMEOUT) {
+            Ok(Some(said)) => out.say(format!("node {node}: {said}")),
+            Ok(None) => out.say(format!(
+                "node {node} did not take up the transfer (its gravity predates it?): it fetches the image when its turn comes"
+            )),
+            Err(e) => failed.push(format!("{e:#}")),
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "the new version's image did not reach {} of the other nodes, and nothing was changed: {}",
+            failed.len(),
+            failed.join("; ")
+        );
+    }
+    out.say(format!(
+        "{} {version} is on every node ({:.1}s)",
+        ctx.node.manifest().metadata.name,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
 /// The `--ignore-preflight-errors` of this upgrade (not the first node's install's), which
 /// every node applies.
 fn upgrade_ignores(ctx: &Ctx) -> Vec<String> {
@@ -145,7 +192,8 @@ fn joined(ctx: &Ctx) -> anyhow::Result<Vec<String>> {
 
 /// Waits until `node` reports `target` done, and returns what it said last; its progress is
 /// said as it comes. Fails with the node's own error, or when its agent falls silent, or after
-/// `timeout`. None where the node's agent keeps asking but never takes a check up.
+/// `timeout`. None where the node's agent keeps asking but never takes a check or a transfer
+/// up.
 fn wait(
     rollout: &Rollout,
     node: &str,
@@ -187,7 +235,7 @@ fn wait(
         }
         // An agent that keeps asking and does not start a check does not know it. One that
         // does not ask at all is down: the silence above fails the checks then.
-        if target.action == Action::Check
+        if matches!(target.action, Action::Check | Action::Fetch)
             && !taken_up
             && started.elapsed() > TAKE_UP
             && silent < ASKING
