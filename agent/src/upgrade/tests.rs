@@ -172,7 +172,8 @@ fn only_a_new_requirement_that_fails_fails_the_upgrade() {
             .iter()
             .map(|(v, id, req, passes)| (v.to_string(), id.to_string(), req.to_string(), *passes))
             .collect();
-        upgrade(tmp.path(), &host).map(drop)
+        let result = upgrade(tmp.path(), &host).map(drop);
+        (result, log_of(&host, tmp.path()))
     };
     // The disk's latency passed for the installed version and fails now (a busy host): the
     // same requirement, no difference. A new requirement that fails is one.
@@ -180,9 +181,15 @@ fn only_a_new_requirement_that_fails_fails_the_upgrade() {
         ("0.1.0", "disk", "p99 below 10 ms", true),
         ("0.2.0", "disk", "p99 below 10 ms", false),
     ];
-    attempt(&disk).expect("only an unchanged requirement fails");
+    let (result, log) = attempt(&disk);
+    result.expect("only an unchanged requirement fails");
+    // Said, but not as a failure.
+    assert!(
+        log.contains("disk: disk (p99 below 10 ms) is not met here, as the installed version asks the same: it does not fail the upgrade"),
+        "{log}"
+    );
     let ram = ("0.2.0", "ram", "at least 64GB", false);
-    let err = format!("{:#}", attempt(&[disk[0], disk[1], ram]).unwrap_err());
+    let err = format!("{:#}", attempt(&[disk[0], disk[1], ram]).0.unwrap_err());
     assert!(
         err.contains("differ from the installed ones fail on this host (ram)"),
         "{err}"
