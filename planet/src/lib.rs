@@ -24,6 +24,7 @@ pub mod paths;
 pub mod restarts;
 pub mod rootfs;
 pub mod service;
+pub mod shutdown;
 pub mod spec;
 pub mod status;
 pub mod supervisor;

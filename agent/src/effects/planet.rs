@@ -28,6 +28,11 @@ pub trait PlanetControl {
     /// Stops planet and removes what it put on the host, keeping its data.
     fn teardown(&self, state_dir: &Path) -> anyhow::Result<()>;
     /// Stops planet (its supervisor and container), leaving everything else in place.
+    /// systemd's words for the units whose stop timed out since `since` (why a stop was
+    /// slow); none where the journal says nothing or cannot be read.
+    fn stop_timeouts(&self, _state_dir: &Path, _since: std::time::SystemTime) -> Vec<String> {
+        Vec::new()
+    }
     fn stop(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()>;
     /// Saves a snapshot of etcd's keyspace at `inside` (a path inside planet).
     fn etcd_snapshot(&self, state_dir: &Path, inside: &str) -> anyhow::Result<()>;
@@ -112,6 +117,9 @@ impl PlanetControl for HostPlanet {
     fn teardown(&self, state_dir: &Path) -> anyhow::Result<()> {
         planet::teardown(state_dir)?;
         Ok(())
+    }
+    fn stop_timeouts(&self, state_dir: &Path, since: std::time::SystemTime) -> Vec<String> {
+        planet::shutdown::timed_out(state_dir, since)
     }
     fn stop(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
         Planet::load(state_dir)?.stop(timeout)?;

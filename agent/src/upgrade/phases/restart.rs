@@ -14,6 +14,8 @@ pub struct Restart;
 /// Stopping includes the pods' containers; starting, planet's systemd reaching `running`.
 const STOP_TIMEOUT: Duration = Duration::from_secs(300);
 const START_TIMEOUT: Duration = Duration::from_secs(300);
+/// A stop this long waited for something that ignored SIGTERM: the journal says what.
+const SLOW_STOP: Duration = Duration::from_secs(10);
 /// The previous version comes back as a first start would: allow as long.
 const HEALTHY_AGAIN: Duration = Duration::from_secs(900);
 
@@ -27,9 +29,14 @@ impl Phase<Ctx> for Restart {
     fn run(&self, ctx: &mut Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         let state_dir = ctx.node.params.state_dir.clone();
         release_leases(ctx, out);
-        let stopping = Instant::now();
+        let (stopping, since) = (Instant::now(), std::time::SystemTime::now());
         ctx.node.effects.planet.stop(&state_dir, STOP_TIMEOUT)?;
         let stopped = stopping.elapsed();
+        if stopped > SLOW_STOP {
+            for line in ctx.node.effects.planet.stop_timeouts(&state_dir, since) {
+                out.say(format!("planet's stop waited for: {line}"));
+            }
+        }
         failpoint(self.name(), "during");
         // The new gravity runs planet from now on (the previous one is in the saved copy).
         install::phases::agent::Agent.run(&mut ctx.node, out)?;
