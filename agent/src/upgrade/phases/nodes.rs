@@ -103,19 +103,14 @@ pub(super) fn check(ctx: &Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         )
     };
     let rollout = Rollout::of(&ctx.node.layout.joined_nodes());
-    for node in &nodes {
-        rollout.set_target(node, &target)?;
-    }
-    let mut failed = Vec::new();
-    for node in &nodes {
-        match wait(&rollout, node, &target, out, CHECK_TIMEOUT) {
-            Ok(Some(said)) => out.say(format!("node {node}: {said}")),
-            Ok(None) => out.say(format!(
-                "node {node} did not take up the checks (its gravity predates them?): it checks itself when its turn comes"
-            )),
-            Err(e) => failed.push(format!("{e:#}")),
-        }
-    }
+    let failed = on_every_node(
+        &rollout,
+        &nodes,
+        &target,
+        out,
+        CHECK_TIMEOUT,
+        "did not take up the checks (its gravity predates them?): it checks itself when its turn comes",
+    )?;
     if !failed.is_empty() {
         bail!(
             "the new version's checks fail on {} of the other nodes, and nothing was changed: {}",
@@ -142,20 +137,15 @@ pub(super) fn transfer(ctx: &Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         image_dir: ctx.node.params.image_dir.clone(),
     })?;
     let target = Target::new(&super::operation_id(ctx)?, Action::Fetch, &version);
-    for node in &nodes {
-        rollout.set_target(node, &target)?;
-    }
     let started = Instant::now();
-    let mut failed = Vec::new();
-    for node in &nodes {
-        match wait(&rollout, node, &target, out, TRANSFER_TIMEOUT) {
-            Ok(Some(said)) => out.say(format!("node {node}: {said}")),
-            Ok(None) => out.say(format!(
-                "node {node} did not take up the transfer (its gravity predates it?): it fetches the image when its turn comes"
-            )),
-            Err(e) => failed.push(format!("{e:#}")),
-        }
-    }
+    let failed = on_every_node(
+        &rollout,
+        &nodes,
+        &target,
+        out,
+        TRANSFER_TIMEOUT,
+        "did not take up the transfer (its gravity predates it?): it fetches the image when its turn comes",
+    )?;
     if !failed.is_empty() {
         bail!(
             "the new version's image did not reach {} of the other nodes, and nothing was changed: {}",
@@ -169,6 +159,31 @@ pub(super) fn transfer(ctx: &Ctx, out: &mut Report<'_>) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// Asks every node for `target` at once, and waits for them all: what each said is said, and
+/// each failure comes back (`not_taken_up` is said of a node whose agent never takes the
+/// target up).
+fn on_every_node(
+    rollout: &Rollout,
+    nodes: &[String],
+    target: &Target,
+    out: &mut Report<'_>,
+    timeout: Duration,
+    not_taken_up: &str,
+) -> anyhow::Result<Vec<String>> {
+    for node in nodes {
+        rollout.set_target(node, target)?;
+    }
+    let mut failed = Vec::new();
+    for node in nodes {
+        match wait(rollout, node, target, out, timeout) {
+            Ok(Some(said)) => out.say(format!("node {node}: {said}")),
+            Ok(None) => out.say(format!("node {node} {not_taken_up}")),
+            Err(e) => failed.push(format!("{e:#}")),
+        }
+    }
+    Ok(failed)
 }
 
 /// The `--ignore-preflight-errors` of this upgrade (not the first node's install's), which
