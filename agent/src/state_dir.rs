@@ -104,6 +104,10 @@ impl StateDir {
     pub fn agent(&self) -> PathBuf {
         self.root.join("agent")
     }
+    /// On a worker: the cluster's apiservers, which its agent's proxy connects to.
+    pub fn apiservers(&self) -> PathBuf {
+        self.agent().join("apiservers.json")
+    }
     /// The join tokens, only their hashes (0600).
     pub fn join_tokens(&self) -> PathBuf {
         self.agent().join("tokens.json")

@@ -355,6 +355,82 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
     );
     assert_eq!(unit("planet-kubelet.service"), "active", "{status:#}");
 
+    // The worker reaches the apiservers through its agent's proxy, which follows the cluster's
+    // list: with the first node's apiserver stopped, the worker's kubelet keeps renewing its
+    // lease through the second node's.
+    let kubeconfig = std::fs::read_to_string(third.state().join("pki/kubelet.kubeconfig")).unwrap();
+    assert!(
+        kubeconfig.contains("server: https://127.0.0.1:6444"),
+        "{kubeconfig}"
+    );
+    let list = eventually(
+        "the worker's list of apiservers",
+        Duration::from_secs(60),
+        || {
+            let list = std::fs::read_to_string(third.state().join("agent/apiservers.json"))
+                .unwrap_or_default();
+            let both = list.contains(&format!("\"{first_ip}:6443\""))
+                && list.contains("\"10.214.0.2:6443\"");
+            both.then(|| list.clone()).ok_or(list)
+        },
+    );
+    eprintln!(
+        "the worker's apiservers: {}",
+        list.split_whitespace().collect::<String>()
+    );
+    let renewed = || {
+        let out = joiner.gravity(
+            &[
+                "kubectl",
+                "get",
+                "lease",
+                "-n",
+                "kube-node-lease",
+                "third",
+                "-o",
+                "jsonpath={.spec.renewTime}",
+            ],
+            &[],
+        );
+        let time = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !time.is_empty())
+            .then_some(time)
+            .ok_or_else(|| text(&out))
+    };
+    first.exec(&["systemctl", "stop", "planet-kube-apiserver.service"]);
+    let before = eventually("the worker's lease", Duration::from_secs(30), &renewed);
+    // Two renewals after the stop: one in flight as it stopped may have gone to the first
+    // node's apiserver, the second cannot have.
+    let mut seen = vec![before];
+    eventually(
+        "two renewals of the worker's lease",
+        Duration::from_secs(90),
+        || {
+            let now = renewed()?;
+            if seen.last() != Some(&now) {
+                seen.push(now);
+            }
+            (seen.len() >= 3).then_some(()).ok_or(format!("{seen:?}"))
+        },
+    );
+    let readyz = third.ns.run(&[
+        "curl",
+        "-sk",
+        "--max-time",
+        "5",
+        "https://127.0.0.1:6444/readyz",
+    ]);
+    assert_eq!(readyz.trim(), "ok", "the worker's proxy to the apiservers");
+    first.exec(&["systemctl", "start", "planet-kube-apiserver.service"]);
+    eventually(
+        "the first node's apiserver again",
+        Duration::from_secs(120),
+        || kubectl(&first, &["get", "--raw", "/readyz"]),
+    );
+    eprintln!(
+        "the worker's lease was renewed at {seen:?} while the first node's apiserver was stopped"
+    );
+
     // These tests skip the forwarding check (a real install turns it on, host-wide): pods'
     // traffic between nodes is routed, so each "host" forwards.
     for ns in [&first.ns, &joiner.ns, &third.ns] {

@@ -67,6 +67,22 @@ impl EtcdMembers {
     }
 }
 
+/// The addresses of the joined control plane nodes (those the cluster added an etcd member
+/// for and still has), from the peer URLs their members were added with.
+pub fn control_plane_ips(nodes_dir: &Path) -> Vec<std::net::IpAddr> {
+    let Ok(nodes) = rpc::agent::joined_in(nodes_dir) else {
+        return Vec::new();
+    };
+    nodes
+        .iter()
+        .filter_map(|node| {
+            let url = std::fs::read_to_string(nodes_dir.join(format!("{node}.etcd"))).ok()?;
+            let addr: std::net::SocketAddr = url.trim().strip_prefix("https://")?.parse().ok()?;
+            Some(addr.ip())
+        })
+        .collect()
+}
+
 /// etcd's answer to a membership change while a voting member is not (yet) in touch with
 /// the leader.
 fn is_unhealthy(error: &str) -> bool {
@@ -189,6 +205,21 @@ impl rpc::agent::Members for EtcdMembers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_control_plane_ips_are_those_of_joined_nodes_with_a_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("second.json", "{}");
+        write("second.etcd", "https://10.214.0.2:2380\n");
+        write("third.json", "{}");
+        // A node that left keeps no record: its member's file is not counted.
+        write("gone.etcd", "https://10.216.0.2:2380");
+        assert_eq!(
+            control_plane_ips(dir.path()),
+            [std::net::IpAddr::from([10, 214, 0, 2])]
+        );
+    }
 
     fn member(name: &str, ip: u8, learner: bool) -> Member {
         Member {

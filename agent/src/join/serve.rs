@@ -116,6 +116,16 @@ pub fn server(layout: &StateDir, port: u16) -> anyhow::Result<Server> {
                 Ok(true)
             })
         }),
+        apiservers: kubernetes.then(|| -> rpc::agent::Apiservers {
+            let (first, nodes_dir) = (record.node.advertise_ip, layout.joined_nodes());
+            Box::new(move || {
+                let port = kubernetes::APISERVER_PORT;
+                std::iter::once(first)
+                    .chain(super::members::control_plane_ips(&nodes_dir))
+                    .map(|ip| std::net::SocketAddr::new(ip, port))
+                    .collect()
+            })
+        }),
     };
     Ok(Server::bind(
         SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),

@@ -54,8 +54,12 @@ impl AgentService for HostAgentService {
             ];
             planet::service::spawn_detached(&unit.gravity, &args, &layout.agent_log(), "info")?;
         }
-        // Only the first node's agent answers; a joined node's asks.
+        // Only the first node's agent answers; a joined node's asks, and on a worker proxies
+        // to the apiservers: planet's kubelet starts next.
         if !layout.agent_cert().exists() {
+            if layout.apiservers().exists() {
+                wait_proxy(layout, READY_TIMEOUT)?;
+            }
             return Ok(());
         }
         wait_ready(layout, READY_TIMEOUT)
@@ -99,6 +103,22 @@ fn stop_daemon(layout: &StateDir) -> anyhow::Result<()> {
             );
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Waits until a worker's agent takes connections for the apiservers.
+fn wait_proxy(layout: &StateDir, timeout: Duration) -> anyhow::Result<()> {
+    let addr = std::net::SocketAddr::from(crate::node::kubernetes::APISERVER_PROXY);
+    let started = Instant::now();
+    while let Err(e) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+        if started.elapsed() > timeout {
+            anyhow::bail!(
+                "the node's agent does not take connections for the apiservers at {addr} ({e}): see {}",
+                layout.agent_log().display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
 }

@@ -62,6 +62,7 @@ impl First {
             control_plane: None,
             drain: None,
             uncordon: None,
+            apiservers: None,
         };
         let server =
             rpc::agent::Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shared).unwrap();

@@ -16,6 +16,9 @@ pub const CLUSTER_DNS: &str = "10.100.0.10";
 pub const CLUSTER_DOMAIN: &str = "cluster.local";
 /// kube-apiserver's port on the node's address.
 pub const APISERVER_PORT: u16 = 6443;
+/// Where a worker's kubelet and kube-proxy reach the apiservers: its agent's proxy to them
+/// ([`crate::node::apiserver_proxy`]); the apiservers' certificates name 127.0.0.1.
+pub const APISERVER_PROXY: ([u8; 4], u16) = ([127, 0, 0, 1], 6444);
 
 /// The Kubernetes version of an imported planet image (from its `planet.json`), if it has one:
 /// then the node runs Kubernetes.

@@ -2,6 +2,7 @@
 //! node: its preflight checks, the mapping from the manifest to planet's configuration, and
 //! which planet image runs.
 
+pub mod apiserver_proxy;
 pub mod checks;
 pub mod endpoints;
 pub mod identity;

@@ -65,6 +65,14 @@ impl std::fmt::Debug for NodeKubeKeys {
     }
 }
 
+/// The cluster's answer to a node's sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synced {
+    pub target: Option<Target>,
+    /// Every control plane node's apiserver; none where the cluster runs no Kubernetes.
+    pub apiservers: Vec<SocketAddr>,
+}
+
 /// A file fetched into place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
@@ -383,15 +391,15 @@ impl Client {
     }
 
     /// Says what this node runs and how its upgrade step goes; what the cluster wants it to
-    /// run, if anything new.
-    pub fn sync(&self, runs: &str, step: Option<Step>) -> Result<Option<Target>, AgentError> {
+    /// run, if anything new, and where its apiservers are.
+    pub fn sync(&self, runs: &str, step: Option<Step>) -> Result<Synced, AgentError> {
         let mut tls = self.connect()?;
         let request = Request::Sync {
             runs: runs.to_string(),
             step,
         };
         match self.call(&mut tls, &request)? {
-            Response::Sync { target } => Ok(target),
+            Response::Sync { target, apiservers } => Ok(Synced { target, apiservers }),
             other => Err(self.unexpected(other)),
         }
     }

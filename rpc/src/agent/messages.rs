@@ -128,9 +128,12 @@ pub enum Response {
     Uncordoned {
         uncordoned: bool,
     },
-    /// What the node should run: nothing new without a target.
+    /// What the node should run: nothing new without a target; and where the cluster's
+    /// apiservers are (a worker's proxy to them follows the list).
     Sync {
         target: Option<Target>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        apiservers: Vec<std::net::SocketAddr>,
     },
     Error {
         kind: ErrorKind,

@@ -20,15 +20,15 @@ pub mod tokens;
 #[cfg(test)]
 mod tests;
 
-pub use client::{Client, Fetched, Joined, NodeKubeKeys, with_port};
+pub use client::{Client, Fetched, Joined, NodeKubeKeys, Synced, with_port};
 pub use messages::{
     ClusterFacts, ClusterInfo, ControlPlaneJoin, ErrorKind, KubeCredentials, NodeHook, Request,
     Response,
 };
 pub use roles::{RoleError, Roles};
 pub use server::{
-    ControlPlane, Drain, Forget, Members, RunNodeHook, Server, ServerHandle, Shared, forget_joined,
-    joined_in, record_in, valid_node_name,
+    Apiservers, ControlPlane, Drain, Forget, Members, RunNodeHook, Server, ServerHandle, Shared,
+    forget_joined, joined_in, record_in, valid_node_name,
 };
 
 /// The agent's port on the first node.

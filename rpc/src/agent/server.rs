@@ -5,7 +5,6 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use cluster_image::archive::{ImageIndex, Kind};
@@ -20,6 +19,7 @@ use super::roles::{RoleError, Roles};
 use super::rollout::{Report, Rollout, Step};
 use super::tokens::TokenStore;
 use super::{AgentError, VERSION};
+pub use crate::accept::ServerHandle;
 
 const MAX_CONNECTIONS: usize = 64;
 const MAX_LINE: u64 = 1 << 20;
@@ -58,6 +58,9 @@ pub struct Shared {
     pub drain: Option<Drain>,
     /// Makes an upgraded node schedulable again (where the cluster runs Kubernetes).
     pub uncordon: Option<Drain>,
+    /// Every control plane node's apiserver (where the cluster runs Kubernetes), for the
+    /// workers' proxies.
+    pub apiservers: Option<Apiservers>,
 }
 
 /// What the agent hands a new control plane node, and the etcd cluster it joins.
@@ -100,25 +103,12 @@ pub type Drain = Box<dyn Fn(&str) -> Result<bool, String> + Send + Sync>;
 /// See [`Shared::node_hooks`]: the hook and the node's name in; whether it ran, or why it failed.
 pub type RunNodeHook = Box<dyn Fn(NodeHook, &str) -> Result<bool, String> + Send + Sync>;
 
+/// See [`Shared::apiservers`].
+pub type Apiservers = Box<dyn Fn() -> Vec<SocketAddr> + Send + Sync>;
+
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
-}
-
-/// A server running in a background thread; dropping it stops it.
-pub struct ServerHandle {
-    pub addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Drop for ServerHandle {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 impl Server {
@@ -140,14 +130,7 @@ impl Server {
 
     pub fn spawn(self) -> io::Result<ServerHandle> {
         let addr = self.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = std::thread::spawn(move || self.serve(&s));
-        Ok(ServerHandle {
-            addr,
-            stop,
-            thread: Some(thread),
-        })
+        Ok(ServerHandle::spawn(addr, move |stop| self.serve(stop)))
     }
 
     /// Serves until `stop` is set.
@@ -801,11 +784,12 @@ fn sync(shared: &Shared, node: &str, runs: String, step: Option<Step>) -> Respon
         step,
         at_ms: durable::now_ms(),
     };
+    let apiservers = shared.apiservers.as_ref().map(|f| f()).unwrap_or_default();
     match rollout
         .set_report(node, &report)
         .and_then(|()| rollout.target(node))
     {
-        Ok(target) => Response::Sync { target },
+        Ok(target) => Response::Sync { target, apiservers },
         Err(e) => internal(format!("the rollout record of node {node}: {e}")),
     }
 }

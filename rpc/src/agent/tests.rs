@@ -144,6 +144,12 @@ fn cluster() -> Cluster {
                 Ok(true)
             })
         }),
+        apiservers: Some(Box::new(|| {
+            vec![
+                SocketAddr::from(([10, 0, 0, 1], 6443)),
+                SocketAddr::from(([10, 0, 0, 2], 6443)),
+            ]
+        })),
     };
     let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), shared).unwrap();
     let handle = server.spawn().unwrap();
@@ -616,7 +622,16 @@ fn a_joined_nodes_agent_syncs_its_upgrade_target_and_reports_its_steps() {
     let second = Client::new(&c.addr(), &c.hash, Some((&joined.certificate, &joined.key))).unwrap();
     let nodes = c.dir.path().join("agent/nodes");
     let rollout = Rollout::of(&nodes);
-    assert_eq!(second.sync("1.0.0", None).unwrap(), None);
+    let synced = second.sync("1.0.0", None).unwrap();
+    assert_eq!(synced.target, None);
+    // Where the apiservers are, for a worker's proxy.
+    assert_eq!(
+        synced.apiservers,
+        [
+            SocketAddr::from(([10, 0, 0, 1], 6443)),
+            SocketAddr::from(([10, 0, 0, 2], 6443))
+        ]
+    );
     let report = rollout.report("second").unwrap().expect("a report");
     assert_eq!((report.runs.as_str(), report.step), ("1.0.0", None));
     let target = Target {
@@ -631,7 +646,7 @@ fn a_joined_nodes_agent_syncs_its_upgrade_target_and_reports_its_steps() {
         message: "fetching".into(),
     };
     assert_eq!(
-        second.sync("1.0.0", Some(step.clone())).unwrap(),
+        second.sync("1.0.0", Some(step.clone())).unwrap().target,
         Some(target)
     );
     assert_eq!(rollout.report("second").unwrap().unwrap().step, Some(step));

@@ -104,6 +104,18 @@ impl Phase<Ctx> for Credentials {
         if let Some(member) = member {
             return control_plane_pki(ctx, &record.node, member, out);
         }
+        // kubelet and kube-proxy reach the apiservers through the node agent's proxy, which
+        // follows the cluster's list from the first node's apiserver on.
+        let first: std::net::SocketAddr = apiserver
+            .strip_prefix("https://")
+            .and_then(|a| a.parse().ok())
+            .with_context(|| {
+                format!("the cluster's apiserver {apiserver:?} is not https://IP:PORT")
+            })?;
+        if crate::node::apiserver_proxy::read(&ctx.layout)?.is_none() {
+            crate::node::apiserver_proxy::write(&ctx.layout, &[first])?;
+        }
+        let proxy = crate::node::apiserver_proxy::url();
         if FILES.iter().all(|f| dir.join(f).is_file()) {
             out.say(format!("kept the certificates in {}", dir.display()));
             return Ok(());
@@ -118,7 +130,7 @@ impl Phase<Ctx> for Credentials {
         durable::create_private_dir(&dir)
             .with_context(|| format!("cannot make {}", dir.display()))?;
         let kubeconfig =
-            |user: &str, cert: &str, key: &str| pki::kubeconfig(apiserver, &ca, user, cert, key);
+            |user: &str, cert: &str, key: &str| pki::kubeconfig(&proxy, &ca, user, cert, key);
         let files = [
             ("ca.crt", ca.clone(), 0o644),
             ("kubelet.crt", creds.kubelet_serving.clone(), 0o644),
@@ -139,7 +151,7 @@ impl Phase<Ctx> for Credentials {
             durable::write_atomic_mode(&dir.join(name), contents.as_bytes(), mode)?;
         }
         out.say(format!(
-            "kubelet's and kube-proxy's certificates for {apiserver} are in {}",
+            "kubelet's and kube-proxy's certificates are in {}; they reach the apiservers through this node's agent at {proxy}, from {apiserver} on",
             dir.display()
         ));
         Ok(())
@@ -152,6 +164,7 @@ impl Phase<Ctx> for Credentials {
             out.say("removed this node's etcd member from the cluster");
         }
         state::remove_dir(&ctx.layout.pki())?;
+        state::remove_file(&ctx.layout.apiservers())?;
         state::remove_file(&ctx.layout.join_record())?;
         Ok(())
     }

@@ -31,12 +31,13 @@ pub fn all() -> Vec<Box<dyn Phase<Ctx>>> {
         Box::new(OnNode(Box::new(install::configure::Configure))),
         Box::new(OnNode(Box::new(install::volumes::Volumes))),
         Box::new(OnNode(Box::new(install::service::Service))),
+        // Before planet: a worker's kubelet reaches the apiservers through the agent.
+        Box::new(node_agent::NodeAgent),
         Box::new(OnNode(Box::new(install::start::Start))),
         Box::new(promote::Promote),
         Box::new(OnNode(Box::new(install::health::Health))),
         Box::new(OnNode(Box::new(install::node_ready::NodeReady))),
         Box::new(OnNode(Box::new(install::finish::Finish))),
-        Box::new(node_agent::NodeAgent),
         Box::new(node_hooks::PostNodeAdd),
     ]
 }

@@ -14,6 +14,7 @@ use rpc::agent::{AgentError, ErrorKind};
 
 use crate::effects::Effects;
 use crate::install::state::ClusterRecord;
+use crate::node::apiserver_proxy;
 use crate::state_dir::StateDir;
 use operation::{Observer, PhaseOutcome};
 
@@ -21,8 +22,15 @@ const POLL: Duration = Duration::from_secs(2);
 
 type Progress = Arc<Mutex<Option<Step>>>;
 
-/// Follows the cluster until the process is stopped.
+/// Follows the cluster until the process is stopped, once the node's join recorded it. On a
+/// worker, proxies to the cluster's apiservers too ([`crate::node::apiserver_proxy`]), from
+/// the start: the join starts this agent before planet, whose kubelet needs the proxy.
 pub fn run(layout: &StateDir) -> anyhow::Result<()> {
+    let proxy = apiserver_proxy::start(layout)?;
+    // The join records the node once its planet is healthy.
+    while ClusterRecord::load(layout)?.is_none() {
+        std::thread::sleep(POLL);
+    }
     let client = super::client(layout)?;
     let progress: Progress = Arc::default();
     let mut worker: Option<JoinHandle<()>> = None;
@@ -34,7 +42,13 @@ pub fn run(layout: &StateDir) -> anyhow::Result<()> {
             .context("cluster.json is missing")?
             .version;
         let step = progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match client.sync(&runs, step.clone()) {
+        let synced = client.sync(&runs, step.clone());
+        if let (Some(proxy), Ok(synced)) = (&proxy, &synced)
+            && let Err(e) = proxy.update(layout, &synced.apiservers)
+        {
+            tracing::warn!(error = %format!("{e:#}"), "cannot keep the apiservers' list");
+        }
+        match synced.map(|s| s.target) {
             // A finished step the cluster heard of, and an upgrade (or its rollback) replaced
             // this node's gravity: go on as the new one.
             Ok(_) if finished(&step) && stamp(&layout.gravity()) != started_as => {
