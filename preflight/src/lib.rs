@@ -162,6 +162,9 @@ pub fn run_with(
     for s in checks::kernel::SYSCTLS {
         checks.push(checks::kernel::check_sysctl(&host, s));
     }
+    checks.extend(checks::overlay::check_network_type(
+        manifest.providers.as_ref(),
+    ));
     checks.push(checks::kernel::check_cgroups(&host));
     checks.push(checks::kernel::check_swap(&host));
     checks.push(timed("d_type", || {

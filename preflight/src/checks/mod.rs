@@ -9,5 +9,6 @@ pub mod endpoints;
 pub mod kernel;
 pub mod network;
 pub mod os;
+pub mod overlay;
 pub mod ports;
 pub mod volumes;
