@@ -239,9 +239,11 @@ fn a_kill_in_the_middle_of_long_phases_resumes_to_the_same_state() {
     .enumerate()
     {
         let what = format!("killed during `{phase}`");
+        // Its words, for when it ends on its own.
+        let said = inst.state.with_file_name(format!("install-{i}.log"));
         let mut child = install_command(&inst, i > 0)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&said).unwrap())
             .spawn()
             .unwrap();
         // Kill the moment the journal shows the phase running (or at its end, if it is quicker
@@ -253,7 +255,17 @@ fn a_kill_in_the_middle_of_long_phases_resumes_to_the_same_state() {
                 break;
             }
             if child.try_wait().unwrap().is_some() {
-                panic!("{what}: the install ended before the phase started");
+                // Who holds the operation's lock, where that is why.
+                let holders = std::process::Command::new("fuser")
+                    .arg("-v")
+                    .arg(inst.state.join("operation/lock"))
+                    .output()
+                    .map(|o| text(&o))
+                    .unwrap_or_default();
+                panic!(
+                    "{what}: the install ended before the phase started: {}\nthe lock's holders: {holders}",
+                    std::fs::read_to_string(&said).unwrap_or_default()
+                );
             }
             std::thread::sleep(Duration::from_millis(5));
         }
