@@ -171,19 +171,13 @@ impl Rollout {
     }
 
     pub fn unstage(&self) -> io::Result<()> {
-        match std::fs::remove_file(self.dir.join(STAGED)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+        durable::remove_file(&self.dir.join(STAGED))
     }
 
     /// Forgets a node that left the cluster.
     pub fn forget(&self, node: &str) -> io::Result<()> {
         for what in ["target", "report"] {
-            match std::fs::remove_file(self.path(node, what)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+            durable::remove_file(&self.path(node, what))?;
         }
         Ok(())
     }
