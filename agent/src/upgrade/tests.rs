@@ -303,21 +303,38 @@ fn joined_nodes_are_upgraded_after_the_first_and_rolled_back_before_it() {
     assert!(returned < log.rfind("planet start").unwrap(), "{log}");
 }
 
-#[test]
-fn a_joined_nodes_failure_fails_the_upgrade_with_its_reason() {
-    use rpc::agent::rollout::Action;
+/// An upgrade from the installed 0.1.0 with a joined node that fails `action`: the first
+/// node's host (its log cleared at the upgrade's start), the error, and every target the node
+/// got.
+fn upgrade_failing_on_a_node(
+    action: rpc::agent::rollout::Action,
+) -> (
+    tempfile::TempDir,
+    FakeHost,
+    crate::install::Ctx,
+    String,
+    Vec<rpc::agent::rollout::Target>,
+) {
     let tmp = tempfile::tempdir().unwrap();
     let host = FakeHost::new(&tmp.path().join("root"), true);
     let (ctx, _) = install(tmp.path(), &host);
-    let (stop, node) = fake_node(&ctx.layout.joined_nodes(), "second", Some(Action::Upgrade));
+    let (stop, node) = fake_node(&ctx.layout.joined_nodes(), "second", Some(action));
+    host.log.lock().unwrap().clear();
     let err = upgrade(tmp.path(), &host).err().expect("the upgrade fails");
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let err = format!("{err:#}");
+    let targets = node.join().unwrap();
+    (tmp, host, ctx, format!("{err:#}"), targets)
+}
+
+#[test]
+fn a_joined_nodes_failure_fails_the_upgrade_with_its_reason() {
+    use rpc::agent::rollout::Action;
+    let (_tmp, _host, _ctx, err, targets) = upgrade_failing_on_a_node(Action::Upgrade);
     assert!(
         err.contains("node second: its Upgrade failed") && err.contains("runs example 0.1.0 again"),
         "{err}"
     );
-    let actions: Vec<Action> = node.join().unwrap().iter().map(|t| t.action).collect();
+    let actions: Vec<Action> = targets.iter().map(|t| t.action).collect();
     assert_eq!(
         actions,
         [
@@ -332,21 +349,14 @@ fn a_joined_nodes_failure_fails_the_upgrade_with_its_reason() {
 #[test]
 fn a_joined_nodes_failed_transfer_stops_the_upgrade_before_planet_changes() {
     use rpc::agent::rollout::Action;
-    let tmp = tempfile::tempdir().unwrap();
-    let host = FakeHost::new(&tmp.path().join("root"), true);
-    let (ctx, _) = install(tmp.path(), &host);
-    let (stop, node) = fake_node(&ctx.layout.joined_nodes(), "second", Some(Action::Fetch));
-    host.log.lock().unwrap().clear();
-    let err = upgrade(tmp.path(), &host).err().expect("the upgrade fails");
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let err = format!("{err:#}");
+    let (tmp, host, ctx, err, targets) = upgrade_failing_on_a_node(Action::Fetch);
     assert!(
         err.contains("did not reach 1 of the other nodes, and nothing was changed")
             && err.contains("node second: its Fetch failed")
             && err.contains("runs example 0.1.0 again"),
         "{err}"
     );
-    let actions: Vec<Action> = node.join().unwrap().iter().map(|t| t.action).collect();
+    let actions: Vec<Action> = targets.iter().map(|t| t.action).collect();
     assert_eq!(actions, [Action::Check, Action::Fetch]);
     let log = log_of(&host, tmp.path());
     assert!(
@@ -360,19 +370,11 @@ fn a_joined_nodes_failed_transfer_stops_the_upgrade_before_planet_changes() {
 #[test]
 fn a_joined_nodes_failed_checks_stop_the_upgrade_before_anything_changes() {
     use rpc::agent::rollout::Action;
-    let tmp = tempfile::tempdir().unwrap();
-    let host = FakeHost::new(&tmp.path().join("root"), true);
-    let (ctx, _) = install(tmp.path(), &host);
-    let (stop, node) = fake_node(&ctx.layout.joined_nodes(), "second", Some(Action::Check));
-    host.log.lock().unwrap().clear();
-    let err = upgrade(tmp.path(), &host).err().expect("the upgrade fails");
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let err = format!("{err:#}");
+    let (tmp, host, ctx, err, targets) = upgrade_failing_on_a_node(Action::Check);
     assert!(
         err.contains("node second: its Check failed") && err.contains("nothing was changed"),
         "{err}"
     );
-    let targets = node.join().unwrap();
     assert_eq!(targets.len(), 1, "{targets:?}");
     // The node got what it checks against: the new manifest, and the upgrade's ignores.
     let manifest = targets[0].manifest.as_deref().unwrap_or_default();
