@@ -22,8 +22,19 @@ pub enum JournalError {
     },
     #[error("the operation journal {} is damaged ({reason}); move it aside to start over", path.display())]
     Corrupt { path: PathBuf, reason: String },
-    #[error("another gravity operation is running on this host (it holds {}); wait for it or stop it", path.display())]
-    Busy { path: PathBuf },
+    #[error("another gravity operation is running on this host (it holds {}{}); wait for it or stop it", path.display(), held_by(holders))]
+    Busy { path: PathBuf, holders: Vec<String> },
+}
+
+/// How long taking the operation lock waits for a holder to let go.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn held_by(holders: &[String]) -> String {
+    if holders.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", holders.join(", "))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -117,9 +128,22 @@ impl Journal {
                 path: path.clone(),
                 source,
             })?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(OperationLock(lock)),
-            Err(_) => Err(JournalError::Busy { path }),
+        // An operation that was just killed can leave its lock held for a moment: a child of
+        // it between fork and exec shares the descriptor until it execs or dies too.
+        let deadline = std::time::Instant::now() + LOCK_GRACE;
+        let mut file = file;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(OperationLock(lock)),
+                Err((f, _)) if std::time::Instant::now() < deadline => {
+                    file = f;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(_) => {
+                    let holders = super::holders::of(&path);
+                    return Err(JournalError::Busy { path, holders });
+                }
+            }
         }
     }
 }
@@ -199,5 +223,51 @@ mod tests {
         assert!(matches!(j.lock(), Err(JournalError::Busy { .. })));
         drop(held);
         j.lock().unwrap();
+    }
+
+    #[test]
+    fn a_lock_let_go_of_within_the_grace_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        let held = j.lock().unwrap();
+        let letting_go = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        j.lock().unwrap();
+        letting_go.join().unwrap();
+    }
+
+    #[test]
+    fn a_busy_lock_names_who_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("operation")).unwrap();
+        let lock = dir.path().join("operation/lock");
+        // util-linux's flock(1) takes the lock and keeps it while its command runs.
+        let mut holder = std::process::Command::new("flock")
+            .arg(&lock)
+            .args(["sleep", "30"])
+            .spawn()
+            .unwrap();
+        while std::fs::metadata(&lock).is_err() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let started = std::time::Instant::now();
+        let e = loop {
+            match j.lock() {
+                // flock(1) may not hold it yet.
+                Ok(l) if started.elapsed().as_secs() < 10 => drop(l),
+                Ok(_) => panic!("flock(1) never took the lock"),
+                Err(e) => break e.to_string(),
+            }
+        };
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        let expected = format!("pid {} (flock {}", holder.id(), lock.display());
+        assert!(
+            e.contains("another gravity operation") && e.contains(&expected),
+            "{e}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 mod engine;
 mod failpoint;
+mod holders;
 mod journal;
 mod kinds;
 mod plan;
