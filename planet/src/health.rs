@@ -292,6 +292,15 @@ pub fn wait_healthy(state_dir: &Path, timeout: Duration) -> Result<PlanetHealth,
             return Err(HealthError::NotRunning { last: Box::new(h) });
         }
         if started.elapsed() >= timeout {
+            let mut h = h;
+            let since_s = planet_started_s(state_dir);
+            for node in h
+                .endpoints
+                .iter_mut()
+                .filter(|e| e.name == "node" && !e.healthy)
+            {
+                node.detail.push_str(&kubelet_says(state_dir, since_s));
+            }
             return Err(HealthError::Timeout {
                 waited: started.elapsed(),
                 last: Box::new(h),
@@ -328,8 +337,21 @@ pub fn wait_node_ready(state_dir: &Path, timeout: Duration) -> Result<(), Health
         timeout,
         KUBELET_UNIT,
         |pid| node_ready(pid, &node, planet_started_s(state_dir)),
-        |waited, last| HealthError::Node { waited, last },
+        |waited, last| HealthError::Node {
+            waited,
+            last: last + &kubelet_says(state_dir, planet_started_s(state_dir)),
+        },
     )
+}
+
+/// Why a node does not become Ready, in its kubelet's words: its last errors since planet
+/// started (`; its kubelet's last errors: ...`), or nothing.
+fn kubelet_says(state_dir: &Path, since_s: u64) -> String {
+    let errors = crate::journal::klog_errors(state_dir, KUBELET_UNIT, since_s);
+    if errors.is_empty() {
+        return String::new();
+    }
+    format!("; its kubelet's last errors: {}", errors.join(" | "))
 }
 
 /// When planet last started, in seconds since the Unix epoch.

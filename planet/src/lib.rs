@@ -20,6 +20,7 @@ mod handle;
 pub mod health;
 pub mod host;
 pub mod inside;
+pub mod journal;
 pub mod paths;
 pub mod restarts;
 pub mod rootfs;

@@ -3,10 +3,7 @@
 //! it outlives the stop) names them.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::SystemTime;
-
-use crate::paths::Paths;
 
 /// How many of the lines a slow stop's explanation carries.
 const MAX_LINES: usize = 4;
@@ -14,20 +11,10 @@ const MAX_LINES: usize = 4;
 /// systemd's words, since `since`, for the units it had to kill when their stop timed out,
 /// read from planet's journal on the host; none where that is not readable.
 pub fn timed_out(state_dir: &Path, since: SystemTime) -> Vec<String> {
-    let dir = Paths::new(state_dir).data().join("log/journal");
     let Ok(since) = since.duration_since(SystemTime::UNIX_EPOCH) else {
         return Vec::new();
     };
-    let out = Command::new("journalctl")
-        .arg("--directory")
-        .arg(&dir)
-        .args(["--no-pager", "-o", "cat"])
-        .arg(format!("--since=@{}", since.as_secs()))
-        .output();
-    match out {
-        Ok(out) => pick(&String::from_utf8_lossy(&out.stdout)),
-        Err(_) => Vec::new(),
-    }
+    pick(&crate::journal::read(state_dir, since.as_secs(), &[]))
 }
 
 /// The lines of a journal's text that say a stop timed out.
