@@ -125,6 +125,35 @@ pub fn query(pid: i32, program: &str, args: &[&str], timeout: Duration) -> Optio
     })
 }
 
+/// What planet's systemd still has to do: its queued jobs (`planet-setup.service start
+/// running`, ...), joined by commas; `None` where it has none or does not answer.
+pub fn pending_jobs(pid: i32) -> Option<String> {
+    let out = query(
+        pid,
+        "/usr/bin/systemctl",
+        &["list-jobs", "--no-legend", "--no-pager"],
+        Duration::from_secs(5),
+    )?;
+    let jobs = parse_jobs(&String::from_utf8_lossy(&out.stdout));
+    (!jobs.is_empty()).then(|| jobs.join(", "))
+}
+
+/// `systemctl list-jobs --no-legend` lines (`JOB UNIT TYPE STATE`) as `UNIT TYPE (STATE)`,
+/// the running ones first: those are what the others wait on.
+fn parse_jobs(text: &str) -> Vec<String> {
+    let mut jobs: Vec<(bool, String)> = text
+        .lines()
+        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [_, unit, kind, state, ..] => {
+                Some((state != "running", format!("{unit} {kind} ({state})")))
+            }
+            _ => None,
+        })
+        .collect();
+    jobs.sort_by_key(|(waiting, _)| *waiting);
+    jobs.into_iter().map(|(_, j)| j).collect()
+}
+
 pub fn system_state(pid: i32) -> Option<String> {
     let out = query(
         pid,
@@ -134,4 +163,25 @@ pub fn system_state(pid: i32) -> Option<String> {
     )?;
     let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
     (!state.is_empty()).then_some(state)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_running_jobs_come_first() {
+        let text = "\
+104 planet.target                start waiting
+98  planet-setup.service         start running
+101 planet-containerd.service    start waiting
+";
+        assert_eq!(
+            super::parse_jobs(text),
+            [
+                "planet-setup.service start (running)",
+                "planet.target start (waiting)",
+                "planet-containerd.service start (waiting)"
+            ]
+        );
+        assert!(super::parse_jobs("").is_empty());
+    }
 }

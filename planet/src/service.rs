@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use systemd::manager::{ServiceManager, Systemctl};
 
+use super::inside;
 use super::paths::Paths;
 use super::status::{RunState, Status};
 use super::sys::{self, SignalPipe, SupervisorLock};
@@ -34,13 +35,16 @@ pub enum ServiceError {
     #[error("planet failed to start: {reason}{}", log_hint(log))]
     Failed { reason: String, log: PathBuf },
     #[error(
-        "planet is not {what} after {waited:?} (state: {state}){}",
+        "planet is not {what} after {waited:?} (state: {state}){}{}",
+        waits.as_ref().map(|w| format!("; its systemd still waits for: {w}")).unwrap_or_default(),
         log_hint(log)
     )]
     Timeout {
         what: &'static str,
         waited: Duration,
         state: String,
+        /// The jobs planet's systemd has queued, when it boots too long.
+        waits: Option<String>,
         log: PathBuf,
     },
 }
@@ -120,6 +124,7 @@ pub fn stop(state_dir: &Path, timeout: Duration) -> Result<(), ServiceError> {
                 state: Status::load(state_dir)
                     .map(|s| format!("{:?}", s.state).to_lowercase())
                     .unwrap_or_else(|| "unknown".into()),
+                waits: None,
                 log: paths.log(),
             });
         }
@@ -157,10 +162,15 @@ fn wait_running(paths: &Paths, timeout: Duration, since: Option<u64>) -> Result<
             }
         }
         if started.elapsed() >= timeout {
+            let waits = Status::load(&paths.state_dir)
+                .and_then(|s| s.init_pid)
+                .filter(|pid| sys::alive(*pid))
+                .and_then(inside::pending_jobs);
             return Err(ServiceError::Timeout {
                 what: "running",
                 waited: started.elapsed(),
                 state,
+                waits,
                 log: paths.log(),
             });
         }
