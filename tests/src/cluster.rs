@@ -105,11 +105,39 @@ impl Joiner {
             "--mount",
             &app_data,
             // As the install tests do: a new network namespace forwards nothing.
-            "--ignore-preflight-errors=sysctl:net.ipv4.ip_forward,sysctl:net.bridge.bridge-nf-call-iptables",
+            "--ignore-preflight-errors=sysctl:net.ipv4.ip_forward,sysctl:net.bridge.bridge-nf-call-iptables,sysctl:fs.inotify.*",
         ];
         args.extend_from_slice(extra);
-        self.gravity(&args, env)
+        let out = self.gravity(&args, env);
+        if !out.status.success() {
+            // The state directory goes with the test: keep what says why in its output.
+            eprintln!("{}", diagnose(&self.state()));
+        }
+        out
     }
+}
+
+/// A failed node's last words, for a test's output: planet's supervisor log and planet's
+/// journal (systemd's jobs, every daemon's errors), their last lines.
+pub fn diagnose(state: &std::path::Path) -> String {
+    let paths = planet::paths::Paths::new(state);
+    let tail = |text: &str, n: usize| {
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    };
+    let log = std::fs::read_to_string(paths.log()).unwrap_or_default();
+    let journal = Command::new("journalctl")
+        .arg("--directory")
+        .arg(paths.data().join("log/journal"))
+        .args(["--no-pager", "-n", "150", "-o", "short-monotonic"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    format!(
+        "--- {}, its end:\n{}\n--- planet's journal, its end:\n{journal}",
+        paths.log().display(),
+        tail(&log, 40)
+    )
 }
 
 impl Drop for Joiner {
