@@ -252,7 +252,12 @@ pub fn autofix_only(
     for s in SYSCTLS.iter().filter(|s| wanted(&s.check_id())) {
         let path = sysctl_path(s.key);
         let current = host.read_opt(&path).ok().flatten();
-        if current.as_deref() != Some(s.value) {
+        let met = current.as_deref().is_some_and(|v| s.met_by(v));
+        if s.at_least && met {
+            // The host's own value is enough: it is not ours to pin.
+            continue;
+        }
+        if !met {
             let what = format!(
                 "set {} = {} (was {})",
                 s.key,
@@ -294,7 +299,10 @@ mod tests {
                 "lib/modules/6.1.0-18-amd64/modules.dep",
                 "kernel/net/bridge/br_netfilter.ko.xz: kernel/net/bridge/bridge.ko.xz\n",
             )
-            .file("proc/sys/net/ipv4/ip_forward", "0\n");
+            .file("proc/sys/net/ipv4/ip_forward", "0\n")
+            .file("proc/sys/fs/inotify/max_user_instances", "128\n")
+            // More than the minimum: left as it is.
+            .file("proc/sys/fs/inotify/max_user_watches", "1048576\n");
         let mut c = RecordingChanger::default();
         c.files.insert(
             SYSCTL_FILE.into(),
@@ -311,12 +319,14 @@ mod tests {
                 "persisted \"net.ipv4.ip_forward = 1\" in /etc/sysctl.d/99-gravity.conf",
                 "set net.bridge.bridge-nf-call-iptables = 1 (was missing)",
                 "persisted \"net.bridge.bridge-nf-call-iptables = 1\" in /etc/sysctl.d/99-gravity.conf",
+                "set fs.inotify.max_user_instances = 8192 (was 128)",
+                "persisted \"fs.inotify.max_user_instances = 8192\" in /etc/sysctl.d/99-gravity.conf",
             ]
         );
         assert!(changes.iter().all(|c| c.error.is_none()));
         assert_eq!(
             c.files[Path::new(SYSCTL_FILE)],
-            "# mine\nnet.ipv4.ip_forward = 1\nvm.swappiness = 1\nnet.bridge.bridge-nf-call-iptables = 1\n"
+            "# mine\nnet.ipv4.ip_forward = 1\nvm.swappiness = 1\nnet.bridge.bridge-nf-call-iptables = 1\nfs.inotify.max_user_instances = 8192\n"
         );
         assert!(c.actions.contains(&Action::Write(
             "/proc/sys/net/ipv4/ip_forward".into(),
@@ -331,7 +341,9 @@ mod tests {
             .file("proc/filesystems", "nodev\toverlay\n")
             .file("proc/sys/net/bridge/bridge-nf-call-iptables", "1\n")
             .file("proc/sys/net/netfilter/nf_conntrack_max", "65536\n")
-            .file("proc/sys/net/ipv4/ip_forward", "1\n");
+            .file("proc/sys/net/ipv4/ip_forward", "1\n")
+            .file("proc/sys/fs/inotify/max_user_instances", "8192\n")
+            .file("proc/sys/fs/inotify/max_user_watches", "600000\n");
         let mut c = RecordingChanger::default();
         c.files.insert(
             SYSCTL_FILE.into(),

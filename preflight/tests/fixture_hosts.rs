@@ -194,7 +194,9 @@ fn ignoring_and_autofix_on_the_centos_host() {
         failed,
         [
             "sysctl:net.ipv4.ip_forward",
-            "sysctl:net.bridge.bridge-nf-call-iptables"
+            "sysctl:net.bridge.bridge-nf-call-iptables",
+            "sysctl:fs.inotify.max_user_instances",
+            "sysctl:fs.inotify.max_user_watches"
         ]
     );
     report.apply_ignores(&IgnoreList::parse("sysctl:*"));

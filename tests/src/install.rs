@@ -113,7 +113,7 @@ fn image_args(image: &Path) -> Vec<String> {
         image.display().to_string(),
         "--service-uid".into(),
         SERVICE_UID.to_string(),
-        "--ignore-preflight-errors=sysctl:net.ipv4.ip_forward,sysctl:net.bridge.bridge-nf-call-iptables"
+        "--ignore-preflight-errors=sysctl:net.ipv4.ip_forward,sysctl:net.bridge.bridge-nf-call-iptables,sysctl:fs.inotify.*"
             .into(),
         "--yes".into(),
     ]

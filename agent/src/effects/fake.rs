@@ -35,14 +35,17 @@ pub struct FakeHost {
 }
 
 impl FakeHost {
-    /// A Debian-like host under `root`: the service user missing, `ip_forward` off, the
-    /// modules Kubernetes needs loaded.
+    /// A Debian-like host under `root`: the service user missing, `ip_forward` off, inotify's
+    /// default limit, the modules Kubernetes needs loaded.
     pub fn new(root: &Path, systemd: bool) -> FakeHost {
         for (path, content) in [
             ("proc/sys/net/ipv4/ip_forward", "0\n"),
             ("proc/sys/net/bridge/bridge-nf-call-iptables", "1\n"),
             ("proc/sys/net/bridge/bridge-nf-call-ip6tables", "1\n"),
             ("proc/sys/fs/may_detach_mounts", "1\n"),
+            // The kernel's default instances; the watches of a host with plenty of memory.
+            ("proc/sys/fs/inotify/max_user_instances", "128\n"),
+            ("proc/sys/fs/inotify/max_user_watches", "1048576\n"),
             (
                 "proc/modules",
                 "overlay 1 0 - Live 0x0\nbr_netfilter 1 0 - Live 0x0\nnf_conntrack 1 0 - Live 0x0\n",

@@ -50,6 +50,8 @@ pub const MODULES: &[RequiredModule] = &[
 pub struct RequiredSysctl {
     pub key: &'static str,
     pub value: &'static str,
+    /// `value` is a minimum: a host's larger value is left as it is.
+    pub at_least: bool,
     pub module: Option<&'static str>,
     pub why: &'static str,
 }
@@ -59,20 +61,62 @@ impl RequiredSysctl {
     pub fn check_id(&self) -> String {
         format!("sysctl:{}", self.key)
     }
+
+    /// Whether the key's current value (as `/proc/sys` reads) is what the cluster needs.
+    pub fn met_by(&self, current: &str) -> bool {
+        let current = current.trim();
+        if !self.at_least {
+            return current == self.value;
+        }
+        match (current.parse::<u64>(), self.value.parse::<u64>()) {
+            (Ok(have), Ok(need)) => have >= need,
+            _ => false,
+        }
+    }
+
+    /// What the check asks for, as its report says it.
+    pub fn required(&self) -> String {
+        if self.at_least {
+            format!("at least {}", self.value)
+        } else {
+            self.value.to_string()
+        }
+    }
 }
 
 pub const SYSCTLS: &[RequiredSysctl] = &[
     RequiredSysctl {
         key: "net.ipv4.ip_forward",
         value: "1",
+        at_least: false,
         module: None,
         why: "pods reach other hosts only through forwarding",
     },
     RequiredSysctl {
         key: "net.bridge.bridge-nf-call-iptables",
         value: "1",
+        at_least: false,
         module: Some("br_netfilter"),
         why: "Services do not work for pods on the same bridge without it",
+    },
+    // Every inotify user of root's counts against one limit: planet's systemd, journald,
+    // containerd and kubelet each hold several. At the kernel's default 128, containerd started
+    // without its CRI ("couldn't initialize inotify: too many open files") and kubelet could
+    // never run; planet's systemd failed to boot. The values are those of common Kubernetes
+    // node images (EKS's AMI among them).
+    RequiredSysctl {
+        key: "fs.inotify.max_user_instances",
+        value: "8192",
+        at_least: true,
+        module: None,
+        why: "systemd, containerd and kubelet each need inotify instances; the default 128 runs out",
+    },
+    RequiredSysctl {
+        key: "fs.inotify.max_user_watches",
+        value: "524288",
+        at_least: true,
+        module: None,
+        why: "kubelet and containerd watch every pod's files",
     },
 ];
 
@@ -186,7 +230,7 @@ pub fn check_sysctl(host: &Host, s: &RequiredSysctl) -> CheckResult {
         s.key, s.value
     );
     let r = match host.read_opt(&path) {
-        Ok(Some(v)) if v == s.value => CheckResult::pass(id, title).measured(v),
+        Ok(Some(v)) if s.met_by(&v) => CheckResult::pass(id, title).measured(v),
         Ok(Some(v)) => CheckResult::fail(id, title).measured(v).fix(autofix),
         Ok(None) => {
             let measured = match s.module {
@@ -207,7 +251,7 @@ pub fn check_sysctl(host: &Host, s: &RequiredSysctl) -> CheckResult {
             .detail(e.to_string())
             .fix("check that /proc is mounted"),
     };
-    r.required(s.value)
+    r.required(s.required())
 }
 
 const V1_REQUIRED: &[&str] = &[
