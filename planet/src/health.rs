@@ -280,6 +280,9 @@ pub fn check(state_dir: &Path) -> PlanetHealth {
 /// Waits until planet is healthy, or fails (at once when its supervisor stopped or failed).
 pub fn wait_healthy(state_dir: &Path, timeout: Duration) -> Result<PlanetHealth, HealthError> {
     let started = Instant::now();
+    // kubelet is not a required unit, but the node it registers is: one that cannot run at
+    // all (containerd without its CRI, a bad argument) ends the wait with its words.
+    let mut kubelet = super::restarts::Watch::new(KUBELET_UNIT);
     loop {
         let checked = Instant::now();
         let h = check(state_dir);
@@ -290,6 +293,15 @@ pub fn wait_healthy(state_dir: &Path, timeout: Duration) -> Result<PlanetHealth,
             && !super::service::is_running(state_dir)
         {
             return Err(HealthError::NotRunning { last: Box::new(h) });
+        }
+        let node_waits = h.endpoints.iter().any(|e| e.name == "node" && !e.healthy);
+        if let Some(pid) = h.init_pid.filter(|_| node_waits)
+            && let Some(failing) = kubelet.check(pid)
+        {
+            return Err(HealthError::CrashLoop {
+                waited: started.elapsed(),
+                failing,
+            });
         }
         if started.elapsed() >= timeout {
             let mut h = h;
