@@ -119,7 +119,7 @@ impl Journal {
             path: path.clone(),
             source,
         })?;
-        let file = File::options()
+        let mut file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -131,7 +131,6 @@ impl Journal {
         // An operation that was just killed can leave its lock held for a moment: a child of
         // it between fork and exec shares the descriptor until it execs or dies too.
         let deadline = std::time::Instant::now() + LOCK_GRACE;
-        let mut file = file;
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => return Ok(OperationLock(lock)),

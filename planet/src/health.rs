@@ -294,7 +294,7 @@ pub fn wait_healthy(state_dir: &Path, timeout: Duration) -> Result<PlanetHealth,
         {
             return Err(HealthError::NotRunning { last: Box::new(h) });
         }
-        let node_waits = h.endpoints.iter().any(|e| e.name == "node" && !e.healthy);
+        let node_waits = h.endpoints.iter().any(not_ready_node);
         if let Some(pid) = h.init_pid.filter(|_| node_waits)
             && let Some(failing) = kubelet.check(pid)
         {
@@ -306,11 +306,7 @@ pub fn wait_healthy(state_dir: &Path, timeout: Duration) -> Result<PlanetHealth,
         if started.elapsed() >= timeout {
             let mut h = h;
             let since_s = planet_started_s(state_dir);
-            for node in h
-                .endpoints
-                .iter_mut()
-                .filter(|e| e.name == "node" && !e.healthy)
-            {
+            for node in h.endpoints.iter_mut().filter(|e| not_ready_node(e)) {
                 node.detail.push_str(&kubelet_says(state_dir, since_s));
             }
             return Err(HealthError::Timeout {
@@ -364,6 +360,13 @@ fn kubelet_says(state_dir: &Path, since_s: u64) -> String {
         return String::new();
     }
     format!("; its kubelet's last errors: {}", errors.join(" | "))
+}
+
+/// The endpoint that is this planet's Kubernetes node, Ready.
+const NODE_ENDPOINT: &str = "node";
+
+fn not_ready_node(e: &EndpointHealth) -> bool {
+    e.name == NODE_ENDPOINT && !e.healthy
 }
 
 /// When planet last started, in seconds since the Unix epoch.
@@ -583,13 +586,17 @@ fn endpoints(
         let apiserver_up = apiserver.healthy;
         out.push(apiserver);
         if let Some((node, since_s)) = node {
-            out.push(endpoint("node", &format!("node/{node} Ready"), || {
-                if apiserver_up {
-                    node_ready(pid, node, since_s)
-                } else {
-                    Err(std::io::Error::other("the apiserver is not ready"))
-                }
-            }));
+            out.push(endpoint(
+                NODE_ENDPOINT,
+                &format!("node/{node} Ready"),
+                || {
+                    if apiserver_up {
+                        node_ready(pid, node, since_s)
+                    } else {
+                        Err(std::io::Error::other("the apiserver is not ready"))
+                    }
+                },
+            ));
         }
         // Only once the install has applied it; a worker may not read Deployments.
         let coredns = if apiserver_up && control_plane {
