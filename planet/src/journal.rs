@@ -12,7 +12,7 @@ const MAX_ERRORS: usize = 2;
 /// The journal's messages since `since_s` (seconds since the Unix epoch), filtered by the
 /// extra journalctl `args`; empty where it is not readable.
 pub fn read(state_dir: &Path, since_s: u64, args: &[&str]) -> String {
-    let dir = Paths::new(state_dir).data().join("log/journal");
+    let dir = Paths::new(state_dir).journal();
     Command::new("journalctl")
         .arg("--directory")
         .arg(&dir)

@@ -59,6 +59,10 @@ impl Paths {
     pub fn data(&self) -> PathBuf {
         self.dir.join("data")
     }
+    /// planet's journal as the host sees it: journald's persistent directory, on `data`.
+    pub fn journal(&self) -> PathBuf {
+        self.data().join("log/journal")
+    }
     pub fn image_mount(&self) -> PathBuf {
         self.dir.join("image")
     }

@@ -128,7 +128,7 @@ pub fn diagnose(state: &std::path::Path) -> String {
     let log = std::fs::read_to_string(paths.log()).unwrap_or_default();
     let journal = Command::new("journalctl")
         .arg("--directory")
-        .arg(paths.data().join("log/journal"))
+        .arg(paths.journal())
         .args(["--no-pager", "-n", "150", "-o", "short-monotonic"])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
