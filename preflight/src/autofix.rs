@@ -7,8 +7,9 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use crate::checks::kernel::{MODULES, ModuleState, SYSCTLS, module_state, sysctl_path};
+use crate::checks::kernel::{ModuleState, SYSCTLS, module_state, modules_for, sysctl_path};
 use crate::host::Host;
+use cluster_image::manifest::NetworkType;
 
 pub const MODULES_FILE: &str = "/etc/modules-load.d/gravity.conf";
 pub const SYSCTL_FILE: &str = "/etc/sysctl.d/99-gravity.conf";
@@ -218,8 +219,8 @@ fn persist(
 }
 
 /// Fixes what it can; the checks run afterwards show the result.
-pub fn autofix(host: &Host, changer: &mut dyn HostChanger) -> Vec<Change> {
-    autofix_only(host, changer, &|_| true)
+pub fn autofix(host: &Host, changer: &mut dyn HostChanger, network: NetworkType) -> Vec<Change> {
+    autofix_only(host, changer, network, &|_| true)
 }
 
 /// [`autofix`] for the checks `wanted` accepts (by id: `module:overlay`,
@@ -227,10 +228,14 @@ pub fn autofix(host: &Host, changer: &mut dyn HostChanger) -> Vec<Change> {
 pub fn autofix_only(
     host: &Host,
     changer: &mut dyn HostChanger,
+    network: NetworkType,
     wanted: &dyn Fn(&str) -> bool,
 ) -> Vec<Change> {
     let mut changes = Vec::new();
-    for m in MODULES.iter().filter(|m| wanted(&m.check_id())) {
+    for m in modules_for(network)
+        .into_iter()
+        .filter(|m| wanted(&m.check_id()))
+    {
         match module_state(host, m) {
             ModuleState::Loadable => {
                 let what = format!("loaded kernel module {}", m.name);
@@ -308,7 +313,7 @@ mod tests {
             SYSCTL_FILE.into(),
             "# mine\nnet.ipv4.ip_forward = 0\nvm.swappiness = 1\n".into(),
         );
-        let changes = autofix(&fx.host(), &mut c);
+        let changes = autofix(&fx.host(), &mut c, NetworkType::Vxlan);
         let what: Vec<&str> = changes.iter().map(|c| c.what.as_str()).collect();
         assert_eq!(
             what,
@@ -349,8 +354,24 @@ mod tests {
             SYSCTL_FILE.into(),
             "net.ipv4.ip_forward = 1\nnet.bridge.bridge-nf-call-iptables = 1\n".into(),
         );
-        assert!(autofix(&fx.host(), &mut c).is_empty());
+        assert!(autofix(&fx.host(), &mut c, NetworkType::Vxlan).is_empty());
         assert!(c.actions.is_empty());
+        // The same host for the WireGuard overlay: only its module is missing.
+        let fx = fx.file("proc/sys/kernel/osrelease", "6.1.0\n").file(
+            "lib/modules/6.1.0/modules.dep",
+            "kernel/drivers/net/wireguard/wireguard.ko:\n",
+        );
+        let changes = autofix(&fx.host(), &mut c, NetworkType::Wireguard);
+        let what: Vec<&str> = changes.iter().map(|c| c.what.as_str()).collect();
+        assert_eq!(
+            what,
+            [
+                "loaded kernel module wireguard",
+                "persisted \"wireguard\" in /etc/modules-load.d/gravity.conf"
+            ]
+        );
+        assert_eq!(c.actions[0], Action::LoadModule("wireguard".into()));
+        c.actions.clear();
 
         let fx = FixtureRoot::new()
             .file("proc/sys/kernel/osrelease", "6.1.0\n")
@@ -363,7 +384,7 @@ mod tests {
             fail_modules: vec!["br_netfilter".into()],
             ..Default::default()
         };
-        let changes = autofix(&fx.host(), &mut c);
+        let changes = autofix(&fx.host(), &mut c, NetworkType::Vxlan);
         let failed: Vec<(&str, &str)> = changes
             .iter()
             .filter_map(|c| c.error.as_deref().map(|e| (c.what.as_str(), e)))

@@ -123,7 +123,9 @@ pub fn run_with(
         ..Report::default()
     };
     if opts.autofix {
-        report.autofix = timed("autofix", || autofix::autofix(&host, changer));
+        report.autofix = timed("autofix", || {
+            autofix::autofix(&host, changer, manifest.network_type())
+        });
         for c in &report.autofix {
             match &c.error {
                 None => tracing::info!("autofix: {}", c.what),
@@ -156,15 +158,12 @@ pub fn run_with(
             checks::ports::check_ports(&host, &net.ports)
         }));
     }
-    for m in checks::kernel::MODULES {
+    for m in checks::kernel::modules_for(manifest.network_type()) {
         checks.push(checks::kernel::check_module(&host, m));
     }
     for s in checks::kernel::SYSCTLS {
         checks.push(checks::kernel::check_sysctl(&host, s));
     }
-    checks.extend(checks::overlay::check_network_type(
-        manifest.providers.as_ref(),
-    ));
     checks.push(checks::kernel::check_cgroups(&host));
     checks.push(checks::kernel::check_swap(&host));
     checks.push(timed("d_type", || {

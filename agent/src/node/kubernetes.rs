@@ -4,6 +4,8 @@
 use std::net::IpAddr;
 use std::path::Path;
 
+use cluster_image::manifest::NetworkType;
+
 /// The Services' cluster IPs.
 pub const SERVICE_CIDR: &str = "10.100.0.0/16";
 /// The `kubernetes` Service's cluster IP: the first of [`SERVICE_CIDR`], in the apiserver's
@@ -46,7 +48,10 @@ pub fn pki_request(node_name: &str, advertise_ip: IpAddr) -> pki::Request {
 }
 
 /// The container environment planet's Kubernetes units read.
-pub fn planet_env(labels: &std::collections::BTreeMap<String, String>) -> Vec<(String, String)> {
+pub fn planet_env(
+    labels: &std::collections::BTreeMap<String, String>,
+    network: NetworkType,
+) -> Vec<(String, String)> {
     let labels = labels
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -58,6 +63,8 @@ pub fn planet_env(labels: &std::collections::BTreeMap<String, String>) -> Vec<(S
         ("PLANET_CLUSTER_DNS".into(), CLUSTER_DNS.into()),
         ("PLANET_CLUSTER_DOMAIN".into(), CLUSTER_DOMAIN.into()),
         ("PLANET_NODE_LABELS".into(), labels),
+        // planet-podnet's overlay between nodes.
+        ("PLANET_NETWORK_TYPE".into(), network.as_str().into()),
     ]
 }
 

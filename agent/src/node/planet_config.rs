@@ -101,7 +101,10 @@ pub fn planet_config(
         }
         // Parents before children, as resolve_volumes orders them.
         volumes.sort_by_key(|v| Path::new(&v.target).components().count());
-        env.extend(super::kubernetes::planet_env(&profile.labels));
+        env.extend(super::kubernetes::planet_env(
+            &profile.labels,
+            manifest.network_type(),
+        ));
     }
     let devices = profile
         .requirements()

@@ -101,6 +101,21 @@ impl Manifest {
         }
     }
 
+    /// The pods' overlay between nodes: vxlan unless the generic provider asks for wireguard
+    /// (validation refuses any other type).
+    pub fn network_type(&self) -> NetworkType {
+        let kind = self
+            .providers
+            .as_ref()
+            .and_then(|p| p.generic.as_ref())
+            .and_then(|g| g.network.as_ref())
+            .and_then(|n| n.kind.as_deref());
+        match kind {
+            Some("wireguard") => NetworkType::Wireguard,
+            _ => NetworkType::Vxlan,
+        }
+    }
+
     /// `<name>-<resourceVersion>`, the stem of the cluster image's file name.
     pub fn image_stem(&self) -> String {
         format!("{}-{}", self.metadata.name, self.metadata.resource_version)

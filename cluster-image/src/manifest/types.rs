@@ -128,6 +128,25 @@ pub struct Network {
     pub kind: Option<String>,
 }
 
+/// The overlay pods' traffic between nodes takes (`providers.generic.network.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetworkType {
+    /// The kernel's vxlan: unencrypted, UDP 8472.
+    #[default]
+    Vxlan,
+    /// The kernel's WireGuard: encrypted between nodes, UDP 51820.
+    Wireguard,
+}
+
+impl NetworkType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkType::Vxlan => "vxlan",
+            NetworkType::Wireguard => "wireguard",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct License {

@@ -1,8 +1,9 @@
-//! What every Kubernetes node needs from its kernel, whatever the manifest says: kernel modules,
-//! sysctls, cgroup controllers, and no swap.
+//! What every Kubernetes node needs from its kernel: kernel modules (and the one its pods'
+//! overlay needs), sysctls, cgroup controllers, and no swap.
 
 use std::collections::BTreeSet;
 
+use cluster_image::manifest::NetworkType;
 use cluster_image::units::Size;
 
 use crate::check::CheckResult;
@@ -14,6 +15,8 @@ pub struct RequiredModule {
     pub name: &'static str,
     pub why: &'static str,
     evidence: Evidence,
+    /// What a host without it can do instead, besides getting the module.
+    instead: Option<&'static str>,
 }
 
 impl RequiredModule {
@@ -33,18 +36,39 @@ pub const MODULES: &[RequiredModule] = &[
         name: "overlay",
         why: "container image layers",
         evidence: Evidence::Filesystem("overlay"),
+        instead: None,
     },
     RequiredModule {
         name: "br_netfilter",
         why: "iptables rules for pod traffic on bridges",
         evidence: Evidence::Path("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+        instead: None,
     },
     RequiredModule {
         name: "nf_conntrack",
         why: "Service load balancing by kube-proxy",
         evidence: Evidence::Path("/proc/sys/net/netfilter/nf_conntrack_max"),
+        instead: None,
     },
 ];
+
+/// The pods' overlay when the manifest asks for `wireguard`: the kernel's own, since 5.6 (and
+/// backported by some distributions). Debian's kernels have it as a module.
+pub const WIREGUARD: RequiredModule = RequiredModule {
+    name: "wireguard",
+    why: "the pods' encrypted overlay between nodes, providers.generic.network.type: wireguard",
+    evidence: Evidence::Path("/sys/module/wireguard"),
+    instead: Some("or build the image with providers.generic.network.type: vxlan (unencrypted)"),
+};
+
+/// The modules a cluster with this overlay needs: [`MODULES`], and [`WIREGUARD`] for its type.
+pub fn modules_for(network: NetworkType) -> Vec<&'static RequiredModule> {
+    let mut modules: Vec<_> = MODULES.iter().collect();
+    if network == NetworkType::Wireguard {
+        modules.push(&WIREGUARD);
+    }
+    modules
+}
 
 /// Sysctls and the value they need. `module` is what provides the key.
 pub struct RequiredSysctl {
@@ -213,8 +237,9 @@ pub fn check_module(host: &Host, m: &RequiredModule) -> CheckResult {
             CheckResult::fail(id, title)
                 .measured(format!("not in kernel {release} nor in /lib/modules/{release}"))
                 .fix(format!(
-                    "install the kernel modules package of the running kernel (Debian: linux-image-{release}; RHEL: kernel-modules), or boot a kernel with {}",
-                    m.name
+                    "install the kernel modules package of the running kernel (Debian: linux-image-{release}; RHEL: kernel-modules), or boot a kernel with {}{}",
+                    m.name,
+                    m.instead.map(|i| format!("; {i}")).unwrap_or_default()
                 ))
         }
     };
@@ -470,6 +495,35 @@ mod tests {
             module_state(&fx.host(), module("overlay")),
             ModuleState::BuiltIn
         );
+    }
+
+    #[test]
+    fn wireguard_is_needed_only_by_its_overlay_and_says_what_else_to_do() {
+        let names = |n| modules_for(n).iter().map(|m| m.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(NetworkType::Vxlan),
+            ["overlay", "br_netfilter", "nf_conntrack"]
+        );
+        assert_eq!(names(NetworkType::Wireguard).last(), Some(&"wireguard"));
+
+        let fx = FixtureRoot::new()
+            .file("proc/sys/kernel/osrelease", "6.18.44-custom\n")
+            .file("proc/modules", "overlay 151552 0 - Live 0x0\n");
+        let r = check_module(&fx.host(), &WIREGUARD);
+        assert_eq!(r.id, "module:wireguard");
+        assert_eq!(r.status, Status::Fail);
+        let fix = r.fix.unwrap();
+        assert!(fix.contains("a kernel with wireguard"), "{fix}");
+        assert!(fix.contains("network.type: vxlan"), "{fix}");
+
+        let fx = fx.file(
+            "lib/modules/6.18.44-custom/modules.dep",
+            "kernel/drivers/net/wireguard/wireguard.ko.xz: kernel/net/ipv4/udp_tunnel.ko.xz\n",
+        );
+        assert_eq!(module_state(&fx.host(), &WIREGUARD), ModuleState::Loadable);
+        // Not in /proc/modules, but its /sys/module entry has an initstate: loaded.
+        let fx = fx.file("sys/module/wireguard/initstate", "live\n");
+        assert_eq!(module_state(&fx.host(), &WIREGUARD), ModuleState::Loaded);
     }
 
     #[test]

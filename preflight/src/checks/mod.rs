@@ -9,6 +9,5 @@ pub mod endpoints;
 pub mod kernel;
 pub mod network;
 pub mod os;
-pub mod overlay;
 pub mod ports;
 pub mod volumes;

@@ -1,8 +1,8 @@
-//! The kernel settings Kubernetes needs (modules, `ip_forward`, `bridge-nf-call-iptables`),
-//! applied and persisted as `gravity check --autofix` does, for the checks not ignored. Every
-//! file it changes is recorded with its previous content in `<state>/kernel.json` before the
-//! change, so rollback and uninstall put the host back as it was. Loaded modules stay loaded:
-//! unloading one another program may use is not ours to do.
+//! The kernel settings Kubernetes needs (modules, `ip_forward`, `bridge-nf-call-iptables`, and
+//! `wireguard` for that overlay), applied and persisted as `gravity check --autofix` does, for
+//! the checks not ignored. Every file it changes is recorded with its previous content in
+//! `<state>/kernel.json` before the change, so rollback and uninstall put the host back as it
+//! was. Loaded modules stay loaded: unloading one another program may use is not ours to do.
 
 use crate::state_dir::StateDir;
 use std::path::{Path, PathBuf};
@@ -41,12 +41,13 @@ impl Phase<Ctx> for Kernel {
         let ignore = preflight::IgnoreList::from_entries(&ctx.params.ignore_preflight_errors);
         let wanted = |id: &str| !ignore.matches(id);
         let host = ctx.effects.kernel.host.clone();
+        let network = ctx.manifest().network_type();
         let mut changer = Recording {
             record_path: record(&ctx.layout),
             record: state::read_record(&record(&ctx.layout))?,
             inner: ctx.effects.kernel.changer.as_mut(),
         };
-        let changes = preflight::autofix::autofix_only(&host, &mut changer, &wanted);
+        let changes = preflight::autofix::autofix_only(&host, &mut changer, network, &wanted);
         let mut failed = Vec::new();
         for change in &changes {
             match &change.error {
