@@ -6,7 +6,8 @@
 #
 #   examples/single-node-next.sh OUT.tar VERSION PLANET_DIR [tele build options: --gravity FILE, -q, ...]
 #
-# tele and helm as for examples/single-node.sh; skopeo tags the web image 1.1.
+# tele, helm and EXAMPLE_NETWORK_TYPE as for examples/single-node.sh; skopeo tags the web
+# image 1.1.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 usage="usage: examples/single-node-next.sh OUT.tar VERSION PLANET_DIR [tele build options]"
@@ -31,6 +32,9 @@ sed -i -e "s/resourceVersion: 0.1.0/resourceVersion: $version/" \
 	-e 's/"--system-reserved=memory=500Mi"\]/"--system-reserved=memory=500Mi", "--max-pods=100"]/' "$work/app/app.yaml"
 grep -q -- "--max-pods=100" "$work/app/app.yaml" || { echo "example: app.yaml's kubelet args moved" >&2; exit 1; }
 printf '  update:\n    job: file://install.yaml\n' >>"$work/app/app.yaml"
+if [[ -n ${EXAMPLE_NETWORK_TYPE:-} ]]; then # as examples/single-node.sh
+	printf 'providers:\n  generic:\n    network:\n      type: %s\n' "$EXAMPLE_NETWORK_TYPE" >>"$work/app/app.yaml"
+fi
 sed -i 's/tag: "1.0"/tag: "1.1"/' "$work/app/charts/web/values.yaml"
 
 mkdir "$work/planet"

@@ -6,6 +6,8 @@
 #
 # tele is $TELE, or the release build's (make release). Its chart (charts/web) is rendered by
 # $TELE_HELM, or by the helm that planet-image/kube/build.sh built (planet's own).
+# EXAMPLE_NETWORK_TYPE=wireguard builds it with that pod overlay (providers.generic.network.type;
+# the hosts' kernels need the wireguard module) instead of vxlan.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 out=${1:?usage: examples/single-node.sh OUT.tar [tele build options]}
@@ -21,4 +23,10 @@ fi
 images=$(mktemp -d)
 trap 'rm -rf -- "$images"' EXIT
 "$here/web/build.sh" "$images/web" >/dev/null
-"$tele" build "$here/single-node/app.yaml" --image-source "$images/web" -o "$out" "$@"
+app=$here/single-node
+if [[ -n ${EXAMPLE_NETWORK_TYPE:-} ]]; then
+	cp -r "$here/single-node" "$images/app"
+	app=$images/app
+	printf 'providers:\n  generic:\n    network:\n      type: %s\n' "$EXAMPLE_NETWORK_TYPE" >>"$app/app.yaml"
+fi
+"$tele" build "$app/app.yaml" --image-source "$images/web" -o "$out" "$@"

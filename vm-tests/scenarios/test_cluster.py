@@ -156,7 +156,7 @@ def test_single_node_install(installed):
 # (registry.local:5000/web:1.0, vendored by `tele build` as example.com/web:1.0); the guests
 # reach no registry, so the node can only have pulled it from the cluster's own.
 WEB_PAGE = "hello from the example cluster\n"
-HTTP_GET = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 {host} 80"
+HTTP_GET = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 {host} {port}"
 
 
 def kubectl(node, args: str, timeout: float = 300):
@@ -201,7 +201,7 @@ def test_vendored_workload_runs_from_the_cluster_registry(web):
     page = product.wait_until("the web Service answers on its ClusterIP from the host",
                               lambda: web_page_by_cluster_ip(node), timeout=120)
     assert page == WEB_PAGE
-    get = HTTP_GET.format(host="web.default.svc.cluster.local")
+    get = HTTP_GET.format(host="web.default.svc.cluster.local", port=80)
     answer = product.wait_until(
         "the web Service answers by name from another pod",
         lambda: product.gravity(node, f"kubectl exec client -- /bin/busybox sh -c {shlex.quote(get)}",
@@ -295,6 +295,61 @@ def test_hosts_join_at_once_with_the_printed_command(joined):
         pki = f"{product.STATE_DIR}/pki"
         r = host.exec(f"test -f {pki}/kubelet.key && test ! -e {pki}/ca.key")
         assert r.ok, host.exec(f"ls -l {pki}")
+
+
+def network_type(host) -> str:
+    """The overlay the cluster image asked for, as planet got it."""
+    env = product.in_planet(host, "cat /etc/container-environment").stdout
+    kinds = [line.split("=", 1)[1].strip('"') for line in env.splitlines()
+             if line.startswith("PLANET_NETWORK_TYPE=")]
+    return kinds[0] if kinds else "vxlan"
+
+
+def wg_transfer(host) -> dict[str, tuple[int, int]]:
+    """planet-wg's peers on the host: public key -> (bytes received, bytes sent)."""
+    r = product.in_planet(host, "wg show planet-wg transfer")
+    assert r.ok, r
+    return {key: (int(rx), int(tx)) for key, rx, tx in (line.split() for line in r.stdout.splitlines())}
+
+
+def test_pods_on_different_nodes_reach_each_other_over_the_overlay(joined, web):
+    """A pod on a joined node fetches the web page from the web pod on another node, by its
+    pod IP and by the Service's name: pods' traffic crosses the overlay the image asked for.
+    With WireGuard (CI's VM image) it went through planet-wg, encrypted: each node has the
+    other as a peer at its address, and the peer's counters moved."""
+    first, others, results = joined
+    assert all(r.ok for r in results), results
+    pod = kubectl(first, "get pods -l app=web -o jsonpath="
+                         "'{.items[0].metadata.name} {.items[0].spec.nodeName} {.items[0].status.podIP}'")
+    _, web_node, web_ip = pod.split()
+    far = next(h for h in [*others, first] if h.name != web_node)
+    overrides = json.dumps({"spec": {"nodeName": far.name}})
+    kubectl(first, f"run far --image=example.com/web:1.0 --restart=Never --overrides={shlex.quote(overrides)} "
+                   "--command -- /bin/busybox sleep 100000")
+    kubectl(first, "wait --for=condition=Ready pod/far --timeout=600s", timeout=660)
+    hosts = {h.name: h for h in [first, *others]}
+    kind = network_type(first)
+    before = wg_transfer(far) if kind == "wireguard" else {}
+    # The pod's own port, and the Service's.
+    for target, port in ((web_ip, 8080), ("web.default.svc.cluster.local", 80)):
+        get = HTTP_GET.format(host=target, port=port)
+        answer = product.wait_until(
+            f"the web page from a pod on {far.name} by {target} (on {web_node})",
+            lambda: product.gravity(first, f"kubectl exec far -- /bin/busybox sh -c {shlex.quote(get)}",
+                                    timeout=120).stdout,
+            timeout=300, interval=5)
+        assert answer.startswith("HTTP/1.1 200") and answer.endswith(WEB_PAGE), answer
+    if kind != "wireguard":
+        return
+    # Both ends: the WireGuard device with the other node as its peer, at its address.
+    for host, peer in ((far, hosts[web_node]), (hosts[web_node], far)):
+        r = product.in_planet(host, "wg show planet-wg endpoints; ip link show planet-vx")
+        assert f"{peer.addr}:51820" in r.stdout, r
+        assert "does not exist" in r.stderr, r
+    after = wg_transfer(far)
+    moved = {k: (after[k][0] - before.get(k, (0, 0))[0], after[k][1] - before.get(k, (0, 0))[1])
+             for k in after}
+    assert any(rx > 0 and tx > 0 for rx, tx in moved.values()), (before, after)
 
 
 NEXT_DIR = "/root/cluster-image-next"
