@@ -6,10 +6,10 @@ node (`./upgrade`, where GRAVITY_VM_UPGRADE_IMAGE gives it); then the first and 
 reboot at once (any third runs on), and the nodes come back on the version they ran, with their
 data and the application.
 
-Two hosts by default (CI's); GRAVITY_VM_CLUSTER_NODES=3 runs it on three. Under TCG on a
-two-core host a third guest more than doubles the join's time: measured here, 806 s and 906 s
-for two joins at once against 326 s for one, and the scenario took 1987 s against 1167 s, which
-CI's 90 minutes have no room for.
+Two hosts by default; GRAVITY_VM_CLUSTER_NODES=3 runs it on three, as CI does (scripts/test).
+Under TCG on a two-core host a third guest more than doubles the join's time: measured here,
+806 s and 906 s for two joins at once against 326 s for one; the scenario took 1987 s against
+1167 s on the vxlan overlay, and 1720 s with three on WireGuard (2026-12-07).
 
 Needs GRAVITY_VM_IMAGE (a cluster image tarball) and, for the join, GRAVITY_VM_BIN; skipped
 without them. The tests share one install (an install under TCG takes minutes, and CI has room
