@@ -44,13 +44,49 @@ pub fn example_web_image(dir: &Path) -> PathBuf {
     dir.to_path_buf()
 }
 
-/// The example cluster image (with planet), built once per test process.
+const EXAMPLE_DIR_PREFIX: &str = "gravity-example-";
+
+fn example_dir(pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("{EXAMPLE_DIR_PREFIX}{pid}"))
+}
+
+/// Statics are never dropped: the process's example image goes when the process exits.
+extern "C" fn remove_example_dir() {
+    let _ = std::fs::remove_dir_all(example_dir(std::process::id()));
+}
+
+/// The example images of test processes that are gone (killed before their exit handler ran).
+fn remove_dead_example_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(EXAMPLE_DIR_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// The example cluster image (with planet), built once per test process, removed when it exits.
 pub fn example_image() -> PathBuf {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
     IMAGE
         .get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("gravity-example-{}", std::process::id()));
+            remove_dead_example_dirs();
+            let dir = example_dir(std::process::id());
             std::fs::create_dir_all(&dir).expect("image dir");
+            // SAFETY: registers a plain function with no captured state; it only removes a
+            // directory, and runs at most once, from exit().
+            let registered = unsafe { libc::atexit(remove_example_dir) };
+            assert_eq!(registered, 0, "atexit");
             let out = dir.join("example.tar");
             // The quick start's recipe: it makes the web image the example vendors.
             let status = Command::new(bins::repo().join("examples/single-node.sh"))
