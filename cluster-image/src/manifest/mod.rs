@@ -110,10 +110,10 @@ impl Manifest {
             .and_then(|p| p.generic.as_ref())
             .and_then(|g| g.network.as_ref())
             .and_then(|n| n.kind.as_deref());
-        match kind {
-            Some("wireguard") => NetworkType::Wireguard,
-            _ => NetworkType::Vxlan,
-        }
+        NetworkType::ALL
+            .into_iter()
+            .find(|t| kind == Some(t.as_str()))
+            .unwrap_or_default()
     }
 
     /// `<name>-<resourceVersion>`, the stem of the cluster image's file name.
@@ -123,5 +123,39 @@ impl Manifest {
 
     pub fn to_yaml(&self) -> String {
         yaml_serde::to_string(self).expect("a manifest always serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn network_type_of(providers: &str) -> NetworkType {
+        let text = format!(
+            "apiVersion: cluster.gravitational.io/v2\nkind: Cluster\nmetadata:\n  name: n\n  resourceVersion: 0.1.0\n{providers}"
+        );
+        load_str(&text, Path::new("app.yaml"), Path::new("."), &Offline)
+            .expect("a valid manifest")
+            .manifest
+            .network_type()
+    }
+
+    #[test]
+    fn the_network_type_is_what_the_generic_provider_says_and_vxlan_by_default() {
+        let names: Vec<&str> = NetworkType::ALL.iter().map(|t| t.as_str()).collect();
+        assert_eq!(
+            names,
+            validate::NETWORK_TYPES,
+            "validation accepts every type"
+        );
+        assert_eq!(network_type_of(""), NetworkType::Vxlan);
+        for t in NetworkType::ALL {
+            let yaml = format!(
+                "providers:\n  generic:\n    network:\n      type: {}\n",
+                t.as_str()
+            );
+            assert_eq!(network_type_of(&yaml), t);
+        }
     }
 }

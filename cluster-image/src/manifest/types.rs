@@ -139,7 +139,10 @@ pub enum NetworkType {
 }
 
 impl NetworkType {
-    pub fn as_str(self) -> &'static str {
+    /// Every type, the default first: what `providers.*.network.type` may say.
+    pub const ALL: [NetworkType; 2] = [NetworkType::Vxlan, NetworkType::Wireguard];
+
+    pub const fn as_str(self) -> &'static str {
         match self {
             NetworkType::Vxlan => "vxlan",
             NetworkType::Wireguard => "wireguard",
