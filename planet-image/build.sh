@@ -323,6 +323,15 @@ done < <(find "$kube_bin" -maxdepth 1 \( -type f -o -type l \) ! -name '.*' -pri
 for f in etcd etcdctl containerd containerd-shim-runc-v2; do
 	[[ -x $rootfs/usr/bin/$f ]] || die "--kube-bin $kube_bin has no $f: planet needs it (see planet-image/kube/README.md)"
 done
+# planet's units run Kubernetes' components through kube-control-plane and
+# kube-node: one process each with the multi-call kube; with separate binaries,
+# kube-together runs each component as a process of its own.
+for f in kube-control-plane kube-node; do
+	if [[ -x $rootfs/usr/bin/kubelet && ! -e $rootfs/usr/bin/$f ]]; then
+		ln -s /usr/lib/planet/kube-together "$rootfs/usr/bin/$f"
+		log "added $f -> /usr/lib/planet/kube-together (--kube-bin has separate binaries)"
+	fi
+done
 # The system images travel inside planet: the install pushes them into the
 # registry from the mounted image.
 mkdir -p "$rootfs/usr/share/planet"

@@ -30,7 +30,7 @@ debian_units=(etcd.service containerd.service docker.service docker.socket docke
 in_root systemctl disable --quiet "${debian_units[@]}" 2>/dev/null || true
 in_root systemctl mask --quiet docker.socket
 in_root systemctl enable --quiet planet.target planet-etcd.service planet-containerd.service \
-	planet-docker.socket planet-registry.service planet-kubelet.service
+	planet-docker.socket planet-registry.service planet-kube-control-plane.service planet-kube-node.service
 in_root systemctl set-default --quiet multi-user.target
 
 # Masked: units that would touch the HOST (planet shares its network

@@ -299,7 +299,7 @@ if [[ $kubelet == true ]]; then
 	# catch a live process.
 	kubelet_pid=0
 	for _ in $(seq 100); do
-		kubelet_pid=$(main_pid planet-kubelet)
+		kubelet_pid=$(main_pid planet-kube-node)
 		((kubelet_pid == 0)) || break
 		sleep 0.1
 	done
@@ -307,7 +307,7 @@ if [[ $kubelet == true ]]; then
 		"--hairpin-mode=promiscuous-bridge --system-reserved=memory=500Mi" "$(cmdline "$kubelet_pid")"
 else
 	check_eq "kubelet skipped without /usr/bin/kubelet" "ConditionResult=no" \
-		"$(inside systemctl show -p ConditionResult planet-kubelet)"
+		"$(inside systemctl show -p ConditionResult planet-kube-node)"
 fi
 check "journal persisted on the /var/log volume" "journal" "$(ls "$work/data/log")"
 

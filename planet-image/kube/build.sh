@@ -15,7 +15,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly here
 # The components, built one after another (a kube link needs a few GiB).
 readonly components=(kubernetes etcd containerd helm)
-readonly kube_links=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+readonly kube_links=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kube-control-plane kube-node)
 # containerd's Makefile tags for a static build; no_btrfs: btrfs needs cgo
 # headers (it is off without cgo anyway; say so explicitly).
 readonly containerd_tags="no_btrfs urfave_cli_no_docs osusergo netgo static_build"

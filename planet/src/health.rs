@@ -28,11 +28,8 @@ pub const UNITS: &[(&str, bool)] = &[
     ("planet-docker.socket", true),
     ("planet-docker.service", true),
     ("planet-registry.service", true),
-    ("planet-kube-apiserver.service", false),
-    ("planet-kube-controller-manager.service", false),
-    ("planet-kube-scheduler.service", false),
-    ("planet-kubelet.service", false),
-    ("planet-kube-proxy.service", false),
+    ("planet-kube-control-plane.service", false),
+    ("planet-kube-node.service", false),
     ("planet-podnet.service", false),
     ("planet.target", true),
 ];
@@ -60,8 +57,10 @@ impl Runs {
     };
 }
 
-const APISERVER_UNIT: &str = "planet-kube-apiserver.service";
-const KUBELET_UNIT: &str = "planet-kubelet.service";
+/// kube-apiserver, kube-controller-manager and kube-scheduler: one process.
+const APISERVER_UNIT: &str = "planet-kube-control-plane.service";
+/// kubelet and kube-proxy: one process.
+const KUBELET_UNIT: &str = "planet-kube-node.service";
 
 /// Units started at the first connection to their socket: healthy while not started yet.
 const ON_DEMAND: &[&str] = &[DOCKER_UNIT];
@@ -857,10 +856,8 @@ Id=planet-containerd.service\nActiveState=active\nSubState=running\nResult=succe
 Id=planet-docker.socket\nActiveState=active\nSubState=listening\nResult=success\nConditionResult=yes\n\n\
 Id=planet-docker.service\nActiveState=activating\nSubState=auto-restart\nResult=exit-code\nConditionResult=yes\n\n\
 Id=planet-registry.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
-Id=planet-kube-apiserver.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
-Id=planet-kube-controller-manager.service\nActiveState=activating\nSubState=auto-restart\nResult=exit-code\nConditionResult=yes\n\n\
-Id=planet-kube-scheduler.service\nActiveState=active\nSubState=running\nResult=success\nConditionResult=yes\n\n\
-Id=planet-kubelet.service\nActiveState=inactive\nSubState=dead\nResult=success\nConditionResult=no\nConditionTimestampMonotonic=5000\n\n\
+Id=planet-kube-control-plane.service\nActiveState=activating\nSubState=auto-restart\nResult=exit-code\nConditionResult=yes\n\n\
+Id=planet-kube-node.service\nActiveState=inactive\nSubState=dead\nResult=success\nConditionResult=no\nConditionTimestampMonotonic=5000\n\n\
 Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nConditionResult=yes\n";
 
     #[test]
@@ -872,8 +869,8 @@ Id=planet.target\nActiveState=active\nSubState=active\nResult=success\nCondition
         assert!(!docker.healthy);
         assert_eq!(docker.detail, "auto-restart, result exit-code");
         let unit = |name: &str| units.iter().find(|u| u.name == name).unwrap();
-        assert!(!unit("planet-kube-controller-manager.service").healthy);
-        let kubelet = unit("planet-kubelet.service");
+        assert!(!unit("planet-kube-control-plane.service").healthy);
+        let kubelet = unit("planet-kube-node.service");
         assert!(kubelet.healthy, "skipped optional unit is fine");
         assert!(kubelet.detail.contains("not in this image"));
         let missing = parse_units("", Runs::ALL);

@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn counts_restarts_from_the_first_look() {
-        let mut watch = Watch::new("planet-kubelet.service");
+        let mut watch = Watch::new("planet-kube-node.service");
         let at = |restarts, status| UnitRestarts { restarts, status };
         // Restarts before the wait (kubelet waiting for its configuration) do not count.
         assert_eq!(watch.observe(&at(40, 1)), None);
@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_start_by_hand_resets_the_count() {
-        let mut watch = Watch::new("planet-kubelet.service");
+        let mut watch = Watch::new("planet-kube-node.service");
         let at = |restarts| UnitRestarts {
             restarts,
             status: 1,

@@ -194,17 +194,33 @@ pub fn cmdline(inst: &Installation, binary: &str) -> String {
     cmdline_in(&inst.exec(&["ps", "-eo", "args="]), binary)
 }
 
-/// The line of `ps -eo args=` output whose program ends with `binary`.
+/// The command line of `binary` in `ps -eo args=` output: the line whose program ends with it,
+/// or its part of a line of `kube-control-plane` or `kube-node`, which run Kubernetes'
+/// components together (`kube-node kubelet ARGS... --- kube-proxy ARGS...`).
 pub fn cmdline_in(ps: &str, binary: &str) -> String {
     ps.lines()
-        .map(str::trim)
-        .find(|l| {
-            l.split_whitespace()
-                .next()
-                .is_some_and(|a| a.ends_with(binary))
-        })
-        .unwrap_or_else(|| panic!("no {binary} runs inside planet"))
-        .to_string()
+        .find_map(|l| component_args(l, binary))
+        .unwrap_or_else(|| panic!("no {binary} runs inside planet:\n{ps}"))
+}
+
+/// `binary`'s command line in the command line `args`, if it runs there (see [`cmdline_in`]).
+pub fn component_args(args: &str, binary: &str) -> Option<String> {
+    let mut words = args.split_whitespace();
+    let program = words.next()?;
+    if program.ends_with(binary) {
+        return Some(args.trim().to_string());
+    }
+    if !["kube-control-plane", "kube-node"]
+        .iter()
+        .any(|g| program.ends_with(g))
+    {
+        return None;
+    }
+    let words: Vec<&str> = words.collect();
+    words
+        .split(|w| *w == "---")
+        .find(|part| part.first() == Some(&binary))
+        .map(|part| part.join(" "))
 }
 
 /// 1.0.0 installed; 1.1.0 upgrades it (other daemon arguments, web:1.1); 1.2.0's postUpdate
@@ -232,3 +248,24 @@ pub const VERSIONS: [Version<'static>; 3] = [
         "  postUpdate:\n    job: file://fail.yaml\n",
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_component_alone_or_in_its_group() {
+        let ps = "/usr/bin/etcd --name=vm\n\
+            /usr/bin/kube-node kubelet --config=k --max-pods=110 --- kube-proxy --config=p\n";
+        assert_eq!(cmdline_in(ps, "etcd"), "/usr/bin/etcd --name=vm");
+        assert_eq!(
+            cmdline_in(ps, "kubelet"),
+            "kubelet --config=k --max-pods=110"
+        );
+        assert_eq!(cmdline_in(ps, "kube-proxy"), "kube-proxy --config=p");
+        assert_eq!(
+            component_args(ps.lines().nth(1).unwrap(), "kube-apiserver"),
+            None
+        );
+    }
+}

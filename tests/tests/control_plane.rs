@@ -64,7 +64,10 @@ fn two_joins_at_once_make_three_control_plane_nodes_and_a_fourth_is_a_worker() {
     for joiner in [&second, &third] {
         let units = units(joiner);
         assert!(active(&units, "planet-etcd.service"), "{units:#}");
-        assert!(active(&units, "planet-kube-apiserver.service"), "{units:#}");
+        assert!(
+            active(&units, "planet-kube-control-plane.service"),
+            "{units:#}"
+        );
         assert!(joiner.state().join("pki/ca.key").exists());
     }
 
@@ -84,10 +87,10 @@ fn two_joins_at_once_make_three_control_plane_nodes_and_a_fourth_is_a_worker() {
     let units = units(&fourth);
     assert!(!active(&units, "planet-etcd.service"), "{units:#}");
     assert!(
-        !active(&units, "planet-kube-apiserver.service"),
+        !active(&units, "planet-kube-control-plane.service"),
         "{units:#}"
     );
-    assert!(active(&units, "planet-kubelet.service"), "{units:#}");
+    assert!(active(&units, "planet-kube-node.service"), "{units:#}");
     assert!(!fourth.state().join("pki/ca.key").exists());
     assert_eq!(etcd_members(&first).len(), 3);
     let nodes = eventually("four nodes Ready", Duration::from_secs(180), || {

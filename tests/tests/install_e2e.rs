@@ -52,14 +52,11 @@ fn processes(inst: &Installation) -> Vec<(u32, String)> {
         .collect()
 }
 
-fn process<'a>(procs: &'a [(u32, String)], binary: &str) -> &'a (u32, String) {
+/// The uid and command line of `binary` (its part of a `kube-node` or `kube-control-plane`).
+fn process(procs: &[(u32, String)], binary: &str) -> (u32, String) {
     procs
         .iter()
-        .find(|(_, args)| {
-            args.split_whitespace()
-                .next()
-                .is_some_and(|a| a.ends_with(binary))
-        })
+        .find_map(|(uid, args)| Some((*uid, tests::upgrade::component_args(args, binary)?)))
         .unwrap_or_else(|| panic!("no {binary} running inside planet: {procs:#?}"))
 }
 
@@ -114,9 +111,8 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
         "planet-docker.socket",
         "planet-docker.service",
         "planet-registry.service",
-        "planet-kube-apiserver.service",
-        "planet-kube-controller-manager.service",
-        "planet-kube-scheduler.service",
+        "planet-kube-control-plane.service",
+        "planet-kube-node.service",
     ] {
         assert!(units.contains(&unit), "{unit} missing from {units:?}");
     }
@@ -206,14 +202,14 @@ fn install_runs_planet_as_the_manifest_says_and_uninstall_leaves_nothing() {
         etcd.contains("--heartbeat-interval=150") && etcd.contains("--election-timeout=1500"),
         "{etcd}"
     );
-    assert_eq!(*etcd_uid, SERVICE_UID, "etcd must run as the planet user");
+    assert_eq!(etcd_uid, SERVICE_UID, "etcd must run as the planet user");
     let (_, dockerd) = process(&procs, "dockerd");
     assert!(
         dockerd.contains("--storage-driver=overlay2") && dockerd.contains("--log-level=info"),
         "{dockerd}"
     );
     let (registry_uid, _) = process(&procs, "docker-registry");
-    assert_eq!(*registry_uid, SERVICE_UID);
+    assert_eq!(registry_uid, SERVICE_UID);
 
     // etcd answers through planet.
     inst.exec(&["sh", "-c", "etcdctl put /gravity/e2e hello"]);

@@ -330,7 +330,7 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
     let (status, unit) = status_of(&joiner);
     assert_eq!(unit("planet-etcd.service"), "active", "{status:#}");
     assert_eq!(
-        unit("planet-kube-apiserver.service"),
+        unit("planet-kube-control-plane.service"),
         "active",
         "{status:#}"
     );
@@ -349,11 +349,11 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
     let (status, unit) = status_of(&third);
     assert_eq!(unit("planet-etcd.service"), "inactive", "{status:#}");
     assert_eq!(
-        unit("planet-kube-apiserver.service"),
+        unit("planet-kube-control-plane.service"),
         "inactive",
         "{status:#}"
     );
-    assert_eq!(unit("planet-kubelet.service"), "active", "{status:#}");
+    assert_eq!(unit("planet-kube-node.service"), "active", "{status:#}");
 
     // The worker reaches the apiservers through its agent's proxy, which follows the cluster's
     // list: with the first node's apiserver stopped, the worker's kubelet keeps renewing its
@@ -397,7 +397,7 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
             .then_some(time)
             .ok_or_else(|| text(&out))
     };
-    first.exec(&["systemctl", "stop", "planet-kube-apiserver.service"]);
+    first.exec(&["systemctl", "stop", "planet-kube-control-plane.service"]);
     let before = eventually("the worker's lease", Duration::from_secs(30), &renewed);
     // Two renewals after the stop: one in flight as it stopped may have gone to the first
     // node's apiserver, the second cannot have.
@@ -421,7 +421,7 @@ fn a_host_joins_with_the_printed_command_and_strangers_are_refused() {
         "https://127.0.0.1:6444/readyz",
     ]);
     assert_eq!(readyz.trim(), "ok", "the worker's proxy to the apiservers");
-    first.exec(&["systemctl", "start", "planet-kube-apiserver.service"]);
+    first.exec(&["systemctl", "start", "planet-kube-control-plane.service"]);
     eventually(
         "the first node's apiserver again",
         Duration::from_secs(120),

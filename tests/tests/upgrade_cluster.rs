@@ -297,7 +297,7 @@ fn a_rolling_upgrade_keeps_the_api_up_and_a_failed_node_rolls_the_cluster_back()
     }
     assert!(said.contains("node second runs 1.2.0"), "{said}");
     assert!(
-        said.contains("planet-kubelet.service keeps exiting"),
+        said.contains("planet-kube-node.service keeps exiting"),
         "the failed health gate does not say why: {said}"
     );
     // kubelet's own words reach the one who runs the upgrade.

@@ -364,7 +364,7 @@ def cluster_version(doc: dict) -> str:
 
 def kubelet_args(host) -> str:
     """kubelet's command line, from the host (planet's processes are the host's too)."""
-    r = host.exec("pgrep -a -x kubelet")
+    r = host.exec("pgrep -a -x kube-node")
     assert r.ok, r
     return r.stdout
 

@@ -42,20 +42,17 @@ pub trait PlanetControl {
     fn uncordon(&self, state_dir: &Path, node: &str) -> anyhow::Result<()>;
     /// How many nodes the cluster has.
     fn node_count(&self, state_dir: &Path) -> anyhow::Result<usize>;
-    /// Stops this node's kube-scheduler and kube-controller-manager and deletes their leader
-    /// leases, so that the next ones lead at once instead of waiting out the leases (a
-    /// minute): only for a node alone in its cluster, where no other holder can exist.
+    /// Stops this node's control plane (kube-scheduler and kube-controller-manager run in the
+    /// apiserver's process) and deletes their leader leases, so that the next ones lead at
+    /// once instead of waiting out the leases (a minute): only for a node alone in its
+    /// cluster, where no other holder can exist.
     fn release_leader_leases(&self, state_dir: &Path) -> anyhow::Result<()>;
 }
 
-/// The controllers that elect a leader, as planet's units and their lease names.
-const LEADERS: &[(&str, &str)] = &[
-    ("planet-kube-scheduler.service", "kube-scheduler"),
-    (
-        "planet-kube-controller-manager.service",
-        "kube-controller-manager",
-    ),
-];
+/// planet's unit of kube-apiserver, kube-controller-manager and kube-scheduler.
+const CONTROL_PLANE_UNIT: &str = "planet-kube-control-plane.service";
+/// The leader leases of the controllers that elect one (in kube-system).
+const LEADER_LEASES: &[&str] = &["kube-scheduler", "kube-controller-manager"];
 
 /// How long a snapshot of etcd may take.
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -78,13 +75,13 @@ impl PlanetControl for HostPlanet {
     }
     fn wait_apiserver(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
         Planet::load(state_dir)?.wait_apiserver(timeout).context(
-            "kube-apiserver did not become ready: see `gravity planet enter -- journalctl -u kube-apiserver`",
+            "kube-apiserver did not become ready: see `gravity planet enter -- journalctl -u planet-kube-control-plane`",
         )?;
         Ok(())
     }
     fn wait_node_ready(&self, state_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
         Planet::load(state_dir)?.wait_node_ready(timeout).context(
-            "the node did not become Ready: see `gravity kubectl describe node` and `gravity planet enter -- journalctl -u kubelet`",
+            "the node did not become Ready: see `gravity kubectl describe node` and `gravity planet enter -- journalctl -u planet-kube-node`",
         )?;
         Ok(())
     }
@@ -157,8 +154,7 @@ impl PlanetControl for HostPlanet {
     fn release_leader_leases(&self, state_dir: &Path) -> anyhow::Result<()> {
         let pid =
             planet::status::Status::running_init_pid(state_dir).context("planet is not running")?;
-        let mut args = vec!["stop"];
-        args.extend(LEADERS.iter().map(|(unit, _)| *unit));
+        let args = ["stop", CONTROL_PLANE_UNIT];
         let out = planet::inside::query(pid, "/usr/bin/systemctl", &args, Duration::from_secs(60))
             .context("systemctl stop inside planet did not finish")?;
         anyhow::ensure!(
@@ -167,11 +163,13 @@ impl PlanetControl for HostPlanet {
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         );
-        let mut args = vec!["delete", "lease", "-n", "kube-system", "--ignore-not-found"];
-        args.extend(LEADERS.iter().map(|(_, lease)| *lease));
-        crate::hooks::kubectl::Kubectl::of(state_dir)?
-            .run(&args)
-            .map(drop)
+        // The apiserver stopped with them: the leases go from its storage, etcd.
+        for lease in LEADER_LEASES {
+            let key = format!("/registry/leases/kube-system/{lease}");
+            planet::etcdctl::etcdctl(pid, &["del", &key], Duration::from_secs(30))
+                .with_context(|| format!("cannot delete {key} from etcd"))?;
+        }
+        Ok(())
     }
     fn node_count(&self, state_dir: &Path) -> anyhow::Result<usize> {
         let names =

@@ -3,8 +3,9 @@
 //
 // The component is chosen by the program name (a symlink kubelet -> kube) or,
 // when invoked as "kube", by the first argument: `kube kubelet --version`.
-// Each branch is the body of the upstream cmd/<component>/main.go. Run one
-// component per process: they share global flags and feature gates.
+// Each branch is the body of the upstream cmd/<component>/main.go. planet runs
+// the control plane's three and the node's two together, one process each
+// (kube-control-plane, kube-node: together.go).
 package main
 
 import (
@@ -12,7 +13,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/spf13/cobra"
 
@@ -58,21 +58,25 @@ var components = map[string]func() int{
 
 func main() {
 	name := filepath.Base(os.Args[0])
-	if _, ok := components[name]; !ok && len(os.Args) > 1 {
+	if !known(name) && len(os.Args) > 1 {
 		// `kube kubelet ...`: drop our own name so that the component sees
 		// the argv it would have as its own binary (kubectl reads os.Args).
 		name = os.Args[1]
 		os.Args = os.Args[1:]
 	}
+	if _, ok := groups[name]; ok {
+		os.Exit(together(name, os.Args[1:]))
+	}
 	run, ok := components[name]
 	if !ok {
-		names := make([]string, 0, len(components))
-		for n := range components {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		fmt.Fprintf(os.Stderr, "usage: kube COMPONENT [ARGS...], or run it as a symlink named COMPONENT\ncomponents: %v\n", names)
+		fmt.Fprintf(os.Stderr, "usage: kube COMPONENT [ARGS...], or run it as a symlink named COMPONENT\ncomponents: %s, %s\n", names(components), names(groups))
 		os.Exit(2)
 	}
 	os.Exit(run())
+}
+
+func known(name string) bool {
+	_, component := components[name]
+	_, group := groups[name]
+	return component || group
 }
