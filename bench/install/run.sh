@@ -60,12 +60,13 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
         fields = dict(l.split(":", 1) for l in open(f"/proc/{pid}/smaps_rollup") if ":" in l and not l.startswith(" "))
         r = int(fields["Rss"].split()[0]); p = int(fields["Pss"].split()[0])
         a = int(fields["Anonymous"].split()[0])
-        name = open(f"/proc/{pid}/comm").read().strip()
+        # Not comm: it keeps 15 characters ("kube-control-pl").
+        name = os.path.basename(open(f"/proc/{pid}/cmdline").read().split("\0")[0]) or open(f"/proc/{pid}/comm").read().strip()
     except (OSError, KeyError, ValueError):
         continue
     rss += r; pss += p; anon += a; top.append((r, name))
 print(f"planet idle, a minute after the install: RSS sum {rss / 1024:.0f} MiB (goal: 700), PSS sum {pss / 1024:.0f} MiB")
-# The kube-* processes share one multi-call binary: its pages count once per process in RSS.
+# kube-control-plane and kube-node share one multi-call binary: its pages count once per process in RSS.
 print(f"  of the RSS: anonymous {anon / 1024:.0f} MiB, file-backed (binaries, mostly shared) {(rss - anon) / 1024:.0f} MiB")
 print("  (pods run in PID namespaces of their own and are not counted)")
 for r, name in sorted(top, reverse=True)[:8]:
