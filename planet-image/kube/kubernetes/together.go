@@ -5,10 +5,11 @@
 //	kube-control-plane kube-apiserver ARGS... --- kube-controller-manager ARGS... --- kube-scheduler ARGS...
 //	kube-node kubelet ARGS... --- kube-proxy ARGS...
 //
-// A component starts once the one before it has parsed its flags (they set
-// global klog flags and feature gates); beside kube-apiserver, the others
-// (the controller-manager, the scheduler) also wait until it is ready for
-// them, since they exit when it is not. The process ends with the first component that returns: systemd
+// A component starts once cobra has parsed the flags of the one before it
+// (they set klog's global flags and feature gates; kubelet parses its own
+// later, in its run); beside kube-apiserver, the others (the controller-manager,
+// the scheduler) also wait until it is ready for them, since they exit when it
+// is not. The process ends with the first component that returns: systemd
 // restarts them together.
 package main
 
