@@ -58,9 +58,9 @@ impl Runs {
 }
 
 /// kube-apiserver, kube-controller-manager and kube-scheduler: one process.
-const APISERVER_UNIT: &str = "planet-kube-control-plane.service";
+pub const CONTROL_PLANE_UNIT: &str = "planet-kube-control-plane.service";
 /// kubelet and kube-proxy: one process.
-const KUBELET_UNIT: &str = "planet-kube-node.service";
+pub const NODE_UNIT: &str = "planet-kube-node.service";
 
 /// Units started at the first connection to their socket: healthy while not started yet.
 const ON_DEMAND: &[&str] = &[DOCKER_UNIT];
@@ -281,7 +281,7 @@ pub fn wait_healthy(state_dir: &Path, timeout: Duration) -> Result<PlanetHealth,
     let started = Instant::now();
     // kubelet is not a required unit, but the node it registers is: one that cannot run at
     // all (containerd without its CRI, a bad argument) ends the wait with its words.
-    let mut kubelet = super::restarts::Watch::new(KUBELET_UNIT);
+    let mut kubelet = super::restarts::Watch::new(NODE_UNIT);
     loop {
         let checked = Instant::now();
         let h = check(state_dir);
@@ -328,7 +328,7 @@ pub fn wait_apiserver(state_dir: &Path, timeout: Duration) -> Result<(), HealthE
     wait_inside(
         state_dir,
         timeout,
-        APISERVER_UNIT,
+        CONTROL_PLANE_UNIT,
         apiserver_ready,
         |waited, last| HealthError::Apiserver { waited, last },
     )
@@ -342,7 +342,7 @@ pub fn wait_node_ready(state_dir: &Path, timeout: Duration) -> Result<(), Health
     wait_inside(
         state_dir,
         timeout,
-        KUBELET_UNIT,
+        NODE_UNIT,
         |pid| node_ready(pid, &node, planet_started_s(state_dir)),
         |waited, last| HealthError::Node {
             waited,
@@ -354,7 +354,7 @@ pub fn wait_node_ready(state_dir: &Path, timeout: Duration) -> Result<(), Health
 /// Why a node does not become Ready, in its kubelet's words: its last errors since planet
 /// started (`; its kubelet's last errors: ...`), or nothing.
 fn kubelet_says(state_dir: &Path, since_s: u64) -> String {
-    let errors = crate::journal::klog_errors(state_dir, KUBELET_UNIT, since_s);
+    let errors = crate::journal::klog_errors(state_dir, NODE_UNIT, since_s);
     if errors.is_empty() {
         return String::new();
     }
@@ -379,7 +379,7 @@ pub fn wait_coredns(state_dir: &Path, timeout: Duration) -> Result<(), HealthErr
         state_dir,
         timeout,
         // CoreDNS runs as pods: kubelet runs them.
-        KUBELET_UNIT,
+        NODE_UNIT,
         |pid| {
             coredns_ready(pid)?
                 .ok_or_else(|| std::io::Error::other("the cluster has no CoreDNS Deployment"))

@@ -49,8 +49,6 @@ pub trait PlanetControl {
     fn release_leader_leases(&self, state_dir: &Path) -> anyhow::Result<()>;
 }
 
-/// planet's unit of kube-apiserver, kube-controller-manager and kube-scheduler.
-const CONTROL_PLANE_UNIT: &str = "planet-kube-control-plane.service";
 /// The leader leases of the controllers that elect one (in kube-system).
 const LEADER_LEASES: &[&str] = &["kube-scheduler", "kube-controller-manager"];
 
@@ -154,7 +152,7 @@ impl PlanetControl for HostPlanet {
     fn release_leader_leases(&self, state_dir: &Path) -> anyhow::Result<()> {
         let pid =
             planet::status::Status::running_init_pid(state_dir).context("planet is not running")?;
-        let args = ["stop", CONTROL_PLANE_UNIT];
+        let args = ["stop", planet::health::CONTROL_PLANE_UNIT];
         let out = planet::inside::query(pid, "/usr/bin/systemctl", &args, Duration::from_secs(60))
             .context("systemctl stop inside planet did not finish")?;
         anyhow::ensure!(
